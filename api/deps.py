@@ -1,0 +1,30 @@
+"""Request dependencies: settings, the Temporal client, database sessions."""
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlmodel.ext.asyncio.session import AsyncSession
+from temporalio.client import Client
+
+from keel.settings import Settings
+
+__all__ = ["SessionDep", "SettingsDep", "TemporalClientDep"]
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def _temporal(request: Request) -> Client:
+    return request.app.state.temporal
+
+
+async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.sessions() as session:
+        yield session
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+TemporalClientDep = Annotated[Client, Depends(_temporal)]
+SessionDep = Annotated[AsyncSession, Depends(_session)]

@@ -1,0 +1,176 @@
+"""`/v1/runs`: start runs, read them, list them, cancel them."""
+
+import base64
+import binascii
+import hashlib
+import json
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+from pydantic import ValidationError
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from api.deps import SettingsDep, TemporalClientDep
+from api.problems import ErrorCode, ProblemError, field_errors
+from api.run_views import describe_run, run_summary, run_view, status_query
+from keel.agents import AgentSpec, agent_catalog
+from keel.schemas.runs import RunInput, RunList, RunRequest, RunStarted, RunStatus, RunView
+from keel.search_attributes import KEEL_AGENT, KEEL_STATUS
+from keel.settings import Settings
+from workflows.agent import AgentWorkflow
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/runs", tags=["runs"])
+
+_REQUEST_HASH = "request_sha256"
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED)
+async def start_run(
+    body: RunRequest, client: TemporalClientDep, settings: SettingsDep
+) -> RunStarted:
+    """Start a run; the same `idempotency_key` always answers with the same run."""
+    spec = _agent(body.agent)
+    payload = _validated_input(spec, body.input)
+    digest = _request_digest(spec.name, payload)
+    run_id = _run_id(body.idempotency_key)
+    try:
+        await client.start_workflow(
+            AgentWorkflow.run,
+            RunInput(
+                agent=spec.name,
+                input=payload,
+                review_threshold=settings.review_threshold,
+                review_timeout_s=settings.review_timeout_s,
+            ),
+            id=run_id,
+            task_queue=settings.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(KEEL_AGENT, spec.name),
+                    SearchAttributePair(KEEL_STATUS, "running"),
+                ]
+            ),
+            memo={_REQUEST_HASH: digest},
+            static_summary=f"{spec.name}: {_preview(payload, spec)}",
+        )
+    except WorkflowAlreadyStartedError:
+        return await _existing_run(client, run_id, digest, settings)
+    return RunStarted(
+        run_id=run_id, agent=spec.name, status="running", ui_url=settings.run_ui_url(run_id)
+    )
+
+
+@router.get("")
+async def list_runs(
+    client: TemporalClientDep,
+    settings: SettingsDep,
+    agent: str | None = None,
+    status: RunStatus | None = None,
+    page_token: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> RunList:
+    """Runs, newest first, found through Temporal visibility on Keel's search attributes."""
+    clauses = [f"WorkflowType = '{AgentWorkflow.__name__}'"]
+    if agent is not None:
+        clauses.append(f"KeelAgent = {json.dumps(_agent(agent).name)}")
+    if status is not None:
+        clauses.append(status_query(status))
+    iterator = client.list_workflows(
+        " AND ".join(clauses), page_size=limit, next_page_token=_decode_token(page_token)
+    )
+    await iterator.fetch_next_page()
+    token = iterator.next_page_token
+    return RunList(
+        runs=[run_summary(execution, settings) for execution in iterator.current_page or []],
+        next_page_token=base64.urlsafe_b64encode(token).decode() if token else None,
+    )
+
+
+@router.get("/{run_id}")
+async def get_run(run_id: str, client: TemporalClientDep, settings: SettingsDep) -> RunView:
+    """A run: status, current node, result or pending review."""
+    return await run_view(client, run_id, settings)
+
+
+@router.post("/{run_id}/cancel", status_code=status.HTTP_202_ACCEPTED)
+async def cancel_run(run_id: str, client: TemporalClientDep, settings: SettingsDep) -> RunView:
+    """Ask a running run to stop; a pending review is closed as cancelled."""
+    description = await describe_run(client, run_id)
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        raise ProblemError(409, ErrorCode.RUN_NOT_RUNNING, f"run {run_id!r} has already ended")
+    await client.get_workflow_handle(run_id).cancel()
+    return await run_view(client, run_id, settings)
+
+
+def _agent(name: str) -> AgentSpec:
+    spec = agent_catalog().get(name)
+    if spec is None:
+        raise ProblemError(
+            404,
+            ErrorCode.UNKNOWN_AGENT,
+            f"no agent {name!r}; agents: {', '.join(sorted(agent_catalog()))}",
+        )
+    return spec
+
+
+def _validated_input(spec: AgentSpec, raw: dict[str, object] | str) -> dict[str, object]:
+    data = {spec.text_field: raw} if isinstance(raw, str) else raw
+    try:
+        return spec.input_model.model_validate(data).model_dump(mode="json")
+    except ValidationError as err:
+        errors = field_errors(err.errors(), prefix=("input",))
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        raise ProblemError(422, ErrorCode.INVALID_INPUT, detail, errors) from err
+
+
+def _request_digest(agent: str, payload: dict[str, object]) -> str:
+    canonical = json.dumps({"agent": agent, "input": payload}, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _run_id(idempotency_key: str | None) -> str:
+    if idempotency_key is None:
+        return f"run-{uuid.uuid4().hex}"
+    # A hash keeps any key usable as a workflow id, and equal keys give equal ids.
+    return f"run-{hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]}"
+
+
+async def _existing_run(client: Client, run_id: str, digest: str, settings: Settings) -> RunStarted:
+    description = await describe_run(client, run_id)
+    memo = await description.memo()
+    if memo.get(_REQUEST_HASH) != digest:
+        raise ProblemError(
+            422,
+            ErrorCode.IDEMPOTENCY_KEY_REUSED,
+            "this idempotency_key was used for a different request",
+        )
+    summary = run_summary(description, settings)
+    return RunStarted(
+        run_id=run_id, agent=summary.agent, status=summary.status, ui_url=summary.ui_url
+    )
+
+
+def _decode_token(token: str | None) -> bytes | None:
+    if token is None:
+        return None
+    try:
+        return base64.urlsafe_b64decode(token.encode())
+    except (binascii.Error, ValueError) as err:
+        raise ProblemError(400, ErrorCode.BAD_PAGE_TOKEN, "page_token is not valid") from err
+
+
+def _preview(payload: dict[str, object], spec: AgentSpec) -> str:
+    text = str(payload.get(spec.text_field, payload))
+    return text if len(text) <= 80 else text[:79] + "…"

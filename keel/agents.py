@@ -1,0 +1,48 @@
+"""The agent catalog: every agent Keel can run, discovered through the `keel.agents` entry points.
+
+An agent is described by an `AgentSpec` (name, description, input model) and built by the
+worker from the spec's `graph` factory, so the API can validate inputs without importing
+any of the agent's I/O code.
+"""
+
+from dataclasses import dataclass
+from functools import cache
+from importlib.metadata import entry_points
+
+from pydantic import BaseModel
+
+from keel.errors import KeelUserError
+
+__all__ = ["AgentSpec", "agent_catalog"]
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """What the API and the worker need to know about one agent."""
+
+    name: str
+    """The agent's name: the REST `agent` field and the LangGraph graph name."""
+    description: str
+    """One paragraph shown by `GET /v1/agents`."""
+    input_model: type[BaseModel]
+    """The input schema; `POST /v1/runs` validates `input` against it."""
+    text_field: str
+    """The input field a plain string input fills."""
+    graph: str
+    """Import path `module:function` of a zero-argument factory returning the StateGraph."""
+
+
+@cache
+def agent_catalog() -> dict[str, AgentSpec]:
+    """Every installed agent, by name."""
+    catalog: dict[str, AgentSpec] = {}
+    for entry in entry_points(group="keel.agents"):
+        spec = entry.load()
+        if not isinstance(spec, AgentSpec):
+            raise KeelUserError(f"entry point keel.agents:{entry.name} is not an AgentSpec")
+        if spec.name != entry.name:
+            raise KeelUserError(
+                f"entry point keel.agents:{entry.name} names agent {spec.name!r}; they must match"
+            )
+        catalog[spec.name] = spec
+    return catalog

@@ -1,0 +1,256 @@
+"""The `keel` command line.
+
+`up`, `worker`, `api` and `ping` start or check processes; `run`, `runs`, `show`, `reviews`
+and `decide` talk to the API (`KEEL_API_URL`, default the local `keel up`).
+"""
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from keel.errors import KeelUserError
+from keel.settings import Settings
+
+__all__ = ["main"]
+
+_DONE = {"completed", "rejected", "failed", "cancelled"}
+
+
+class _ApiError(Exception):
+    """The API answered with a problem, or could not be reached."""
+
+
+class _Api:
+    def __init__(self, base_url: str) -> None:
+        self._base = base_url
+        self._http = httpx.Client(base_url=base_url, timeout=30)
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as err:
+            raise _ApiError(
+                f"cannot reach the Keel API at {self._base} ({err}); is `keel up` running?"
+            ) from err
+        if response.is_error:
+            try:
+                problem = response.json()
+                message = f"{problem.get('detail', response.text)} [{problem.get('type', '?')}]"
+            except ValueError:
+                message = response.text
+            raise _ApiError(f"HTTP {response.status_code}: {message}")
+        return response.json()
+
+
+def _print_run(run: dict[str, Any]) -> None:
+    print(f"run      {run['run_id']}")
+    print(f"agent    {run['agent']}")
+    print(
+        f"status   {run['status']}"
+        + (f" (node: {run['current_node']})" if run.get("current_node") else "")
+    )
+    result = run.get("result")
+    if result:
+        if result.get("answer") is not None:
+            print(f"answer   {result['answer']}")
+        for citation in result.get("citations", []):
+            print(f"  cites  {citation['passage_id']}  ({citation['title']})")
+        print(
+            f"confidence {result['confidence']:.2f}"
+            + ("  (reviewed)" if result.get("reviewed") else "")
+        )
+    review = run.get("pending_review")
+    if review:
+        print(
+            f"review   {review['review_id']}  "
+            f"({review['reason']}, confidence {review['confidence']:.2f})"
+        )
+        print(f"         decide with: keel decide {review['review_id']} approve|edit|reject")
+    if run.get("error"):
+        print(f"error    {run['error']}")
+    print(f"ui       {run['ui_url']}")
+
+
+def _cmd_run(api: _Api, args: argparse.Namespace) -> int:
+    try:
+        payload: Any = json.loads(args.input)
+    except ValueError:
+        payload = args.input
+    if not isinstance(payload, dict):
+        payload = args.input
+    body = {"agent": args.agent, "input": payload}
+    if args.key:
+        body["idempotency_key"] = args.key
+    started = api.call("POST", "/v1/runs", json=body)
+    if args.json and not args.wait:
+        print(json.dumps(started, indent=2))
+        return 0
+    if not args.wait:
+        print(f"started {started['run_id']} ({started['status']})\nui      {started['ui_url']}")
+        return 0
+    deadline = time.monotonic() + args.timeout
+    while True:
+        run = api.call("GET", f"/v1/runs/{started['run_id']}")
+        if run["status"] in _DONE or run["status"] == "awaiting_review":
+            break
+        if time.monotonic() > deadline:
+            print(f"still {run['status']} after {args.timeout:.0f}s", file=sys.stderr)
+            break
+        time.sleep(0.2)
+    if args.json:
+        print(json.dumps(run, indent=2))
+    else:
+        _print_run(run)
+    return 0 if run["status"] in ("completed", "awaiting_review") else 1
+
+
+def _cmd_runs(api: _Api, args: argparse.Namespace) -> int:
+    params = {
+        k: v
+        for k, v in {"agent": args.agent, "status": args.status, "limit": args.limit}.items()
+        if v
+    }
+    page = api.call("GET", "/v1/runs", params=params)
+    if args.json:
+        print(json.dumps(page, indent=2))
+        return 0
+    for run in page["runs"]:
+        print(
+            f"{run['run_id']}  {run['agent']:<10} {run['status']:<16} "
+            f"{run['created_at']}  {run['ui_url']}"
+        )
+    if not page["runs"]:
+        print("no runs")
+    return 0
+
+
+def _cmd_show(api: _Api, args: argparse.Namespace) -> int:
+    run = api.call("GET", f"/v1/runs/{args.run_id}")
+    if args.json:
+        print(json.dumps(run, indent=2))
+    else:
+        _print_run(run)
+    return 0
+
+
+def _cmd_reviews(api: _Api, args: argparse.Namespace) -> int:
+    page = api.call("GET", "/v1/reviews", params={"status": args.status} if args.status else {})
+    if args.json:
+        print(json.dumps(page, indent=2))
+        return 0
+    for review in page["reviews"]:
+        print(
+            f"{review['id']}  {review['status']:<9} {review['reason']:<15} "
+            f"conf {review['confidence']:.2f}  {review['question'][:60]!r}\n"
+            f"    proposed: {review['proposed_answer'][:100]!r}\n    ui: {review['ui_url']}"
+        )
+    if not page["reviews"]:
+        print("no reviews")
+    return 0
+
+
+def _cmd_decide(api: _Api, args: argparse.Namespace) -> int:
+    body = {
+        "action": args.action,
+        "answer": args.answer,
+        "comment": args.comment,
+        "reviewer": args.reviewer,
+    }
+    review = api.call(
+        "POST",
+        f"/v1/reviews/{args.review_id}/decision",
+        json={k: v for k, v in body.items() if v is not None},
+    )
+    if args.json:
+        print(json.dumps(review, indent=2))
+    else:
+        print(
+            f"review {review['id']}: {review['status']}\n"
+            f"run    {review['run_id']}\nui     {review['ui_url']}"
+        )
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="keel", description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print the API's JSON")
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start Temporal (embedded), a worker and the API")
+    up.add_argument("--untuned", action="store_true", help="start the dev server without tuning")
+    sub.add_parser("worker", help="run a worker against KEEL_TEMPORAL_ADDRESS")
+    sub.add_parser("api", help="serve the REST API")
+    sub.add_parser("ping", help="exit 0 when Temporal and the database answer")
+    run = sub.add_parser("run", help="start a run")
+    run.add_argument("agent")
+    run.add_argument("input", help="the text input, or a JSON object")
+    run.add_argument("--key", help="idempotency key")
+    run.add_argument("--wait", action="store_true", help="wait until it ends or needs review")
+    run.add_argument("--timeout", type=float, default=120.0)
+    runs = sub.add_parser("runs", help="list runs")
+    runs.add_argument("--agent")
+    runs.add_argument("--status")
+    runs.add_argument("--limit", type=int, default=20)
+    show = sub.add_parser("show", help="show one run")
+    show.add_argument("run_id")
+    reviews = sub.add_parser("reviews", help="list reviews")
+    reviews.add_argument(
+        "--status", default="pending", help="pending (default), approved, …; '' for all"
+    )
+    decide = sub.add_parser("decide", help="decide a review")
+    decide.add_argument("review_id")
+    decide.add_argument("action", choices=["approve", "edit", "reject"])
+    decide.add_argument("--answer", help="the edited answer (with edit)")
+    decide.add_argument("--comment")
+    decide.add_argument("--reviewer")
+    return parser
+
+
+_API_COMMANDS: dict[str, Callable[[_Api, argparse.Namespace], int]] = {
+    "run": _cmd_run,
+    "runs": _cmd_runs,
+    "show": _cmd_show,
+    "reviews": _cmd_reviews,
+    "decide": _cmd_decide,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the `keel` command."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings()
+        if args.command in _API_COMMANDS:
+            return _API_COMMANDS[args.command](_Api(settings.api_base_url), args)
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+        )
+        from keel import up
+
+        if args.command == "up":
+            if args.untuned:
+                settings = settings.model_copy(update={"temporal_dev_tuned": False})
+            asyncio.run(up.run_up(settings))
+        elif args.command == "worker":
+            asyncio.run(up.run_worker_process(settings))
+        elif args.command == "api":
+            asyncio.run(up.run_api(settings))
+        elif args.command == "ping":
+            asyncio.run(up.ping(settings))
+            print("ok")
+    except (KeelUserError, _ApiError) as err:
+        print(f"keel: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""Human review: what a graph asks a person, and what the person decides."""
+
+from datetime import datetime
+from typing import Literal, Self
+
+from pydantic import BaseModel, Field, model_validator
+
+from keel.schemas.retrieval import Passage
+
+__all__ = [
+    "CLOSE_REVIEW",
+    "OPEN_REVIEW",
+    "Citation",
+    "CloseReviewInput",
+    "DecisionInput",
+    "PendingReview",
+    "ReviewDecision",
+    "ReviewList",
+    "ReviewReason",
+    "ReviewRequest",
+    "ReviewStatus",
+    "ReviewView",
+]
+
+ReviewReason = Literal["low_confidence", "off_topic"]
+ReviewStatus = Literal["pending", "approved", "edited", "rejected", "expired", "cancelled"]
+
+
+class Citation(BaseModel):
+    """A passage an answer relies on."""
+
+    passage_id: str
+    title: str
+
+
+class ReviewRequest(BaseModel):
+    """What a graph node hands to `interrupt()`: the proposed action and its evidence."""
+
+    reason: ReviewReason
+    question: str
+    proposed_answer: str
+    citations: list[Citation] = Field(default_factory=list)
+    confidence: float = Field(ge=0.0, le=1.0)
+    threshold: float = Field(ge=0.0, le=1.0)
+    passages: list[Passage] = Field(default_factory=list)
+
+
+class PendingReview(ReviewRequest):
+    """A review the workflow has opened and is waiting on."""
+
+    review_id: str
+    run_id: str
+    agent: str
+    opened_at: datetime
+    deadline: datetime
+
+
+class ReviewDecision(BaseModel):
+    """A reviewer's decision: approve the proposed answer, replace it, or reject it."""
+
+    action: Literal["approve", "edit", "reject"]
+    answer: str | None = Field(default=None, min_length=1, max_length=20_000)
+    comment: str | None = Field(default=None, max_length=4_000)
+    reviewer: str | None = Field(default=None, max_length=200)
+
+    @model_validator(mode="after")
+    def _answer_goes_with_edit(self) -> Self:
+        if self.action == "edit" and self.answer is None:
+            raise ValueError("an 'edit' decision needs the edited 'answer'")
+        if self.action != "edit" and self.answer is not None:
+            raise ValueError("only an 'edit' decision carries an 'answer'")
+        return self
+
+
+class DecisionInput(ReviewDecision):
+    """The `decide` Update's argument: a decision for one review."""
+
+    review_id: str
+
+
+class CloseReviewInput(BaseModel):
+    """Activity input: mark a review row decided."""
+
+    review_id: str
+    status: ReviewStatus
+    answer: str | None = None
+    comment: str | None = None
+    reviewer: str | None = None
+    decided_at: datetime
+
+
+class ReviewView(BaseModel):
+    """A review as the REST API shows it."""
+
+    id: str
+    run_id: str
+    agent: str
+    status: ReviewStatus
+    reason: ReviewReason
+    question: str
+    proposed_answer: str
+    citations: list[Citation]
+    confidence: float
+    threshold: float
+    answer: str | None = Field(default=None, description="The edited answer, if any.")
+    comment: str | None = None
+    reviewer: str | None = None
+    created_at: datetime
+    deadline: datetime
+    decided_at: datetime | None = None
+    ui_url: str
+
+
+class ReviewList(BaseModel):
+    """A page of reviews."""
+
+    reviews: list[ReviewView]
+
+
+OPEN_REVIEW = "review.open"
+"""Activity type that writes a pending review into the queue."""
+CLOSE_REVIEW = "review.close"
+"""Activity type that records a review's decision in the queue."""

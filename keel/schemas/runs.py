@@ -1,0 +1,133 @@
+"""Runs: how an application starts one, and what it can read back."""
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field, JsonValue
+
+from keel.schemas.reviews import Citation, PendingReview
+
+__all__ = [
+    "AgentInfo",
+    "AgentList",
+    "AgentState",
+    "Outcome",
+    "RunInput",
+    "RunList",
+    "RunRequest",
+    "RunResult",
+    "RunStarted",
+    "RunState",
+    "RunStatus",
+    "RunSummary",
+    "RunView",
+]
+
+RunStatus = Literal["running", "awaiting_review", "completed", "rejected", "failed", "cancelled"]
+
+
+class RunRequest(BaseModel):
+    """`POST /v1/runs`: which agent, on what input.
+
+    `input` is an object matching the agent's input schema, or a string that becomes the
+    agent's text field (e.g. the `question` of `support`).
+    """
+
+    agent: str = Field(min_length=1, max_length=100)
+    input: dict[str, JsonValue] | str
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class RunInput(BaseModel):
+    """The workflow's input: the validated agent input plus the run's policy."""
+
+    agent: str
+    input: dict[str, JsonValue] = Field(description="Validated against the agent's input model.")
+    review_threshold: float = Field(ge=0.0, le=1.0)
+    review_timeout_s: float = Field(gt=0)
+
+
+class Outcome(BaseModel):
+    """What a run produced."""
+
+    answer: str | None
+    citations: list[Citation] = Field(default_factory=list)
+    confidence: float = Field(ge=0.0, le=1.0)
+    reviewed: bool = False
+
+
+class RunResult(BaseModel):
+    """The workflow's result."""
+
+    status: Literal["completed", "rejected"]
+    outcome: Outcome
+
+
+class RunState(BaseModel):
+    """The workflow's live state, answered by its `state` query."""
+
+    status: RunStatus
+    current_node: str | None = None
+    pending_review: PendingReview | None = None
+
+
+class RunStarted(BaseModel):
+    """`202` answer to a start."""
+
+    run_id: str
+    agent: str
+    status: RunStatus
+    ui_url: str
+
+
+class RunSummary(BaseModel):
+    """One run in a list."""
+
+    run_id: str
+    agent: str
+    status: RunStatus
+    created_at: datetime
+    closed_at: datetime | None = None
+    ui_url: str
+
+
+class RunView(RunSummary):
+    """One run in full."""
+
+    current_node: str | None = None
+    result: Outcome | None = None
+    pending_review: PendingReview | None = None
+    error: str | None = None
+
+
+class RunList(BaseModel):
+    """A page of runs; pass `next_page_token` back as `page_token` for the next."""
+
+    runs: list[RunSummary]
+    next_page_token: str | None = None
+
+
+class AgentInfo(BaseModel):
+    """An agent the API can start."""
+
+    name: str
+    description: str
+    text_field: str
+    input_schema: dict[str, JsonValue]
+
+
+class AgentList(BaseModel):
+    """Every agent."""
+
+    agents: list[AgentInfo]
+
+
+class AgentState(BaseModel):
+    """The fields every agent graph's state starts with and ends with.
+
+    The workflow fills `input` and `review_threshold`; the graph's last node sets `result`.
+    """
+
+    input: dict[str, JsonValue]
+    review_threshold: float = Field(ge=0.0, le=1.0)
+    result: RunResult | None = None

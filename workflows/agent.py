@@ -1,0 +1,165 @@
+"""`AgentWorkflow`: one run of one agent, durable from start to result.
+
+The workflow takes the agent's LangGraph graph by name from the LangGraph plugin and
+streams it. When the graph stops at an `interrupt()`, the workflow opens a review (an
+activity writes the queue row), marks the run `awaiting_review`, and waits for the
+`decide` Update or the review's deadline, whichever comes first; then it resumes the
+graph with the decision. History is the source of truth: the queue row is an index of it.
+"""
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from langgraph.types import Command
+    from temporalio.langgraph import graph
+
+    from keel.schemas.reviews import (
+        CLOSE_REVIEW,
+        OPEN_REVIEW,
+        CloseReviewInput,
+        DecisionInput,
+        PendingReview,
+        ReviewDecision,
+        ReviewRequest,
+        ReviewStatus,
+    )
+    from keel.schemas.runs import AgentState, RunInput, RunResult, RunState, RunStatus
+    from keel.search_attributes import KEEL_STATUS
+    from workflows.checkpoint import checkpointer_for
+
+__all__ = ["AgentWorkflow"]
+
+_QUEUE_WRITE = {
+    "start_to_close_timeout": timedelta(seconds=10),
+    "retry_policy": RetryPolicy(maximum_interval=timedelta(seconds=10)),
+}
+_DECIDED: dict[str, ReviewStatus] = {"approve": "approved", "edit": "edited", "reject": "rejected"}
+
+
+@workflow.defn
+class AgentWorkflow:
+    """Runs an agent graph; escalates to a person when the graph interrupts."""
+
+    @workflow.init
+    def __init__(self, input: RunInput) -> None:
+        self._status: RunStatus = "running"
+        self._node: str | None = None
+        self._pending: PendingReview | None = None
+        self._decision: DecisionInput | None = None
+        self._closed_review: str | None = None
+        self._reviews = 0
+
+    @workflow.run
+    async def run(self, input: RunInput) -> RunResult:
+        """Run the graph to its end, through as many reviews as it asks for."""
+        agent_graph = graph(input.agent)
+        app = agent_graph.compile(checkpointer=checkpointer_for(agent_graph.state_schema))
+        config: Any = {"configurable": {"thread_id": workflow.info().workflow_id}}
+        state = AgentState(input=input.input, review_threshold=input.review_threshold)
+        command: Any = state.model_dump(mode="json")
+        try:
+            while True:
+                await self._advance(app, command, config)
+                snapshot = await app.aget_state(config)
+                if not snapshot.interrupts:
+                    break
+                request = ReviewRequest.model_validate(snapshot.interrupts[0].value)
+                decision = await self._review(input, request)
+                command = Command(resume=decision.model_dump(mode="json"))
+        except asyncio.CancelledError:
+            await self._close_pending("cancelled", ReviewDecision(action="reject"))
+            self._set_status("cancelled")
+            raise
+        except (ActivityError, ApplicationError):
+            self._set_status("failed")
+            raise
+        result = RunResult.model_validate(snapshot.values["result"])
+        self._node = None
+        self._set_status(result.status)
+        return result
+
+    @workflow.query
+    def state(self) -> RunState:
+        """Where the run is: its status, its current node, the review it waits on."""
+        return RunState(status=self._status, current_node=self._node, pending_review=self._pending)
+
+    @workflow.update
+    async def decide(self, decision: DecisionInput) -> None:
+        """Record a reviewer's decision; returns once the review queue shows it."""
+        self._decision = decision
+        await workflow.wait_condition(lambda: self._closed_review == decision.review_id)
+
+    @decide.validator
+    def _validate_decision(self, decision: DecisionInput) -> None:
+        # Runs before the Update enters history: a stale or unknown decision never does.
+        pending = self._pending
+        if pending is None or pending.review_id != decision.review_id or self._decision:
+            raise ApplicationError(
+                f"review {decision.review_id} is not pending on this run",
+                type="ReviewNotPending",
+                non_retryable=True,
+            )
+
+    async def _advance(self, app: Any, command: Any, config: Any) -> None:
+        async for task in app.astream(command, config, stream_mode="tasks"):
+            if "input" in task:  # a task starts; its result event has no "input"
+                self._node = task["name"]
+                workflow.set_current_details(f"node: {task['name']}")
+
+    async def _review(self, input: RunInput, request: ReviewRequest) -> ReviewDecision:
+        self._reviews += 1
+        info = workflow.info()
+        opened_at = workflow.now()
+        timeout = timedelta(seconds=input.review_timeout_s)
+        pending = PendingReview(
+            **request.model_dump(),
+            review_id=f"{info.workflow_id}.review-{self._reviews}",
+            run_id=info.workflow_id,
+            agent=input.agent,
+            opened_at=opened_at,
+            deadline=opened_at + timeout,
+        )
+        await workflow.execute_activity(OPEN_REVIEW, pending, **_QUEUE_WRITE)
+        self._pending, self._decision = pending, None
+        self._set_status("awaiting_review")
+        workflow.set_current_details(
+            f"awaiting review {pending.review_id} ({request.reason}, "
+            f"confidence {request.confidence:.2f} < {request.threshold:.2f})"
+        )
+        try:
+            await workflow.wait_condition(lambda: self._decision is not None, timeout=timeout)
+        except TimeoutError:
+            expired = ReviewDecision(action="reject", comment="the review's deadline passed")
+            await self._close_pending("expired", expired)
+            self._set_status("running")
+            return expired
+        assert self._decision is not None
+        decision = ReviewDecision.model_validate(self._decision.model_dump(exclude={"review_id"}))
+        await self._close_pending(_DECIDED[decision.action], decision)
+        self._set_status("running")
+        return decision
+
+    async def _close_pending(self, status: ReviewStatus, decision: ReviewDecision) -> None:
+        pending = self._pending
+        if pending is None:
+            return
+        close = CloseReviewInput(
+            review_id=pending.review_id,
+            status=status,
+            answer=decision.answer,
+            comment=decision.comment,
+            reviewer=decision.reviewer,
+            decided_at=workflow.now(),
+        )
+        await workflow.execute_activity(CLOSE_REVIEW, close, **_QUEUE_WRITE)
+        self._pending, self._closed_review = None, pending.review_id
+
+    def _set_status(self, status: RunStatus) -> None:
+        self._status = status
+        workflow.upsert_search_attributes([KEEL_STATUS.value_set(status)])

@@ -1,0 +1,36 @@
+"""The in-workflow LangGraph checkpointer.
+
+The checkpointer only lives in workflow memory (Temporal's history is what survives), but
+LangGraph still round-trips state through msgpack; it is told exactly which pydantic types
+the graph's state may hold, so nothing else is ever deserialised.
+"""
+
+from typing import Any, get_args
+
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+from pydantic import BaseModel
+
+__all__ = ["checkpointer_for", "state_models"]
+
+
+def checkpointer_for(state_schema: type[BaseModel]) -> InMemorySaver:
+    """An in-memory checkpointer that accepts the models of `state_schema`."""
+    allow = [(m.__module__, m.__qualname__) for m in sorted(state_models(state_schema), key=str)]
+    return InMemorySaver(serde=JsonPlusSerializer(allowed_msgpack_modules=allow))
+
+
+def state_models(schema: type[BaseModel]) -> set[type[BaseModel]]:
+    """`schema` and every pydantic model its fields can hold, however nested."""
+    found: set[type[BaseModel]] = set()
+    pending: list[Any] = [schema]
+    while pending:
+        annotation = pending.pop()
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            if annotation in found:
+                continue
+            found.add(annotation)
+            pending += [f.annotation for f in annotation.model_fields.values()]
+        else:
+            pending += get_args(annotation)
+    return found
