@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from temporalio.service import RPCError, RPCStatusCode
 
 __all__ = [
     "ErrorCode",
@@ -121,6 +122,15 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(
             ProblemError(exc.status_code, code, str(exc.detail)).problem, exc.headers
         )
+
+    @app.exception_handler(RPCError)
+    async def _temporal(request: Request, exc: RPCError) -> JSONResponse:
+        if exc.status not in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+            return await _unexpected(request, exc)
+        problem = ProblemError(
+            503, ErrorCode.TEMPORAL_UNAVAILABLE, f"Temporal did not answer: {exc.message}"
+        ).problem
+        return problem_response(problem, headers={"Retry-After": "1"})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -81,15 +81,20 @@ async def describe_run(client: Client, run_id: str) -> WorkflowExecutionDescript
 async def run_view(client: Client, run_id: str, settings: Settings) -> RunView:
     """A run in full: its result once it ended, its live state while it runs."""
     description = await describe_run(client, run_id)
-    view = RunView(**run_summary(description, settings).model_dump())
     handle = client.get_workflow_handle_for(AgentWorkflow.run, run_id)
+    if description.status == WorkflowExecutionStatus.RUNNING:
+        state = await _live_state(client, run_id)
+        if state is None or state.status in ("running", "awaiting_review"):
+            view = RunView(**run_summary(description, settings).model_dump())
+            if state is not None:
+                view.status, view.current_node = state.status, state.current_node
+                view.pending_review = state.pending_review
+            return view
+        # It ended between the two calls: read it as ended.
+        description = await describe_run(client, run_id)
+    view = RunView(**run_summary(description, settings).model_dump())
     if description.status == WorkflowExecutionStatus.COMPLETED:
         view.result = (await handle.result()).outcome
-    elif description.status == WorkflowExecutionStatus.RUNNING:
-        state = await _live_state(client, run_id)
-        if state is not None:
-            view.status, view.current_node = state.status, state.current_node
-            view.pending_review = state.pending_review
     elif view.status == "failed":
         try:
             await handle.result()

@@ -20,17 +20,12 @@ from uuid import uuid4
 from sqlalchemy import func
 from sqlmodel import select
 from temporalio.client import Client
-from temporalio.langgraph import LangGraphPlugin
-from temporalio.worker import Worker
 
-from keel.db import create_engine, init_db, session_factory
+from keel.db import create_engine, session_factory
 from keel.devserver import DevServer, free_port
 from keel.settings import Settings
 from keel.tables import StepRow
-from tools.journal import StepJournal
-from tools.reviews import ReviewQueue
-from worker.plugin import KeelPlugin
-from worker.temporal import connect, ensure_search_attributes
+from worker import main as worker_main
 
 __all__ = [
     "KeelWorker",
@@ -146,37 +141,19 @@ class KeelWorker:
 async def keel_worker(
     server: DevServer, graphs: dict[str, Any], *, journal: bool = True
 ) -> AsyncIterator[KeelWorker]:
-    """A worker wired like `worker.main.run_worker`, but with the graphs given.
-
-    `run_worker` builds its graphs itself (`build_graphs()`, the installed agents) and
-    takes no others, so the bench repeats its wiring: KeelPlugin with the review-queue
-    activities and the StepJournal interceptor on a SQLite file, the client from
-    `worker.temporal.connect`, and a Worker with `LangGraphPlugin(graphs=graphs)`.
-    """
+    """Keel's own worker (`worker.main.keel_worker`) with the bench graphs, on a temp SQLite."""
     with tempfile.TemporaryDirectory(prefix="keel-bench-sql-") as tmp:
         settings = Settings(
             data_dir=Path(tmp), temporal_address=server.address, task_queue=f"bench-{uuid4()}"
         )
-        engine = create_engine(settings.sql_url)
-        try:
-            await init_db(engine)
-            sessions = session_factory(engine)
-            queue = ReviewQueue(sessions)
-            plugin = KeelPlugin(
-                activities=[queue.open, queue.close],
-                interceptors=[StepJournal(sessions)] if journal else [],
-            )
-            client = await connect(settings, plugin)
-            await ensure_search_attributes(client)
-            worker = Worker(
-                client,
-                task_queue=settings.task_queue,
-                plugins=[LangGraphPlugin(graphs=graphs)],
-            )
-            async with worker:
-                yield KeelWorker(client, settings.task_queue, journal, sessions)
-        finally:
-            await engine.dispose()
+        async with worker_main.keel_worker(settings, graphs, journal=journal) as worker:
+            engine = create_engine(settings.sql_url)
+            try:
+                yield KeelWorker(
+                    worker.client, settings.task_queue, journal, session_factory(engine)
+                )
+            finally:
+                await engine.dispose()
 
 
 async def sequential(

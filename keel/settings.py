@@ -35,6 +35,9 @@ class Settings(BaseSettings):
         default=True, description="Start the embedded dev server with latency tuning."
     )
     task_queue: str = "keel"
+    worker_max_cached_workflows: int = Field(
+        default=1000, ge=0, description="0 replays every workflow task from history (tests)."
+    )
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     api_url: str = Field(default="", description="Where the CLI finds the API; derived when empty.")

@@ -2,7 +2,11 @@
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
+from langgraph.graph import StateGraph
 from temporalio.langgraph import LangGraphPlugin
 from temporalio.worker import Worker
 
@@ -14,28 +18,51 @@ from worker.agents import build_graphs
 from worker.plugin import KeelPlugin
 from worker.temporal import connect, ensure_search_attributes
 
-__all__ = ["run_worker"]
+__all__ = ["keel_worker", "run_worker"]
 
 log = logging.getLogger("keel.worker")
 
 
-async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
-    """Run a worker until `stop` is set (or forever)."""
+@asynccontextmanager
+async def keel_worker(
+    settings: Settings,
+    graphs: dict[str, StateGraph[Any, Any, Any, Any]] | None = None,
+    *,
+    journal: bool = True,
+) -> AsyncIterator[Worker]:
+    """A running worker: Keel's workflow and activities, and `graphs` (default: every agent's).
+
+    Args:
+        settings: Where Temporal and the database are, and the task queue.
+        graphs: Agent graphs by name; the installed agents' graphs when omitted.
+        journal: Write the step journal (`steps` table).
+    """
     engine = create_engine(settings.sql_url)
     await init_db(engine)
     sessions = session_factory(engine)
     queue = ReviewQueue(sessions)
-    plugin = KeelPlugin(activities=[queue.open, queue.close], interceptors=[StepJournal(sessions)])
-    client = await connect(settings, plugin)
-    await ensure_search_attributes(client)
-    worker = Worker(
-        client,
-        task_queue=settings.task_queue,
-        plugins=[LangGraphPlugin(graphs=build_graphs())],
+    step_journal = StepJournal(sessions)
+    plugin = KeelPlugin(
+        activities=[queue.open, queue.close], interceptors=[step_journal] if journal else []
     )
-    log.info("worker polling task queue %r on %s", settings.task_queue, settings.temporal_address)
     try:
+        client = await connect(settings, plugin)
+        await ensure_search_attributes(client)
+        worker = Worker(
+            client,
+            task_queue=settings.task_queue,
+            max_cached_workflows=settings.worker_max_cached_workflows,
+            plugins=[LangGraphPlugin(graphs=build_graphs() if graphs is None else graphs)],
+        )
         async with worker:
-            await (stop.wait() if stop else asyncio.Event().wait())
+            log.info("worker polling %r on %s", settings.task_queue, settings.temporal_address)
+            yield worker
+        await step_journal.flush()
     finally:
         await engine.dispose()
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Run a worker until `stop` is set (or forever)."""
+    async with keel_worker(settings):
+        await (stop or asyncio.Event()).wait()

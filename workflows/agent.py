@@ -42,6 +42,14 @@ _QUEUE_WRITE = {
 _DECIDED: dict[str, ReviewStatus] = {"approve": "approved", "edit": "edited", "reject": "rejected"}
 
 
+def _not_pending(review_id: str, why: str) -> ApplicationError:
+    return ApplicationError(
+        f"review {review_id} is not pending on this run: {why}",
+        type="ReviewNotPending",
+        non_retryable=True,
+    )
+
+
 @workflow.defn
 class AgentWorkflow:
     """Runs an agent graph; escalates to a person when the graph interrupts."""
@@ -52,7 +60,7 @@ class AgentWorkflow:
         self._node: str | None = None
         self._pending: PendingReview | None = None
         self._decision: DecisionInput | None = None
-        self._closed_review: str | None = None
+        self._closed: set[str] = set()
         self._reviews = 0
 
     @workflow.run
@@ -92,19 +100,31 @@ class AgentWorkflow:
     @workflow.update
     async def decide(self, decision: DecisionInput) -> None:
         """Record a reviewer's decision; returns once the review queue shows it."""
+        review_id = decision.review_id
+        # Handlers run before the main coroutine within one workflow task, so after a worker
+        # crash the review this decision names may not be re-opened yet: wait for it.
+        await workflow.wait_condition(
+            lambda: (
+                review_id in self._closed
+                or (self._pending is not None and self._pending.review_id == review_id)
+            )
+        )
+        if review_id in self._closed or self._decision is not None:
+            raise _not_pending(review_id, "it was already decided")
         self._decision = decision
-        await workflow.wait_condition(lambda: self._closed_review == decision.review_id)
+        await workflow.wait_condition(lambda: review_id in self._closed)
 
     @decide.validator
     def _validate_decision(self, decision: DecisionInput) -> None:
         # Runs before the Update enters history: a stale or unknown decision never does.
+        prefix = f"{workflow.info().workflow_id}.review-"
+        number = decision.review_id.removeprefix(prefix)
+        if not number.isdigit() or not 0 < int(number) <= self._reviews:
+            raise _not_pending(decision.review_id, "this run has no such review")
         pending = self._pending
-        if pending is None or pending.review_id != decision.review_id or self._decision:
-            raise ApplicationError(
-                f"review {decision.review_id} is not pending on this run",
-                type="ReviewNotPending",
-                non_retryable=True,
-            )
+        decided = pending is not None and pending.review_id == decision.review_id and self._decision
+        if decision.review_id in self._closed or decided:
+            raise _not_pending(decision.review_id, "it was already decided")
 
     async def _advance(self, app: Any, command: Any, config: Any) -> None:
         async for task in app.astream(command, config, stream_mode="tasks"):
@@ -132,16 +152,18 @@ class AgentWorkflow:
             f"awaiting review {pending.review_id} ({request.reason}, "
             f"confidence {request.confidence:.2f} < {request.threshold:.2f})"
         )
+        expired = False
         try:
             await workflow.wait_condition(lambda: self._decision is not None, timeout=timeout)
         except TimeoutError:
-            expired = ReviewDecision(action="reject", comment="the review's deadline passed")
-            await self._close_pending("expired", expired)
-            self._set_status("running")
-            return expired
+            # Taking the expiry as the decision also refuses any decision that arrives now.
+            self._decision = DecisionInput(
+                review_id=pending.review_id, action="reject", comment="the review's deadline passed"
+            )
+            expired = True
         assert self._decision is not None
         decision = ReviewDecision.model_validate(self._decision.model_dump(exclude={"review_id"}))
-        await self._close_pending(_DECIDED[decision.action], decision)
+        await self._close_pending("expired" if expired else _DECIDED[decision.action], decision)
         self._set_status("running")
         return decision
 
@@ -158,7 +180,8 @@ class AgentWorkflow:
             decided_at=workflow.now(),
         )
         await workflow.execute_activity(CLOSE_REVIEW, close, **_QUEUE_WRITE)
-        self._pending, self._closed_review = None, pending.review_id
+        self._pending = None
+        self._closed.add(pending.review_id)
 
     def _set_status(self, status: RunStatus) -> None:
         self._status = status

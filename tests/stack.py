@@ -1,0 +1,132 @@
+"""Real processes for tests: `keel worker` and `keel api`, as production runs them."""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from keel.devserver import free_port
+
+KEEL = str(Path(sys.executable).parent / "keel")
+DONE = {"completed", "rejected", "failed", "cancelled"}
+
+
+@dataclass
+class Stack:
+    """One Keel deployment on a shared dev server: its own task queue, database and API port."""
+
+    temporal_address: str
+    data_dir: Path
+    settings: dict[str, str] = field(default_factory=dict)
+    task_queue: str = field(default_factory=lambda: f"test-{uuid.uuid4().hex[:12]}")
+    api_port: int = field(default_factory=free_port)
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def db_file(self) -> Path:
+        return self.data_dir / "keel.db"
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KEEL_")}
+        env.update(
+            KEEL_TEMPORAL_ADDRESS=self.temporal_address,
+            KEEL_TASK_QUEUE=self.task_queue,
+            KEEL_DATA_DIR=str(self.data_dir),
+            KEEL_API_PORT=str(self.api_port),
+            KEEL_WORKER_MAX_CACHED_WORKFLOWS="0",
+            **self.settings,
+        )
+        return env
+
+    def spawn(self, *args: str, log: str) -> subprocess.Popen[bytes]:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.data_dir / log, "ab") as out:
+            process = subprocess.Popen(
+                [KEEL, *args], env=self.env(), stdout=out, stderr=subprocess.STDOUT
+            )
+        self.processes.append(process)
+        return process
+
+    async def start_worker(self) -> subprocess.Popen[bytes]:
+        worker = self.spawn("worker", log="worker.log")
+        # The worker is ready once it polls; its log says so.
+        await _until(lambda: "polling" in self.log("worker.log") or worker.poll() is not None)
+        assert worker.poll() is None, self.log("worker.log")
+        return worker
+
+    async def start_api(self) -> subprocess.Popen[bytes]:
+        api = self.spawn("api", log="api.log")
+        async with httpx.AsyncClient(base_url=self.api_url) as http:
+
+            async def healthy() -> bool:
+                try:
+                    return (await http.get("/healthz")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await _until_async(healthy, lambda: api.poll() is not None)
+        assert api.poll() is None, self.log("api.log")
+        return api
+
+    def log(self, name: str) -> str:
+        path = self.data_dir / name
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+async def _until(done: Any, timeout: float = 60.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not done():
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("process did not become ready")
+        await asyncio.sleep(0.1)
+
+
+async def _until_async(ready: Any, failed: Any, timeout: float = 60.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await ready():
+        if failed() or asyncio.get_running_loop().time() > deadline:
+            return
+        await asyncio.sleep(0.1)
+
+
+async def wait_status(
+    http: httpx.AsyncClient, run_id: str, statuses: set[str], timeout: float = 45.0
+) -> dict[str, Any]:
+    """Poll a run until its status is one of `statuses`."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        run = (await http.get(f"/v1/runs/{run_id}")).raise_for_status().json()
+        if run["status"] in statuses:
+            return run
+        assert run["status"] not in DONE, run
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"run {run_id} still {run['status']}")
+        await asyncio.sleep(0.1)
+
+
+async def start_run(http: httpx.AsyncClient, question: str, **extra: Any) -> dict[str, Any]:
+    response = await http.post("/v1/runs", json={"agent": "support", "input": question, **extra})
+    assert response.status_code == 202, response.text
+    return response.json()

@@ -1,0 +1,108 @@
+"""Processes die; runs do not. Workers and the API are real processes, killed with SIGKILL."""
+
+import asyncio
+import signal
+import sqlite3
+from collections import Counter
+
+import httpx
+
+from tests.conftest import CONFIDENT, UNSURE
+from tests.stack import start_run, wait_status
+
+IO_NODES = ("support.classify", "support.retrieve", "support.answer")
+
+
+def _completed_steps(db_file, run_id: str) -> Counter[str]:
+    """How often each activity of a run completed, from the step journal (a real SQLite file)."""
+    with sqlite3.connect(db_file) as db:
+        rows = db.execute(
+            "SELECT activity FROM steps WHERE run_id = ? AND outcome = 'completed'", (run_id,)
+        ).fetchall()
+    return Counter(activity for (activity,) in rows)
+
+
+async def test_worker_killed_mid_run_resumes_without_rerunning_nodes(make_stack):
+    stack = make_stack()
+    worker = await stack.start_worker()
+    await stack.start_api()
+    async with httpx.AsyncClient(base_url=stack.api_url, timeout=30) as http:
+        run_id = (await start_run(http, UNSURE))["run_id"]
+        view = await wait_status(http, run_id, {"awaiting_review"})
+        # The journal writes in batches off the hot path; let this batch land before the kill.
+        for _ in range(50):
+            before = _completed_steps(stack.db_file, run_id)
+            if before["review.open"]:
+                break
+            await asyncio.sleep(0.1)
+        assert all(before[node] == 1 for node in (*IO_NODES, "review.open")), before
+
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+        await stack.start_worker()
+
+        review_id = view["pending_review"]["review_id"]
+        decided = await http.post(f"/v1/reviews/{review_id}/decision", json={"action": "approve"})
+        assert decided.status_code == 200, decided.text
+        done = await wait_status(http, run_id, {"completed"})
+        assert done["result"]["answer"] == view["pending_review"]["proposed_answer"]
+
+    after = _completed_steps(stack.db_file, run_id)
+    assert all(after[node] == 1 for node in IO_NODES), after
+    assert after["review.open"] == 1 and after["review.close"] == 1, after
+
+
+async def test_run_started_with_no_worker_completes_when_one_arrives(make_stack):
+    stack = make_stack()
+    await stack.start_api()
+    async with httpx.AsyncClient(base_url=stack.api_url, timeout=30) as http:
+        run_id = (await start_run(http, CONFIDENT))["run_id"]
+        view = (await http.get(f"/v1/runs/{run_id}")).json()
+        assert view["status"] == "running"  # durable before any worker has seen it
+        await stack.start_worker()
+        done = await wait_status(http, run_id, {"completed"})
+    assert done["result"]["citations"]
+    assert set(_completed_steps(stack.db_file, run_id)) >= set(IO_NODES)
+
+
+async def test_api_restart_mid_run_has_no_effect_on_the_run(make_stack):
+    stack = make_stack()
+    await stack.start_worker()
+    api = await stack.start_api()
+    async with httpx.AsyncClient(base_url=stack.api_url, timeout=30) as http:
+        run_id = (await start_run(http, UNSURE, idempotency_key="restart-1"))["run_id"]
+        view = await wait_status(http, run_id, {"awaiting_review"})
+
+    api.send_signal(signal.SIGKILL)
+    api.wait()
+    await stack.start_api()
+
+    async with httpx.AsyncClient(base_url=stack.api_url, timeout=30) as http:
+        again = await wait_status(http, run_id, {"awaiting_review"})
+        assert again["pending_review"] == view["pending_review"]
+        retried = await http.post(
+            "/v1/runs",
+            json={"agent": "support", "input": UNSURE, "idempotency_key": "restart-1"},
+        )
+        assert retried.json()["run_id"] == run_id
+        review_id = view["pending_review"]["review_id"]
+        decided = await http.post(
+            f"/v1/reviews/{review_id}/decision", json={"action": "edit", "answer": "Which app?"}
+        )
+        assert decided.status_code == 200, decided.text
+        done = await wait_status(http, run_id, {"completed"})
+    assert done["result"]["answer"] == "Which app?"
+    assert _completed_steps(stack.db_file, run_id)["support.answer"] == 1
+
+
+async def test_review_deadline_rejects_the_run(make_stack):
+    stack = make_stack(KEEL_REVIEW_TIMEOUT_S="2")
+    await stack.start_worker()
+    await stack.start_api()
+    async with httpx.AsyncClient(base_url=stack.api_url, timeout=30) as http:
+        run_id = (await start_run(http, UNSURE))["run_id"]
+        view = await wait_status(http, run_id, {"awaiting_review"})
+        done = await wait_status(http, run_id, {"rejected"}, timeout=30)
+        review = (await http.get(f"/v1/reviews/{view['pending_review']['review_id']}")).json()
+    assert done["result"]["answer"] is None
+    assert review["status"] == "expired" and "deadline" in review["comment"]
