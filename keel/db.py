@@ -1,5 +1,6 @@
 """The SQL database: one async engine per process, tables created on start."""
 
+import asyncio
 from pathlib import Path
 
 from sqlalchemy import event
@@ -34,13 +35,16 @@ def create_engine(url: str) -> AsyncEngine:
 
 async def init_db(engine: AsyncEngine) -> None:
     """Create missing tables (idempotent, also when the API and a worker start together)."""
-    try:
-        async with engine.begin() as conn:
-            await conn.run_sync(SQLModel.metadata.create_all)
-    except (OperationalError, ProgrammingError, IntegrityError):
-        # Another process created a table between our check and our CREATE; check again.
-        async with engine.begin() as conn:
-            await conn.run_sync(SQLModel.metadata.create_all)
+    for attempt in range(5):
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(SQLModel.metadata.create_all)
+            return
+        except (OperationalError, ProgrammingError, IntegrityError):
+            # Another process created a table between our check and our CREATE: check again.
+            if attempt == 4:
+                raise
+            await asyncio.sleep(0.05 * (attempt + 1))
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

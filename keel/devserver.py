@@ -100,7 +100,7 @@ class DevServer:
         return cmd
 
     async def start(self, timeout: float = 60.0) -> None:
-        """Start the server and wait until its frontend accepts connections."""
+        """Start the server and wait until its frontend (and UI) accept connections."""
         busy = [p for p in (self.port, self.ui_port) if p is not None and port_in_use(self.ip, p)]
         if busy:
             raise KeelUserError(
@@ -113,7 +113,8 @@ class DevServer:
             *self.command(), stdout=log, stderr=log, start_new_session=True
         )
         deadline = asyncio.get_running_loop().time() + timeout
-        while not await _accepts(self.ip, self.port):
+        ports = [p for p in (self.port, self.ui_port) if p is not None]
+        while not all([await _accepts(self.ip, p) for p in ports]):
             if self._process.returncode is not None:
                 raise KeelUserError(
                     f"the Temporal dev server exited with code {self._process.returncode}"

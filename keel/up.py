@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import uvicorn
 
-from keel.db import create_engine
+from keel.db import create_engine, init_db
 from keel.devserver import DevServer, port_in_use
 from keel.errors import KeelUserError
 from keel.settings import Settings
@@ -102,6 +102,11 @@ async def run_up(settings: Settings) -> None:
     )
     api = _api_server(settings)  # fail on a busy API port before starting anything
     await server.start()
+    engine = create_engine(settings.sql_url)
+    try:
+        await init_db(engine)  # once, before the worker and the API both look
+    finally:
+        await engine.dispose()
     stop = _stop_on_signals()
     worker_stop = asyncio.Event()
     worker = asyncio.create_task(run_worker(settings, worker_stop))

@@ -2,6 +2,8 @@
 
 import asyncio
 import logging
+import sys
+import traceback
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -23,6 +25,21 @@ __all__ = ["keel_worker", "run_worker"]
 log = logging.getLogger("keel.worker")
 
 
+def _ignore_plugin_eviction_noise(unraisable: "sys.UnraisableHookArgs") -> None:
+    """Drop one known-harmless error of temporalio-langgraph 0.1, report everything else.
+
+    When a worker evicts a cached run that is waiting (on shutdown, or when the cache is
+    full), the plugin's interceptor calls `workflow.info()` in a `finally` that runs outside
+    the workflow's event loop; Python reports that as an ignored exception with a
+    traceback, although the run is unaffected.
+    """
+    frames = traceback.extract_tb(unraisable.exc_traceback)
+    from_plugin = any(f.filename.endswith("temporalio/langgraph/_interceptor.py") for f in frames)
+    if from_plugin and type(unraisable.exc_value).__name__ == "_NotInWorkflowEventLoopError":
+        return
+    sys.__unraisablehook__(unraisable)
+
+
 @asynccontextmanager
 async def keel_worker(
     settings: Settings,
@@ -37,6 +54,7 @@ async def keel_worker(
         graphs: Agent graphs by name; the installed agents' graphs when omitted.
         journal: Write the step journal (`steps` table).
     """
+    sys.unraisablehook = _ignore_plugin_eviction_noise
     engine = create_engine(settings.sql_url)
     await init_db(engine)
     sessions = session_factory(engine)

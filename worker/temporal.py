@@ -6,6 +6,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from keel import search_attributes
+from keel.errors import KeelUserError
 from keel.settings import Settings
 from worker.plugin import KeelPlugin
 
@@ -14,11 +15,17 @@ __all__ = ["connect", "ensure_search_attributes"]
 
 async def connect(settings: Settings, plugin: KeelPlugin | None = None) -> Client:
     """A client for Keel's namespace, with Keel's plugin."""
-    return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        plugins=[plugin or KeelPlugin()],
-    )
+    try:
+        return await Client.connect(
+            settings.temporal_address,
+            namespace=settings.temporal_namespace,
+            plugins=[plugin or KeelPlugin()],
+        )
+    except RuntimeError as err:  # the SDK's connect failure
+        raise KeelUserError(
+            f"cannot connect to Temporal at {settings.temporal_address} "
+            f"(KEEL_TEMPORAL_ADDRESS): {err}"
+        ) from err
 
 
 async def ensure_search_attributes(client: Client) -> None:

@@ -1,0 +1,31 @@
+# Keel: `make up` starts the embedded stack, `make test` runs the whole suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: up test lint bench histories clean
+
+$(BIN)/keel: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(BIN)/keel
+
+up: $(BIN)/keel
+	$(BIN)/keel up
+
+lint: $(BIN)/keel
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/pytest
+
+bench: $(BIN)/keel
+	$(BIN)/python -m bench
+
+histories: $(BIN)/keel
+	KEEL_RECORD_HISTORIES=1 $(BIN)/pytest tests/test_replay.py
+
+clean:
+	rm -rf $(VENV) .keel .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,86 @@
+"""The `keel` command, run as a user runs it, against the suite's API and worker."""
+
+import asyncio
+import json
+import re
+import subprocess
+
+from keel.devserver import free_port
+from tests.conftest import CONFIDENT, UNSURE
+from tests.stack import KEEL, Stack
+
+
+async def keel(
+    stack: Stack, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    process = await asyncio.create_subprocess_exec(
+        KEEL,
+        *args,
+        env={**stack.env(), **(env or {})},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    return subprocess.CompletedProcess(args, process.returncode or 0, out.decode(), err.decode())
+
+
+async def test_run_wait_prints_answer_citations_and_ui_link(stack):
+    done = await keel(stack, "run", "support", CONFIDENT, "--wait")
+    assert done.returncode == 0, done.stderr
+    assert "status   completed" in done.stdout
+    assert "Forgot password" in done.stdout
+    assert "cites  reset-password#" in done.stdout
+    run_id = re.search(r"^run\s+(\S+)", done.stdout, re.M).group(1)
+    assert f"/workflows/{run_id}" in done.stdout
+
+    shown = await keel(stack, "show", run_id)
+    assert "status   completed" in shown.stdout and f"/workflows/{run_id}" in shown.stdout
+    listed = await keel(stack, "runs", "--status", "completed")
+    assert run_id in listed.stdout
+
+
+async def test_review_flow_from_the_command_line(stack):
+    waiting = await keel(stack, "--json", "run", "support", UNSURE, "--wait")
+    run = json.loads(waiting.stdout)
+    assert run["status"] == "awaiting_review"
+    review_id = run["pending_review"]["review_id"]
+
+    reviews = await keel(stack, "reviews")
+    assert review_id in reviews.stdout and run["ui_url"] in reviews.stdout
+
+    decided = await keel(stack, "decide", review_id, "edit", "--answer", "Which device?")
+    assert decided.returncode == 0, decided.stderr
+    assert "edited" in decided.stdout and run["ui_url"] in decided.stdout
+    again = await keel(stack, "decide", review_id, "approve")
+    assert again.returncode == 1 and "not pending" in again.stderr
+
+    for _ in range(100):
+        shown = json.loads((await keel(stack, "--json", "show", run["run_id"])).stdout)
+        if shown["status"] == "completed":
+            break
+    assert shown["result"]["answer"] == "Which device?"
+
+
+async def test_errors_are_one_clear_line(stack):
+    unknown = await keel(stack, "run", "nobody", "hi")
+    assert unknown.returncode == 1
+    assert unknown.stderr.startswith("keel: HTTP 404: no agent 'nobody'")
+    assert "Traceback" not in unknown.stderr
+
+    down = await keel(stack, "runs", env={"KEEL_API_PORT": str(free_port())})
+    assert down.returncode == 1 and "is `keel up` running?" in down.stderr
+    assert "Traceback" not in down.stderr
+
+
+async def test_api_on_a_busy_port_says_so(stack):
+    busy = await keel(stack, "api")  # the suite's API already holds this port
+    assert busy.returncode == 1
+    assert f"port {stack.api_port} on 127.0.0.1 is already in use" in busy.stderr
+    assert "Traceback" not in busy.stderr
+
+
+async def test_ping(stack):
+    ok = await keel(stack, "ping")
+    assert ok.returncode == 0 and ok.stdout.strip() == "ok"
+    down = await keel(stack, "ping", env={"KEEL_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"})
+    assert down.returncode == 1 and "Traceback" not in down.stderr

@@ -1,0 +1,115 @@
+"""`keel up`: the whole embedded stack from one command, stopped by Ctrl-C, resumed by the next."""
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+from pathlib import Path
+
+import httpx
+
+from keel.devserver import free_port
+from tests.conftest import CONFIDENT, UNSURE
+from tests.stack import KEEL, start_run, wait_status
+
+
+class _Up:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.api_port, self.temporal_port, self.ui_port = free_port(), free_port(), free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KEEL_")}
+        return {
+            **env,
+            "KEEL_API_PORT": str(self.api_port),
+            "KEEL_TEMPORAL_ADDRESS": f"127.0.0.1:{self.temporal_port}",
+            "KEEL_TEMPORAL_UI_PORT": str(self.ui_port),
+        }
+
+    @property
+    def output(self) -> str:
+        return (self.root / "up.log").read_text(errors="replace")
+
+    async def start(self) -> None:
+        seen = len(self.output) if (self.root / "up.log").exists() else 0
+        with open(self.root / "up.log", "ab") as log:
+            # Run from `root` so the default data directory `./.keel` lands there.
+            self.process = subprocess.Popen(
+                [KEEL, "up"], cwd=self.root, env=self.env(), stdout=log, stderr=subprocess.STDOUT
+            )
+        for _ in range(600):
+            if "Keel is up." in self.output[seen:] or self.process.poll() is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert "Keel is up." in self.output[seen:], self.output
+
+    async def interrupt(self) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGINT)
+        for _ in range(300):
+            if self.process.poll() is not None:
+                return self.process.returncode
+            await asyncio.sleep(0.1)
+        self.process.kill()
+        raise AssertionError("keel up did not stop within 30 s:\n" + self.output)
+
+
+async def test_up_serves_stops_cleanly_and_resumes_in_flight_runs(tmp_path):
+    up = _Up(tmp_path)
+    await up.start()
+    try:
+        banner = up.output
+        assert f"http://127.0.0.1:{up.api_port}" in banner
+        assert f"Temporal UI  http://127.0.0.1:{up.ui_port}" in banner
+        async with httpx.AsyncClient(timeout=30) as http:
+            ui = await http.get(f"http://127.0.0.1:{up.ui_port}/")
+            assert ui.status_code == 200 and "<html" in ui.text.lower()
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{up.api_port}", timeout=30
+        ) as http:
+            assert (await http.get("/docs")).status_code == 200
+            done = await wait_status(
+                http, (await start_run(http, CONFIDENT))["run_id"], {"completed"}
+            )
+            assert done["result"]["citations"]
+            waiting = (await start_run(http, UNSURE))["run_id"]
+            review = (await wait_status(http, waiting, {"awaiting_review"}))["pending_review"]
+    finally:
+        code = await up.interrupt()
+    assert code == 0, up.output
+    assert "stopped;" in up.output and "Traceback" not in up.output
+    assert (tmp_path / ".keel" / "temporal.db").exists()
+    assert (tmp_path / ".keel" / "keel.db").exists()
+
+    await up.start()  # same data directory: the run waiting for review is still there
+    try:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{up.api_port}", timeout=30
+        ) as http:
+            again = await wait_status(http, waiting, {"awaiting_review"})
+            assert again["pending_review"]["review_id"] == review["review_id"]
+            decided = await http.post(
+                f"/v1/reviews/{review['review_id']}/decision", json={"action": "approve"}
+            )
+            assert decided.status_code == 200, decided.text
+            finished = await wait_status(http, waiting, {"completed"})
+            assert finished["result"]["answer"] == review["proposed_answer"]
+    finally:
+        assert await up.interrupt() == 0, up.output
+
+
+async def test_up_on_a_busy_port_says_which(tmp_path):
+    up = _Up(tmp_path)
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", up.api_port))
+        holder.listen()
+        process = await asyncio.create_subprocess_exec(
+            KEEL, "up", cwd=tmp_path, env=up.env(), stderr=asyncio.subprocess.PIPE
+        )
+        _, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 1
+    assert f"port {up.api_port} on 127.0.0.1 is already in use" in err.decode()
+    assert "Traceback" not in err.decode()
