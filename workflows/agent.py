@@ -145,7 +145,12 @@ class AgentWorkflow:
             opened_at=opened_at,
             deadline=opened_at + timeout,
         )
-        await workflow.execute_activity(OPEN_REVIEW, pending, **_QUEUE_WRITE)
+        await workflow.execute_activity(
+            OPEN_REVIEW,
+            pending,
+            summary=f"open review ({request.reason}, confidence {request.confidence:.2f})",
+            **_QUEUE_WRITE,
+        )
         self._pending, self._decision = pending, None
         self._set_status("awaiting_review")
         workflow.set_current_details(
@@ -179,7 +184,9 @@ class AgentWorkflow:
             reviewer=decision.reviewer,
             decided_at=workflow.now(),
         )
-        await workflow.execute_activity(CLOSE_REVIEW, close, **_QUEUE_WRITE)
+        await workflow.execute_activity(
+            CLOSE_REVIEW, close, summary=f"close review: {status}", **_QUEUE_WRITE
+        )
         self._pending = None
         self._closed.add(pending.review_id)
 
