@@ -19,7 +19,7 @@ from keel.search_attributes import KEEL_AGENT, KEEL_STATUS
 from keel.settings import Settings
 from workflows.agent import AgentWorkflow
 
-__all__ = ["describe_run", "run_summary", "run_view", "status_query"]
+__all__ = ["describe_run", "run_status", "run_summary", "run_view", "status_query"]
 
 _CLOSED_AS: dict[WorkflowExecutionStatus, RunStatus] = {
     WorkflowExecutionStatus.CANCELED: "cancelled",

@@ -31,6 +31,9 @@ __all__ = [
     "SupportInput",
     "SupportState",
     "build_graph",
+    "check",
+    "finalize",
+    "review",
 ]
 
 CATEGORIES = (

@@ -5,7 +5,7 @@ from fastapi import APIRouter
 from keel.agents import agent_catalog
 from keel.schemas.runs import AgentInfo, AgentList
 
-__all__ = ["router"]
+__all__ = ["list_agents", "router"]
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"])
 

@@ -22,7 +22,7 @@ from keel.settings import Settings
 from keel.tables import ReviewRow
 from workflows.agent import AgentWorkflow
 
-__all__ = ["router"]
+__all__ = ["decide", "get_review", "list_reviews", "router"]
 
 router = APIRouter(prefix="/v1/reviews", tags=["reviews"])
 

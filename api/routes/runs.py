@@ -28,7 +28,7 @@ from keel.search_attributes import KEEL_AGENT, KEEL_STATUS
 from keel.settings import Settings
 from workflows.agent import AgentWorkflow
 
-__all__ = ["router"]
+__all__ = ["cancel_run", "get_run", "list_runs", "router", "start_run"]
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
 

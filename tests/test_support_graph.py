@@ -1,0 +1,224 @@
+"""The support graph's decisions, its wiring, and one interrupted run under plain LangGraph.
+
+The LangGraph plugin is not involved: LangGraph runs the graph in-process and ignores the
+Temporal keys in node metadata, which is enough to test the graph's own logic.
+"""
+
+from typing import Any
+
+import pytest
+from langgraph.checkpoint.serde.event_hooks import SerdeEvent, register_serde_event_listener
+from langgraph.types import Command
+
+from keel.schemas.retrieval import Passage
+from keel.schemas.reviews import Citation, ReviewDecision, ReviewRequest
+from workflows.checkpoint import checkpointer_for
+from workflows.support import Draft, SupportState, _after_check, build_graph, check, finalize
+
+QUESTION = "How do I reset my password?"
+CITATION = Citation(passage_id="account#reset", title="Account: Reset your password")
+PASSAGE = Passage(
+    id="account#reset",
+    document_id="account",
+    title="Account: Reset your password",
+    text="Open Settings, then Security, then Reset password.",
+    score=0.9,
+)
+
+
+def _draft(*, confidence: float = 0.9, citations: list[Citation] | None = None) -> Draft:
+    return Draft(
+        answer="Open Settings > Security > Reset password.",
+        citations=[CITATION] if citations is None else citations,
+        confidence=confidence,
+        provider="fake",
+        model="fake-1",
+    )
+
+
+def _state(**fields: Any) -> SupportState:
+    base: dict[str, Any] = {
+        "input": {"question": QUESTION},
+        "review_threshold": 0.6,
+        "category": "account",
+        "passages": [PASSAGE],
+        "draft": _draft(),
+    }
+    return SupportState(**(base | fields))
+
+
+# --- check and its router ---------------------------------------------------------------
+
+
+async def test_confident_cited_draft_needs_no_review() -> None:
+    update = check(_state())
+    assert update == {"review_reason": None}
+    assert await _after_check(_state(**update)) == "finalize"
+
+
+async def test_confidence_below_threshold_asks_for_review() -> None:
+    update = check(_state(draft=_draft(confidence=0.59)))
+    assert update == {"review_reason": "low_confidence"}
+    assert await _after_check(_state(**update)) == "review"
+
+
+def test_confidence_at_threshold_is_enough() -> None:
+    assert check(_state(draft=_draft(confidence=0.6))) == {"review_reason": None}
+
+
+def test_threshold_comes_from_the_state() -> None:
+    assert check(_state(review_threshold=0.95)) == {"review_reason": "low_confidence"}
+
+
+async def test_uncited_draft_asks_for_review() -> None:
+    update = check(_state(draft=_draft(confidence=1.0, citations=[])))
+    assert update == {"review_reason": "low_confidence"}
+    assert await _after_check(_state(**update)) == "review"
+
+
+async def test_off_topic_question_asks_for_review_even_when_confident() -> None:
+    update = check(_state(category="other", draft=_draft(confidence=1.0)))
+    assert update == {"review_reason": "off_topic"}
+    assert await _after_check(_state(**update)) == "review"
+
+
+# --- finalize ---------------------------------------------------------------------------
+
+
+def test_finalize_without_decision_completes_with_the_draft() -> None:
+    result = finalize(_state(draft=_draft(confidence=0.8)))["result"]
+    assert result.status == "completed"
+    assert result.outcome.answer == "Open Settings > Security > Reset password."
+    assert result.outcome.citations == [CITATION]
+    assert result.outcome.confidence == 0.8
+    assert result.outcome.reviewed is False
+
+
+def test_finalize_after_approval_keeps_the_draft_and_marks_it_reviewed() -> None:
+    state = _state(decision=ReviewDecision(action="approve"))
+    result = finalize(state)["result"]
+    assert result.status == "completed"
+    assert result.outcome.answer == "Open Settings > Security > Reset password."
+    assert result.outcome.citations == [CITATION]
+    assert result.outcome.reviewed is True
+
+
+def test_finalize_after_edit_uses_the_edited_answer() -> None:
+    state = _state(decision=ReviewDecision(action="edit", answer="Use the reset link."))
+    result = finalize(state)["result"]
+    assert result.status == "completed"
+    assert result.outcome.answer == "Use the reset link."
+    assert result.outcome.reviewed is True
+
+
+def test_finalize_after_rejection_has_no_answer() -> None:
+    state = _state(decision=ReviewDecision(action="reject", comment="wrong product"))
+    result = finalize(state)["result"]
+    assert result.status == "rejected"
+    assert result.outcome.answer is None
+    assert result.outcome.citations == []
+    assert result.outcome.reviewed is True
+
+
+# --- the graph --------------------------------------------------------------------------
+
+
+class FakeSupportIO:
+    """`SupportIO` with canned answers; records the nodes it ran."""
+
+    def __init__(self, *, confidence: float) -> None:
+        self.confidence = confidence
+        self.calls: list[str] = []
+
+    async def classify(self, state: Any) -> dict[str, Any]:
+        self.calls.append("classify")
+        return {"category": "account"}
+
+    async def retrieve(self, state: Any) -> dict[str, Any]:
+        self.calls.append("retrieve")
+        return {"passages": [PASSAGE]}
+
+    async def answer(self, state: Any) -> dict[str, Any]:
+        self.calls.append("answer")
+        return {"draft": _draft(confidence=self.confidence)}
+
+
+IO_NODES = ("classify", "retrieve", "answer")
+WORKFLOW_NODES = ("check", "review", "finalize")
+
+
+def test_graph_has_exactly_the_documented_nodes() -> None:
+    app = build_graph(FakeSupportIO(confidence=0.9)).compile()
+    assert set(app.nodes) - {"__start__"} == set(IO_NODES + WORKFLOW_NODES)
+
+
+def test_io_nodes_run_as_activities_and_decisions_in_the_workflow() -> None:
+    builder = build_graph(FakeSupportIO(confidence=0.9))
+    where = {name: (node.metadata or {}).get("execute_in") for name, node in builder.nodes.items()}
+    assert where == {n: "activity" for n in IO_NODES} | {n: "workflow" for n in WORKFLOW_NODES}
+
+
+@pytest.mark.parametrize("node", IO_NODES)
+def test_io_node_summary_names_the_node_and_the_question(node: str) -> None:
+    meta = build_graph(FakeSupportIO(confidence=0.9)).nodes[node].metadata or {}
+    long_question = "x" * 200
+    assert meta["summary_fn"]((_state(),), {}) == f"{node}: {QUESTION}"
+    # The activity may receive the state as a plain dict; long questions are cut to 80.
+    summary = meta["summary_fn"](({"input": {"question": long_question}},), {})
+    assert summary == f"{node}: {'x' * 80}"
+
+
+def _config(thread: str) -> Any:
+    return {"configurable": {"thread_id": thread}}
+
+
+def _start() -> dict[str, Any]:
+    return {"input": {"question": QUESTION}, "review_threshold": 0.6}
+
+
+async def test_confident_run_finishes_without_interrupt() -> None:
+    io = FakeSupportIO(confidence=0.9)
+    app = build_graph(io).compile(checkpointer=checkpointer_for(SupportState))
+    config = _config("confident")
+    final = await app.ainvoke(_start(), config)
+    assert "__interrupt__" not in final
+    assert io.calls == ["classify", "retrieve", "answer"]
+    assert final["result"].outcome.answer == "Open Settings > Security > Reset password."
+    assert final["result"].outcome.reviewed is False
+
+
+async def test_unsure_run_stops_for_review_and_resumes_with_the_edit() -> None:
+    serde_events: list[SerdeEvent] = []
+    unregister = register_serde_event_listener(serde_events.append)
+    try:
+        await _unsure_run()
+    finally:
+        unregister()
+    # The checkpointer's allowlist covered everything the run stored (no type was blocked).
+    assert serde_events == []
+
+
+async def _unsure_run() -> None:
+    io = FakeSupportIO(confidence=0.2)
+    app = build_graph(io).compile(checkpointer=checkpointer_for(SupportState))
+    config = _config("unsure")
+
+    await app.ainvoke(_start(), config)
+    snapshot = await app.aget_state(config)
+    assert snapshot.next == ("review",)
+    assert len(snapshot.interrupts) == 1
+    request = ReviewRequest.model_validate(snapshot.interrupts[0].value)
+    assert request.reason == "low_confidence"
+    assert request.question == QUESTION
+    assert request.confidence == 0.2
+    assert request.threshold == 0.6
+    assert request.citations == [CITATION]
+    assert request.passages == [PASSAGE]
+
+    final = await app.ainvoke(Command(resume={"action": "edit", "answer": "X"}), config)
+    assert final["result"].status == "completed"
+    assert final["result"].outcome.answer == "X"
+    assert final["result"].outcome.reviewed is True
+    # Resuming re-runs only `review` onwards: the I/O nodes are not repeated.
+    assert io.calls == ["classify", "retrieve", "answer"]
+    assert (await app.aget_state(config)).next == ()
