@@ -11,11 +11,12 @@ from temporalio.client import (
     WorkflowQueryFailedError,
     WorkflowQueryRejectedError,
 )
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.problems import ErrorCode, ProblemError
 from keel.schemas.runs import RunState, RunStatus, RunSummary, RunView
-from keel.search_attributes import KEEL_AGENT, KEEL_STATUS
+from keel.search_attributes import KEEL_AGENT, KEEL_COST_USD, KEEL_STATUS
 from keel.settings import Settings
 from workflows.agent import AgentWorkflow
 
@@ -61,6 +62,7 @@ def run_summary(execution: WorkflowExecution, settings: Settings) -> RunSummary:
         status=run_status(execution),
         created_at=execution.start_time,
         closed_at=execution.close_time,
+        cost_usd=execution.typed_search_attributes.get(KEEL_COST_USD) or 0.0,
         ui_url=settings.run_ui_url(execution.id),
     )
 
@@ -88,19 +90,29 @@ async def run_view(client: Client, run_id: str, settings: Settings) -> RunView:
             view = RunView(**run_summary(description, settings).model_dump())
             if state is not None:
                 view.status, view.current_node = state.status, state.current_node
-                view.pending_review = state.pending_review
+                view.pending_review, view.cost = state.pending_review, state.ledger
             return view
         # It ended between the two calls: read it as ended.
         description = await describe_run(client, run_id)
     view = RunView(**run_summary(description, settings).model_dump())
     if description.status == WorkflowExecutionStatus.COMPLETED:
-        view.result = (await handle.result()).outcome
+        result = await handle.result()
+        view.result, view.cost = result.outcome, result.ledger
     elif view.status == "failed":
         try:
             await handle.result()
         except WorkflowFailureError as err:
-            view.error = str(err.cause) if err.cause else str(err)
+            view.error = _failure_message(err)
     return view
+
+
+def _failure_message(err: BaseException) -> str:
+    """The root cause of a run's failure, with its type (`ActivityError` only says "failed")."""
+    root = err
+    while root.__cause__ is not None or getattr(root, "cause", None) is not None:
+        root = getattr(root, "cause", None) or root.__cause__  # type: ignore[assignment]
+    kind = root.type if isinstance(root, ApplicationError) and root.type else type(root).__name__
+    return f"{kind}: {getattr(root, 'message', None) or root}"
 
 
 async def _live_state(client: Client, run_id: str) -> RunState | None:

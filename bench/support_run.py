@@ -1,6 +1,6 @@
 """Scenario 4: a full `support` run through `AgentWorkflow`, as `keel up` would serve it.
 
-The worker registers `worker.agents.build_graphs()` (the installed agents), like
+The worker registers `worker.agents.build_graphs(...)` (the installed agents), like
 `worker/main.py`. The question is answered without review: classify, retrieve and
 answer run as activities on the keyless `local` model; check and finalize in the workflow.
 """
@@ -46,7 +46,7 @@ async def run(opts: Options, server: DevServer) -> list[Row]:
         # A run that escalated would wait for its deadline: keep it short, and fail loudly.
         review_timeout_s=30,
     )
-    async with keel_worker(server, build_graphs()) as worker:
+    async with keel_worker(server, build_graphs(Settings())) as worker:
         per_run, cpu = await sequential(lambda: _run_support(worker, run_input), opts)
     return [
         Row(

@@ -30,6 +30,8 @@ class AgentSpec:
     """The input field a plain string input fills."""
     graph: str
     """Import path `module:function` of a zero-argument factory returning the StateGraph."""
+    routes: tuple[str, ...] = ()
+    """Model routes the agent calls; the worker refuses to start when one is not configured."""
 
 
 @cache

@@ -63,19 +63,32 @@ def _print_run(run: dict[str, Any]) -> None:
         for citation in result.get("citations", []):
             print(f"  cites  {citation['passage_id']}  ({citation['title']})")
         print(
-            f"confidence {result['confidence']:.2f}"
+            f"confidence {_score(result['confidence'])}"
             + ("  (reviewed)" if result.get("reviewed") else "")
         )
     review = run.get("pending_review")
     if review:
         print(
             f"review   {review['review_id']}  "
-            f"({review['reason']}, confidence {review['confidence']:.2f})"
+            f"({review['reason']}, confidence {_score(review['confidence'])})"
         )
         print(f"         decide with: keel decide {review['review_id']} approve|edit|reject")
+    cost = run.get("cost")
+    if cost and cost["entries"]:
+        print(f"cost     ${cost['total_usd']:.6f} over {len(cost['entries'])} model call(s)")
+        for entry in cost["entries"]:
+            usage = entry["usage"]
+            print(
+                f"  {entry['step']:<10} {entry['provider']}/{entry['model']}  "
+                f"in {usage['input_tokens']} out {usage['output_tokens']}  ${entry['cost_usd']:.6f}"
+            )
     if run.get("error"):
         print(f"error    {run['error']}")
     print(f"ui       {run['ui_url']}")
+
+
+def _score(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
 
 
 def _cmd_run(api: _Api, args: argparse.Namespace) -> int:
@@ -148,7 +161,7 @@ def _cmd_reviews(api: _Api, args: argparse.Namespace) -> int:
     for review in page["reviews"]:
         print(
             f"{review['id']}  {review['status']:<9} {review['reason']:<15} "
-            f"conf {review['confidence']:.2f}  {review['question'][:60]!r}\n"
+            f"conf {_score(review['confidence'])}  {review['question'][:60]!r}\n"
             f"    proposed: {review['proposed_answer'][:100]!r}\n    ui: {review['ui_url']}"
         )
     if not page["reviews"]:

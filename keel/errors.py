@@ -4,11 +4,12 @@
 KeelError
 ├── KeelUserError        a mistake in code or configuration: fails the run, never retried
 └── KeelRunError         a failure at run time
-    └── ReviewNotPending a decision names a review that is not waiting for one
+    ├── ReviewNotPending a decision names a review that is not waiting for one
+    └── BudgetDenied     a reviewer refused a model call over the run's budget
 ```
 """
 
-__all__ = ["KeelError", "KeelRunError", "KeelUserError", "ReviewNotPending"]
+__all__ = ["BudgetDenied", "KeelError", "KeelRunError", "KeelUserError", "ReviewNotPending"]
 
 
 class KeelError(Exception):
@@ -25,3 +26,7 @@ class KeelRunError(KeelError):
 
 class ReviewNotPending(KeelRunError):
     """A decision for a review that is not (or no longer) pending."""
+
+
+class BudgetDenied(KeelRunError):
+    """A reviewer refused a model call that would exceed the run's budget."""

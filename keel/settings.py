@@ -5,8 +5,9 @@ server, the worker and the API on loopback, state under `./.keel/`.
 """
 
 from pathlib import Path
+from typing import Literal, Self
 
-from pydantic import Field, computed_field
+from pydantic import Field, computed_field, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -14,7 +15,19 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-__all__ = ["Settings"]
+from keel.schemas.routing import Deployment, Price, Route
+
+__all__ = ["LOCAL_DEPLOYMENT", "Settings"]
+
+LOCAL_DEPLOYMENT = Deployment(
+    provider="local",
+    model="extractive-bm25",
+    price=Price(input=0.0, output=0.0),
+    context_window=1_000_000,
+    capabilities=[],
+    timeout_s=30.0,
+)
+"""The keyless built-in provider, always available as deployment `local`."""
 
 
 class Settings(BaseSettings):
@@ -48,6 +61,31 @@ class Settings(BaseSettings):
     review_timeout_s: float = Field(
         default=7 * 24 * 3600, gt=0, description="A pending review expires (rejected) after this."
     )
+    deployments: dict[str, Deployment] = Field(
+        default_factory=dict, description="Models by name; `local` is always there."
+    )
+    routes: dict[str, Route] = Field(
+        default_factory=dict, description="Routes by name; `default` is `local` unless set."
+    )
+    run_budget_usd: float | None = Field(
+        default=None, gt=0, description="Model spend per run before `budget_action` applies."
+    )
+    budget_action: Literal["escalate", "fail"] = Field(
+        default="escalate", description="Over budget: ask a reviewer, or fail the run."
+    )
+
+    @model_validator(mode="after")
+    def _routes_name_deployments(self) -> Self:
+        self.deployments.setdefault("local", LOCAL_DEPLOYMENT)
+        self.routes.setdefault("default", Route(candidates=["local"]))
+        for name, route in self.routes.items():
+            for candidate in route.candidates:
+                if candidate not in self.deployments:
+                    raise ValueError(
+                        f"routes.{name}.candidates names deployment {candidate!r}, which is not "
+                        f"defined; deployments: {', '.join(sorted(self.deployments))}"
+                    )
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -27,8 +27,9 @@ class ReviewRow(SQLModel, table=True):
     proposed_answer: str
     citations: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
     passages: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
-    confidence: float
-    threshold: float
+    confidence: float | None = None
+    threshold: float | None = None
+    cost_usd: float = 0.0
     answer: str | None = None
     comment: str | None = None
     reviewer: str | None = Field(default=None, max_length=200)

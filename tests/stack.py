@@ -38,7 +38,12 @@ class Stack:
         return self.data_dir / "keel.db"
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("KEEL_")}
+        # Nothing of the caller's Keel settings or provider keys leaks into a test stack.
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("KEEL_") and k not in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
+        }
         env.update(
             KEEL_TEMPORAL_ADDRESS=self.temporal_address,
             KEEL_TASK_QUEUE=self.task_queue,

@@ -14,8 +14,10 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.serde.event_hooks import SerdeEvent, register_serde_event_listener
 from pydantic import BaseModel
 
+from keel.schemas.model import Usage
 from keel.schemas.retrieval import Passage
 from keel.schemas.reviews import Citation, ReviewDecision
+from keel.schemas.routing import Ledger, LedgerEntry
 from keel.schemas.runs import AgentState, Outcome, RunResult
 from workflows.checkpoint import checkpointer_for, state_models
 from workflows.support import Draft, SupportState
@@ -55,6 +57,9 @@ def test_state_models_finds_every_nested_model() -> None:
         ReviewDecision,
         RunResult,
         Outcome,
+        Ledger,
+        LedgerEntry,
+        Usage,
     }
     # Parents are not part of the state: only field annotations are followed.
     assert AgentState not in state_models(SupportState)

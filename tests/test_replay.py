@@ -15,13 +15,13 @@ from pathlib import Path
 import httpx
 import pytest
 from temporalio.client import Client, WorkflowHistory
-from temporalio.langgraph import LangGraphPlugin
 from temporalio.worker import Replayer
 
+from keel.settings import Settings
 from tests.conftest import CONFIDENT, UNSURE
 from tests.stack import Stack, start_run, wait_status
 from worker.agents import build_graphs
-from worker.plugin import KeelPlugin
+from worker.plugin import graph_plugins
 
 HISTORIES = Path(__file__).parent / "histories"
 PATHS = {
@@ -33,7 +33,7 @@ PATHS = {
 
 
 def _replayer() -> Replayer:
-    return Replayer(workflows=[], plugins=[KeelPlugin(), LangGraphPlugin(graphs=build_graphs())])
+    return Replayer(workflows=[], plugins=graph_plugins(build_graphs(Settings())))
 
 
 async def _record(name: str, http: httpx.AsyncClient, client: Client) -> None:
@@ -73,12 +73,12 @@ async def test_recorded_history_replays(name: str, stack: Stack, temporal_client
 def test_a_changed_graph_is_caught():
     """The replay check is not vacuous: a graph with a node removed fails the approve path."""
     history = _load("approve")
-    graphs = build_graphs()
+    graphs = build_graphs(Settings())
     support = graphs["support"]
     support.nodes.pop("retrieve")
     support.edges.discard(("classify", "retrieve"))
     support.edges.discard(("retrieve", "answer"))
     support.add_edge("classify", "answer")
-    replayer = Replayer(workflows=[], plugins=[KeelPlugin(), LangGraphPlugin(graphs=graphs)])
+    replayer = Replayer(workflows=[], plugins=graph_plugins(graphs))
     result = asyncio.run(replayer.replay_workflow(history, raise_on_replay_failure=False))
     assert "Nondeterminism" in str(result.replay_failure)

@@ -39,6 +39,7 @@ class ReviewQueue:
                     passages=[p.model_dump() for p in review.passages],
                     confidence=review.confidence,
                     threshold=review.threshold,
+                    cost_usd=review.cost_usd,
                     created_at=review.opened_at,
                     deadline=review.deadline,
                 )

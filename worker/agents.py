@@ -7,9 +7,8 @@ from langgraph.graph import StateGraph
 
 from keel.agents import agent_catalog
 from keel.errors import KeelUserError
+from keel.settings import Settings
 from tools.retrieval.knowledge_base import default_knowledge_base
-from tools.routing.client import ModelClient
-from tools.routing.local import LocalProvider
 from tools.support import SupportActivities
 from workflows import support
 
@@ -17,15 +16,20 @@ __all__ = ["build_graphs", "support_graph"]
 
 
 def support_graph() -> StateGraph[Any, Any, Any, Any]:
-    """The `support` agent on the shipped help centre and the keyless `local` model."""
-    model = ModelClient([LocalProvider()], routes={"default": "local"})
-    return support.build_graph(SupportActivities(default_knowledge_base(), model))
+    """The `support` agent on the shipped help centre."""
+    return support.build_graph(SupportActivities(default_knowledge_base()))
 
 
-def build_graphs() -> dict[str, StateGraph[Any, Any, Any, Any]]:
-    """Every installed agent's graph, by agent name."""
+def build_graphs(settings: Settings) -> dict[str, StateGraph[Any, Any, Any, Any]]:
+    """Every installed agent's graph, by agent name; refuses agents whose routes are missing."""
     graphs = {}
     for name, spec in agent_catalog().items():
+        missing = [route for route in spec.routes if route not in settings.routes]
+        if missing:
+            raise KeelUserError(
+                f"agent {name!r} uses model route {missing[0]!r}, which is not configured; "
+                f"routes: {', '.join(sorted(settings.routes))}"
+            )
         module, _, factory = spec.graph.partition(":")
         try:
             build = getattr(import_module(module), factory)

@@ -9,15 +9,15 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from langgraph.graph import StateGraph
-from temporalio.langgraph import LangGraphPlugin
 from temporalio.worker import Worker
 
 from keel.db import create_engine, init_db, session_factory
 from keel.settings import Settings
 from tools.journal import StepJournal
 from tools.reviews import ReviewQueue
+from tools.routing.activities import ModelActivities
 from worker.agents import build_graphs
-from worker.plugin import KeelPlugin
+from worker.plugin import graph_plugins
 from worker.temporal import connect, ensure_search_attributes
 
 __all__ = ["keel_worker", "run_worker"]
@@ -55,28 +55,33 @@ async def keel_worker(
         journal: Write the step journal (`steps` table).
     """
     sys.unraisablehook = _ignore_plugin_eviction_noise
+    models = ModelActivities.from_settings(settings)  # refuses unpriced deployments
+    graphs = build_graphs(settings) if graphs is None else graphs  # refuses unknown routes
     engine = create_engine(settings.sql_url)
     await init_db(engine)
     sessions = session_factory(engine)
     queue = ReviewQueue(sessions)
     step_journal = StepJournal(sessions)
-    plugin = KeelPlugin(
-        activities=[queue.open, queue.close], interceptors=[step_journal] if journal else []
+    keel_plugin, langgraph_plugin = graph_plugins(
+        graphs,
+        activities=[queue.open, queue.close, models.plan, models.call],
+        interceptors=[step_journal] if journal else [],
     )
     try:
-        client = await connect(settings, plugin)
+        client = await connect(settings, keel_plugin)
         await ensure_search_attributes(client)
         worker = Worker(
             client,
             task_queue=settings.task_queue,
             max_cached_workflows=settings.worker_max_cached_workflows,
-            plugins=[LangGraphPlugin(graphs=build_graphs() if graphs is None else graphs)],
+            plugins=[langgraph_plugin],
         )
         async with worker:
             log.info("worker polling %r on %s", settings.task_queue, settings.temporal_address)
             yield worker
         await step_journal.flush()
     finally:
+        await models.aclose()
         await engine.dispose()
 
 

@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from langgraph.types import Command
     from temporalio.langgraph import graph
 
+    from keel.errors import BudgetDenied
     from keel.schemas.reviews import (
         CLOSE_REVIEW,
         OPEN_REVIEW,
@@ -29,8 +30,9 @@ with workflow.unsafe.imports_passed_through():
         ReviewRequest,
         ReviewStatus,
     )
-    from keel.schemas.runs import AgentState, RunInput, RunResult, RunState, RunStatus
-    from keel.search_attributes import KEEL_STATUS
+    from keel.schemas.runs import AgentState, Outcome, RunInput, RunResult, RunState, RunStatus
+    from keel.search_attributes import KEEL_COST_USD, KEEL_STATUS
+    from workflows import routing
     from workflows.checkpoint import checkpointer_for
 
 __all__ = ["AgentWorkflow"]
@@ -50,6 +52,12 @@ def _not_pending(review_id: str, why: str) -> ApplicationError:
     )
 
 
+def _why(request: ReviewRequest) -> str:
+    if request.confidence is not None and request.threshold is not None:
+        return f"{request.reason}, confidence {request.confidence:.2f} < {request.threshold:.2f}"
+    return f"{request.reason}, ${request.cost_usd:.4f} spent"
+
+
 @workflow.defn
 class AgentWorkflow:
     """Runs an agent graph; escalates to a person when the graph interrupts."""
@@ -62,6 +70,9 @@ class AgentWorkflow:
         self._decision: DecisionInput | None = None
         self._closed: set[str] = set()
         self._reviews = 0
+        self.model_router = routing.Router(
+            routing.Budget(input.budget_usd, input.budget_action), self._cost_changed
+        )
 
     @workflow.run
     async def run(self, input: RunInput) -> RunResult:
@@ -84,10 +95,15 @@ class AgentWorkflow:
             await self._close_pending("cancelled", ReviewDecision(action="reject"))
             self._set_status("cancelled")
             raise
+        except BudgetDenied:
+            outcome = Outcome(answer=None, confidence=0.0, reviewed=True)
+            result = RunResult(status="rejected", outcome=outcome)
         except (ActivityError, ApplicationError):
             self._set_status("failed")
             raise
-        result = RunResult.model_validate(snapshot.values["result"])
+        else:
+            result = RunResult.model_validate(snapshot.values["result"])
+        result.ledger = self.model_router.ledger
         self._node = None
         self._set_status(result.status)
         return result
@@ -95,7 +111,12 @@ class AgentWorkflow:
     @workflow.query
     def state(self) -> RunState:
         """Where the run is: its status, its current node, the review it waits on."""
-        return RunState(status=self._status, current_node=self._node, pending_review=self._pending)
+        return RunState(
+            status=self._status,
+            current_node=self._node,
+            pending_review=self._pending,
+            ledger=self.model_router.ledger,
+        )
 
     @workflow.update
     async def decide(self, decision: DecisionInput) -> None:
@@ -148,15 +169,12 @@ class AgentWorkflow:
         await workflow.execute_activity(
             OPEN_REVIEW,
             pending,
-            summary=f"open review ({request.reason}, confidence {request.confidence:.2f})",
+            summary=f"open review ({_why(request)})",
             **_QUEUE_WRITE,
         )
         self._pending, self._decision = pending, None
         self._set_status("awaiting_review")
-        workflow.set_current_details(
-            f"awaiting review {pending.review_id} ({request.reason}, "
-            f"confidence {request.confidence:.2f} < {request.threshold:.2f})"
-        )
+        workflow.set_current_details(f"awaiting review {pending.review_id} ({_why(request)})")
         expired = False
         try:
             await workflow.wait_condition(lambda: self._decision is not None, timeout=timeout)
@@ -189,6 +207,9 @@ class AgentWorkflow:
         )
         self._pending = None
         self._closed.add(pending.review_id)
+
+    def _cost_changed(self, total_usd: float) -> None:
+        workflow.upsert_search_attributes([KEEL_COST_USD.value_set(total_usd)])
 
     def _set_status(self, status: RunStatus) -> None:
         self._status = status

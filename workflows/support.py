@@ -3,9 +3,10 @@
 classify → retrieve → answer → check ─┬─────────────→ finalize
                                       └→ review ─────→ finalize
 
-`classify`, `retrieve` and `answer` do I/O and run as activities (`support.<node>`); their
-implementations live in `tools/support.py` and reach the graph through `SupportIO`.
-`check`, `review` and `finalize` only decide, so they run in the workflow. `review` calls
+`retrieve` does I/O and runs as an activity (`support.retrieve`); its implementation lives
+in `tools/support.py` and reaches the graph through `SupportIO`. `classify` and `answer`
+run in the workflow and ask the model router, which makes each model attempt its own
+`model.call` activity. `check`, `review` and `finalize` only decide. `review` calls
 LangGraph's `interrupt()`: the workflow opens a review and resumes the graph with the
 reviewer's decision.
 """
@@ -19,9 +20,11 @@ from pydantic import BaseModel, Field
 from temporalio.common import RetryPolicy
 
 from keel.agents import AgentSpec
+from keel.schemas.model import Message, ModelRequest
 from keel.schemas.retrieval import Passage
 from keel.schemas.reviews import Citation, ReviewDecision, ReviewReason, ReviewRequest
 from keel.schemas.runs import AgentState, Outcome, RunResult
+from workflows.routing import router
 
 __all__ = [
     "CATEGORIES",
@@ -30,8 +33,10 @@ __all__ = [
     "SupportIO",
     "SupportInput",
     "SupportState",
+    "answer",
     "build_graph",
     "check",
+    "classify",
     "finalize",
     "review",
 ]
@@ -80,19 +85,57 @@ class SupportState(AgentState):
 
 
 class SupportIO(Protocol):
-    """The support graph's I/O nodes; each runs as an activity."""
-
-    async def classify(self, state: dict[str, Any]) -> dict[str, Any]:
-        """Set `category`."""
-        ...
+    """The support graph's I/O node; it runs as an activity."""
 
     async def retrieve(self, state: dict[str, Any]) -> dict[str, Any]:
         """Set `passages`."""
         ...
 
-    async def answer(self, state: dict[str, Any]) -> dict[str, Any]:
-        """Set `draft`."""
-        ...
+
+_SYSTEM = (
+    "You are Quillpad's support assistant. Answer the customer's question only from the "
+    "documents given, cite every document you use as [document id], and say so when the "
+    "documents do not contain the answer. End with a line 'Confidence: <0 to 1>'."
+)
+
+
+async def classify(state: SupportState) -> dict[str, Any]:
+    """Pick the question's category."""
+    response = await router().complete(
+        ModelRequest(
+            messages=[Message(role="user", content=state.question)],
+            labels=list(CATEGORIES),
+            max_output_tokens=16,
+        ),
+        step="classify",
+    )
+    return {"category": response.label}
+
+
+async def answer(state: SupportState) -> dict[str, Any]:
+    """Draft a grounded answer that cites the passages it used."""
+    response = await router().complete(
+        ModelRequest(
+            messages=[
+                Message(role="system", content=_SYSTEM),
+                Message(role="user", content=state.question),
+            ],
+            documents=state.passages,
+        ),
+        step="answer",
+    )
+    titles = {p.id: p.title for p in state.passages}
+    draft = Draft(
+        answer=response.text,
+        citations=[
+            Citation(passage_id=c, title=titles[c]) for c in response.citations if c in titles
+        ],
+        # A provider with no evidence of its own certainty gets none: a person looks.
+        confidence=response.confidence or 0.0,
+        provider=response.provider,
+        model=response.model,
+    )
+    return {"draft": draft}
 
 
 def check(state: SupportState) -> dict[str, Any]:
@@ -168,9 +211,9 @@ def build_graph(io: SupportIO) -> StateGraph[SupportState, None, SupportState, S
     """The support graph, with `io` providing its I/O nodes."""
     in_workflow = {"execute_in": "workflow"}
     g = StateGraph(SupportState)
-    g.add_node("classify", io.classify, metadata=_io_node("classify"))
+    g.add_node("classify", classify, metadata=in_workflow)
     g.add_node("retrieve", io.retrieve, metadata=_io_node("retrieve"))
-    g.add_node("answer", io.answer, metadata=_io_node("answer"))
+    g.add_node("answer", answer, metadata=in_workflow)
     g.add_node("check", check, metadata=in_workflow)
     g.add_node("review", review, metadata=in_workflow)
     g.add_node("finalize", finalize, metadata=in_workflow)
@@ -193,4 +236,5 @@ SPEC = AgentSpec(
     input_model=SupportInput,
     text_field="question",
     graph="worker.agents:support_graph",
+    routes=("default",),
 )

@@ -108,6 +108,7 @@ def _view(row: ReviewRow, settings: Settings) -> ReviewView:
         citations=[Citation.model_validate(c) for c in row.citations],
         confidence=row.confidence,
         threshold=row.threshold,
+        cost_usd=row.cost_usd,
         answer=row.answer,
         comment=row.comment,
         reviewer=row.reviewer,

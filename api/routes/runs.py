@@ -52,6 +52,8 @@ async def start_run(
                 input=payload,
                 review_threshold=settings.review_threshold,
                 review_timeout_s=settings.review_timeout_s,
+                budget_usd=settings.run_budget_usd,
+                budget_action=settings.budget_action,
             ),
             id=run_id,
             task_queue=settings.task_queue,

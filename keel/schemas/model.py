@@ -2,32 +2,56 @@
 
 from typing import Literal, Self
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, JsonValue, model_validator
 
 from keel.schemas.retrieval import Passage
 
-__all__ = ["Message", "ModelRequest", "ModelResponse", "Usage"]
+__all__ = ["Message", "ModelRequest", "ModelResponse", "ToolCall", "ToolSpec", "Usage"]
+
+
+class ToolCall(BaseModel):
+    """A call the model asks for."""
+
+    id: str
+    name: str
+    arguments: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class ToolSpec(BaseModel):
+    """A tool the model may call: its name, what it does, and its JSON-schema parameters."""
+
+    name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")
+    description: str = ""
+    parameters: dict[str, JsonValue] = Field(
+        default_factory=lambda: {"type": "object", "properties": {}}
+    )
 
 
 class Message(BaseModel):
-    """One chat message."""
+    """One chat message; `tool` messages answer the assistant's `tool_calls`."""
 
-    role: Literal["system", "user", "assistant"]
-    content: str
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str = ""
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    tool_call_id: str | None = None
 
 
 class ModelRequest(BaseModel):
     """What an agent asks of a model.
 
-    `documents` are grounding passages the answer must cite; `labels` turns the request
-    into a classification whose answer is one of the labels.
+    `documents` are grounding passages the answer must cite (by `[passage id]`); `labels`
+    turns the request into a classification whose answer is one of the labels; `tools` lets
+    the model call tools; `json_schema` asks for structured output.
     """
 
     route: str = "default"
     messages: list[Message] = Field(min_length=1)
     documents: list[Passage] = Field(default_factory=list)
     labels: list[str] = Field(default_factory=list)
+    tools: list[ToolSpec] = Field(default_factory=list)
+    json_schema: dict[str, JsonValue] | None = None
     max_output_tokens: int = Field(default=512, ge=1)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     idempotency_key: str = Field(default="", description="Workflow id + step id.")
 
     @model_validator(mode="after")
@@ -45,21 +69,27 @@ class ModelRequest(BaseModel):
 class Usage(BaseModel):
     """Token usage as reported (or, for `local`, counted) by the provider."""
 
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cached_tokens: int = 0
+    input_tokens: int = Field(default=0, ge=0)
+    output_tokens: int = Field(default=0, ge=0)
+    cached_tokens: int = Field(default=0, ge=0, description="Part of input_tokens read from cache.")
 
 
 class ModelResponse(BaseModel):
-    """A provider's answer, normalised."""
+    """A provider's answer, normalised.
+
+    `confidence` is the provider's own evidence where it has one (`local`'s score, the mean
+    token probability from logprobs, or a self-reported `Confidence:` line), else None.
+    """
 
     text: str
     label: str | None = None
     citations: list[str] = Field(default_factory=list, description="Ids of cited passages.")
-    confidence: float = Field(ge=0.0, le=1.0)
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    confidence: float | None = Field(default=None, ge=0.0, le=1.0)
     finish_reason: Literal["stop", "length", "tool_calls", "content_filter"] = "stop"
     provider: str
     model: str
+    deployment: str = ""
     usage: Usage = Field(default_factory=Usage)
     latency_ms: float = 0.0
     cost_usd: float = 0.0

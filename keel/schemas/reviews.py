@@ -22,7 +22,7 @@ __all__ = [
     "ReviewView",
 ]
 
-ReviewReason = Literal["low_confidence", "off_topic"]
+ReviewReason = Literal["low_confidence", "off_topic", "budget"]
 ReviewStatus = Literal["pending", "approved", "edited", "rejected", "expired", "cancelled"]
 
 
@@ -40,8 +40,9 @@ class ReviewRequest(BaseModel):
     question: str
     proposed_answer: str
     citations: list[Citation] = Field(default_factory=list)
-    confidence: float = Field(ge=0.0, le=1.0)
-    threshold: float = Field(ge=0.0, le=1.0)
+    confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    cost_usd: float = Field(default=0.0, ge=0.0, description="The run's model spend so far.")
     passages: list[Passage] = Field(default_factory=list)
 
 
@@ -100,8 +101,9 @@ class ReviewView(BaseModel):
     question: str
     proposed_answer: str
     citations: list[Citation]
-    confidence: float
-    threshold: float
+    confidence: float | None
+    threshold: float | None
+    cost_usd: float
     answer: str | None = Field(default=None, description="The edited answer, if any.")
     comment: str | None = None
     reviewer: str | None = None

@@ -6,6 +6,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, JsonValue
 
 from keel.schemas.reviews import Citation, PendingReview
+from keel.schemas.routing import Ledger
 
 __all__ = [
     "AgentInfo",
@@ -45,6 +46,8 @@ class RunInput(BaseModel):
     input: dict[str, JsonValue] = Field(description="Validated against the agent's input model.")
     review_threshold: float = Field(ge=0.0, le=1.0)
     review_timeout_s: float = Field(gt=0)
+    budget_usd: float | None = Field(default=None, gt=0, description="Model spend allowed.")
+    budget_action: Literal["escalate", "fail"] = "escalate"
 
 
 class Outcome(BaseModel):
@@ -61,6 +64,7 @@ class RunResult(BaseModel):
 
     status: Literal["completed", "rejected"]
     outcome: Outcome
+    ledger: Ledger = Field(default_factory=Ledger)
 
 
 class RunState(BaseModel):
@@ -69,6 +73,7 @@ class RunState(BaseModel):
     status: RunStatus
     current_node: str | None = None
     pending_review: PendingReview | None = None
+    ledger: Ledger = Field(default_factory=Ledger)
 
 
 class RunStarted(BaseModel):
@@ -88,6 +93,7 @@ class RunSummary(BaseModel):
     status: RunStatus
     created_at: datetime
     closed_at: datetime | None = None
+    cost_usd: float = Field(default=0.0, description="Model spend (search attribute KeelCostUsd).")
     ui_url: str
 
 
@@ -97,6 +103,7 @@ class RunView(RunSummary):
     current_node: str | None = None
     result: Outcome | None = None
     pending_review: PendingReview | None = None
+    cost: Ledger | None = Field(default=None, description="Model calls and their cost.")
     error: str | None = None
 
 

@@ -1,0 +1,168 @@
+"""Routing: deployments (a model at a provider), routes over them, and the cost ledger."""
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, computed_field, model_validator
+
+from keel.schemas.model import ModelRequest, ModelResponse, Usage
+
+__all__ = [
+    "MODEL_CALL",
+    "MODEL_PLAN",
+    "NON_RETRYABLE_TYPES",
+    "RETRYABLE_TYPES",
+    "Capability",
+    "Deployment",
+    "Ledger",
+    "LedgerEntry",
+    "ModelCall",
+    "Price",
+    "ProviderKind",
+    "Route",
+    "RoutePlan",
+    "Strategy",
+]
+
+MODEL_CALL = "model.call"
+"""Activity type of one attempt on one deployment."""
+MODEL_PLAN = "model.plan"
+"""(Local) activity type that resolves a route into a `RoutePlan`."""
+
+RETRYABLE_TYPES = (
+    "RateLimited",
+    "ProviderUnavailable",
+    "ProviderTimeout",
+    "ProviderUnreachable",
+    "MalformedResponse",
+    "ProviderError",
+)
+"""`ApplicationError.type`s that another attempt, on this deployment or another, may fix."""
+
+NON_RETRYABLE_TYPES = (
+    "BadRequest",
+    "ContextLengthExceeded",
+    "ContentFiltered",
+    "AuthenticationFailed",
+    "PermissionDenied",
+    "ModelNotFound",
+    "QuotaExceeded",
+    "MissingApiKey",
+)
+"""`ApplicationError.type`s that fail the same way however often they are retried."""
+
+ProviderKind = Literal["openai", "anthropic", "openai_compatible", "local"]
+Strategy = Literal["fixed", "fallback", "cheapest", "cascade"]
+Capability = Literal["tools", "json"]
+
+
+class Price(BaseModel):
+    """US dollars per million tokens."""
+
+    input: float = Field(ge=0.0)
+    output: float = Field(ge=0.0)
+    cached: float | None = Field(default=None, ge=0.0, description="Cached input; else input.")
+
+    def cost(self, usage: Usage) -> float:
+        """What `usage` costs at this price."""
+        cached = min(usage.cached_tokens, usage.input_tokens)
+        fresh = usage.input_tokens - cached
+        cached_rate = self.input if self.cached is None else self.cached
+        return (fresh * self.input + cached * cached_rate + usage.output_tokens * self.output) / 1e6
+
+
+class Deployment(BaseModel):
+    """One model at one provider, and how to call it."""
+
+    model_config = {"extra": "forbid"}
+
+    provider: ProviderKind
+    model: str = Field(min_length=1)
+    api_key_env: str | None = Field(
+        default=None, description="Environment variable holding the key (never the key)."
+    )
+    base_url: str | None = None
+    price: Price | None = Field(default=None, description="Overrides the shipped price table.")
+    context_window: int = Field(default=128_000, gt=0)
+    capabilities: list[Capability] = Field(default_factory=lambda: ["tools", "json"])
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_attempts: int = Field(default=3, ge=1, description="Temporal attempts before moving on.")
+
+    @model_validator(mode="after")
+    def _needs_base_url(self) -> "Deployment":
+        if self.provider == "openai_compatible" and not self.base_url:
+            raise ValueError("an 'openai_compatible' deployment needs a base_url")
+        return self
+
+
+class Route(BaseModel):
+    """A name agents use, and how it picks among its candidate deployments."""
+
+    model_config = {"extra": "forbid"}
+
+    strategy: Strategy = "fixed"
+    candidates: list[str] = Field(min_length=1, description="Deployment names, in order.")
+    threshold: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="cascade: confidence that stops the cascade."
+    )
+
+    @model_validator(mode="after")
+    def _threshold_goes_with_cascade(self) -> "Route":
+        if self.strategy == "cascade" and self.threshold is None:
+            raise ValueError("a 'cascade' route needs a threshold")
+        return self
+
+
+class RoutePlan(BaseModel):
+    """What the workflow needs to route deterministically: resolved candidates and prices."""
+
+    route: str
+    strategy: Strategy
+    threshold: float | None = None
+    candidates: list[str]
+    deployments: dict[str, Deployment]
+    prices: dict[str, Price]
+
+
+class ModelCall(BaseModel):
+    """Activity input: one attempt of one request on one deployment."""
+
+    deployment: str
+    spec: Deployment
+    price: Price
+    request: ModelRequest
+
+
+class LedgerEntry(BaseModel):
+    """One model call that the provider answered (and billed)."""
+
+    step: str
+    deployment: str
+    provider: str
+    model: str
+    usage: Usage
+    cost_usd: float
+
+
+class Ledger(BaseModel):
+    """What a run has spent on models."""
+
+    entries: list[LedgerEntry] = Field(default_factory=list)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def total_usd(self) -> float:
+        """The run's model cost so far."""
+        return sum(e.cost_usd for e in self.entries)
+
+    def record(self, step: str, response: ModelResponse) -> None:
+        """Add one answered call."""
+        self.entries.append(
+            LedgerEntry(
+                step=step,
+                deployment=response.deployment,
+                provider=response.provider,
+                model=response.model,
+                usage=response.usage,
+                cost_usd=response.cost_usd,
+            )
+        )

@@ -1,0 +1,230 @@
+"""Routes over real provider SDKs: failover, cascades, budgets and the cost ledger.
+
+The worker and API are real processes; the "providers" are `keel.testing.WireServer`,
+which speaks the OpenAI and Anthropic wire protocols, so every call goes through the
+official SDKs exactly as it would in production.
+"""
+
+import json
+import re
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from temporalio.client import Client
+from temporalio.worker import Replayer
+
+from keel.schemas.model import Usage as KeelUsage
+from keel.schemas.routing import Price
+from keel.settings import Settings
+from keel.testing.recording import WireRequest
+from keel.testing.replies import Reply, Usage
+from keel.testing.server import WireServer
+from tests.conftest import CONFIDENT
+from tests.stack import Stack, start_run, wait_status
+from worker.agents import build_graphs
+from worker.plugin import graph_plugins
+
+MINI = {"input": 0.15, "output": 0.6, "cached": 0.075}
+HAIKU = {"input": 0.8, "output": 4.0}
+OPENAI_USAGE = Usage(input_tokens=1200, output_tokens=80, cached_tokens=200)
+ANTHROPIC_USAGE = Usage(input_tokens=900, output_tokens=60)
+
+
+def _support_responder(confidence: float, anthropic: float | None = None) -> object:
+    """Providers that classify as `account` and answer citing the first document.
+
+    OpenAI's confidence comes from its logprobs, Anthropic's from a `Confidence:` line.
+    """
+
+    def respond(request: WireRequest) -> Reply:
+        if request.protocol == "openai":
+            usage, sure = OPENAI_USAGE, {"confidence": confidence}
+        else:
+            usage, sure = ANTHROPIC_USAGE, {}
+        ids = re.findall(r'id="([^"]+)"', request.text)
+        if not ids:
+            return Reply(text="account", usage=usage, **sure)
+        line = f"\nConfidence: {confidence if anthropic is None else anthropic}"
+        return Reply(text=f"Click Forgot password [{ids[0]}].{line}", usage=usage, **sure)
+
+    return respond
+
+
+@pytest.fixture
+async def wire() -> AsyncIterator[WireServer]:
+    async with WireServer() as server:
+        yield server
+
+
+def _stack(make_stack, wire: WireServer, route: dict, **settings: str) -> Stack:  # type: ignore[no-untyped-def]
+    deployments = {
+        "mini": {
+            "provider": "openai",
+            "model": "gpt-4o-mini",
+            "api_key_env": "OPENAI_API_KEY",
+            "base_url": wire.openai_base_url,
+            "price": MINI,
+            "max_attempts": 2,
+            "timeout_s": 5,
+        },
+        "haiku": {
+            "provider": "anthropic",
+            "model": "claude-3-5-haiku-latest",
+            "api_key_env": "ANTHROPIC_API_KEY",
+            "base_url": wire.anthropic_base_url,
+            "price": HAIKU,
+            "max_attempts": 2,
+            "timeout_s": 5,
+        },
+    }
+    return make_stack(
+        KEEL_DEPLOYMENTS=json.dumps(deployments),
+        KEEL_ROUTES=json.dumps({"default": route}),
+        OPENAI_API_KEY="sk-test-openai-secret",
+        ANTHROPIC_API_KEY="sk-ant-test-secret",
+        **settings,
+    )
+
+
+async def _up(stack: Stack) -> httpx.AsyncClient:
+    await stack.start_worker()
+    await stack.start_api()
+    return httpx.AsyncClient(base_url=stack.api_url, timeout=30)
+
+
+def _cost(price: dict, usage: Usage) -> float:
+    return Price(**price).cost(KeelUsage(**usage.model_dump()))
+
+
+async def _model_calls(client: Client, run_id: str) -> list[tuple[str, str]]:
+    """(summary, outcome) of every model.call activity in the run's history, in order."""
+    history = await client.get_workflow_handle(run_id).fetch_history()
+    summaries: dict[int, str] = {}
+    calls = []
+    for event in history.events:
+        kind = event.WhichOneof("attributes")
+        if kind == "activity_task_scheduled_event_attributes":
+            if event.activity_task_scheduled_event_attributes.activity_type.name == "model.call":
+                summaries[event.event_id] = json.loads(event.user_metadata.summary.data)
+        for outcome in ("completed", "failed", "timed_out"):
+            attrs = f"activity_task_{outcome}_event_attributes"
+            if kind == attrs and getattr(event, attrs).scheduled_event_id in summaries:
+                calls.append((summaries[getattr(event, attrs).scheduled_event_id], outcome))
+    return calls
+
+
+async def test_fallback_moves_on_after_rate_limits_and_bills_what_answered(
+    make_stack, wire, temporal_client
+):
+    wire.script.responder = _support_responder(0.9)
+    wire.push(Reply.rate_limited(0.2), Reply.rate_limited(0.2), protocol="openai")
+    stack = _stack(make_stack, wire, {"strategy": "fallback", "candidates": ["mini", "haiku"]})
+    async with await _up(stack) as http:
+        run_id = (await start_run(http, CONFIDENT))["run_id"]
+        done = await wait_status(http, run_id, {"completed"})
+
+    # classify: two 429s on OpenAI (both of its attempts), then Anthropic; answer: OpenAI.
+    assert await _model_calls(temporal_client, run_id) == [
+        ("classify: openai/gpt-4o-mini", "failed"),
+        ("classify: anthropic/claude-3-5-haiku-latest", "completed"),
+        ("answer: openai/gpt-4o-mini", "completed"),
+    ]
+    assert [r.protocol for r in wire.requests] == ["openai", "openai", "anthropic", "openai"]
+    ledger = done["cost"]
+    assert [(e["step"], e["provider"]) for e in ledger["entries"]] == [
+        ("classify", "anthropic"),
+        ("answer", "openai"),
+    ]
+    expected = _cost(HAIKU, ANTHROPIC_USAGE) + _cost(MINI, OPENAI_USAGE)
+    assert ledger["total_usd"] == pytest.approx(expected, abs=1e-12)
+    listed = (await httpx.AsyncClient(base_url=stack.api_url).get("/v1/runs")).json()["runs"]
+    assert next(r for r in listed if r["run_id"] == run_id)["cost_usd"] == pytest.approx(expected)
+    assert done["result"]["citations"] and done["result"]["confidence"] == 0.9
+
+    # The secrets never reached history, and a replay calls no provider.
+    history = await temporal_client.get_workflow_handle(run_id).fetch_history()
+    assert "secret" not in history.to_json()
+    before = len(wire.requests)
+    graphs = build_graphs(Settings())
+    replayer = Replayer(workflows=[], plugins=graph_plugins(graphs))
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None
+    assert len(wire.requests) == before
+
+
+async def test_a_non_retryable_error_fails_fast_without_failover(make_stack, wire):
+    wire.script.responder = _support_responder(0.9)
+    wire.push(Reply.error(401, "bad key"), protocol="openai")
+    stack = _stack(make_stack, wire, {"strategy": "fallback", "candidates": ["mini", "haiku"]})
+    async with await _up(stack) as http:
+        run_id = (await start_run(http, CONFIDENT))["run_id"]
+        failed = await wait_status(http, run_id, {"failed"})
+    assert "AuthenticationFailed" in failed["error"] or "401" in failed["error"]
+    assert [r.protocol for r in wire.requests] == ["openai"]  # one attempt, no failover
+
+
+async def test_a_missing_key_names_the_variable(make_stack, wire):
+    wire.script.responder = _support_responder(0.9)
+    stack = _stack(make_stack, wire, {"candidates": ["mini"]})
+    stack.settings.pop("OPENAI_API_KEY")
+    async with await _up(stack) as http:
+        run_id = (await start_run(http, CONFIDENT))["run_id"]
+        failed = await wait_status(http, run_id, {"failed"})
+    assert "OPENAI_API_KEY" in failed["error"]
+    assert wire.requests == []
+
+
+async def test_cascade_asks_the_strong_model_only_when_the_cheap_one_is_unsure(make_stack, wire):
+    # Cheap: Anthropic, which reports its own confidence; strong: OpenAI (logprobs).
+    wire.script.responder = _support_responder(0.95, anthropic=0.3)
+    route = {"strategy": "cascade", "candidates": ["haiku", "mini"], "threshold": 0.7}
+    stack = _stack(make_stack, wire, route)
+    async with await _up(stack) as http:
+        run_id = (await start_run(http, CONFIDENT))["run_id"]
+        done = await wait_status(http, run_id, {"completed", "awaiting_review"})
+    steps = [(e["step"], e["provider"]) for e in done["cost"]["entries"]]
+    # classify answers "account" with no confidence line: unsure, so it cascades too.
+    assert steps == [
+        ("classify", "anthropic"),
+        ("classify", "openai"),
+        ("answer", "anthropic"),
+        ("answer", "openai"),
+    ]
+    assert done["status"] == "completed"
+    assert done["result"]["confidence"] == 0.95  # the strong model's, not the cheap one's
+
+
+async def test_budget_escalates_and_approval_continues(make_stack, wire):
+    wire.script.responder = _support_responder(0.9)
+    stack = _stack(
+        make_stack,
+        wire,
+        {"candidates": ["mini"]},
+        KEEL_RUN_BUDGET_USD="0.0004",  # enough for classify, not for the answer with documents
+    )
+    async with await _up(stack) as http:
+        run_id = (await start_run(http, CONFIDENT))["run_id"]
+        waiting = await wait_status(http, run_id, {"awaiting_review"})
+        review = waiting["pending_review"]
+        assert review["reason"] == "budget" and "budget" in review["proposed_answer"]
+        assert [e["step"] for e in waiting["cost"]["entries"]] == ["classify"]
+        decided = await http.post(
+            f"/v1/reviews/{review['review_id']}/decision", json={"action": "approve"}
+        )
+        assert decided.status_code == 200, decided.text
+        done = await wait_status(http, run_id, {"completed"})
+    assert [e["step"] for e in done["cost"]["entries"]] == ["classify", "answer"]
+    assert len(wire.requests) == 2  # classify was not asked again when the node resumed
+
+
+async def test_budget_rejection_ends_the_run_rejected(make_stack, wire):
+    wire.script.responder = _support_responder(0.9)
+    stack = _stack(make_stack, wire, {"candidates": ["mini"]}, KEEL_RUN_BUDGET_USD="0.0004")
+    async with await _up(stack) as http:
+        run_id = (await start_run(http, CONFIDENT))["run_id"]
+        review = (await wait_status(http, run_id, {"awaiting_review"}))["pending_review"]
+        await http.post(f"/v1/reviews/{review['review_id']}/decision", json={"action": "reject"})
+        done = await wait_status(http, run_id, {"rejected"})
+    assert done["result"]["answer"] is None
+    assert len(wire.requests) == 1

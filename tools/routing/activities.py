@@ -1,0 +1,203 @@
+"""The model activities: what runs inside the durable boundary for one routed call.
+
+Which deployment to try next is deterministic workflow code (`workflows.routing`). It asks
+`model.plan` once per route for the route's candidates and their prices, then runs one
+`model.call` per attempt on one deployment. `model.call` fails fast while the deployment's
+circuit is open, calls the provider, classifies failures with
+`tools.routing.errors.provider_error`, and traces the call as an OpenTelemetry GenAI
+client span. Spans carry model names, token counts and cost, never prompt or answer
+text, and never a key.
+
+`ModelActivities` is built once per worker: it keeps one provider object (and so one
+HTTP client) per deployment, and one circuit breaker for all of them. Prices are resolved
+at construction, so a deployment without a price fails the worker's start, not a run.
+"""
+
+from collections.abc import Mapping
+from typing import Protocol, Self
+
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from keel.schemas.model import ModelRequest, ModelResponse
+from keel.schemas.routing import Deployment, ModelCall, Price, Route, RoutePlan
+from keel.settings import Settings
+from tools.routing.errors import NON_RETRYABLE_TYPES, provider_error
+from tools.routing.health import TRIPPING_TYPES, CircuitBreaker
+from tools.routing.local import LocalProvider
+from tools.routing.prices import price_for
+from tools.routing.providers.anthropic import AnthropicProvider
+from tools.routing.providers.openai import OpenAIProvider
+
+__all__ = ["GEN_AI_SYSTEMS", "ModelActivities"]
+
+GEN_AI_SYSTEMS = {
+    "openai": "openai",
+    "openai_compatible": "openai",
+    "anthropic": "anthropic",
+    "local": "local",
+}
+"""`gen_ai.system` / `gen_ai.provider.name` of each provider kind."""
+
+_TRACER = trace.get_tracer("keel.models")
+
+# Non-retryable errors that still prove the provider answered: they close a circuit.
+_ANSWERED = frozenset(NON_RETRYABLE_TYPES) - {"MissingApiKey"}
+
+
+class _Provider(Protocol):
+    async def complete(self, request: ModelRequest, price: Price) -> ModelResponse: ...
+
+    async def aclose(self) -> None: ...
+
+
+class ModelActivities:
+    """`model.plan` and `model.call`, over a worker's deployments and routes."""
+
+    def __init__(
+        self,
+        deployments: Mapping[str, Deployment],
+        routes: Mapping[str, Route],
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
+        self.deployments = dict(deployments)
+        self.routes = dict(routes)
+        self.breaker = breaker or CircuitBreaker()
+        self.prices = {name: price_for(name, spec) for name, spec in self.deployments.items()}
+        self._providers: dict[str, tuple[Deployment, _Provider]] = {}
+        self._local = LocalProvider()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, breaker: CircuitBreaker | None = None) -> Self:
+        """The activities for `settings.deployments` and `settings.routes`."""
+        return cls(settings.deployments, settings.routes, breaker)
+
+    @activity.defn(name="model.plan")
+    async def plan(self, route: str) -> RoutePlan:
+        """What the workflow needs to route a request on `route`.
+
+        Args:
+            route: A route name.
+
+        Returns:
+            The route's strategy, threshold and candidates, with their deployments and
+            prices (deployments name their key's variable, never the key).
+
+        Raises:
+            ApplicationError: Non-retryable ``UnknownRoute`` for a route not configured.
+
+        """
+        spec = self.routes.get(route)
+        if spec is None:
+            raise ApplicationError(
+                f"unknown model route {route!r}; routes: {', '.join(sorted(self.routes))}",
+                type="UnknownRoute",
+                non_retryable=True,
+            )
+        missing = [name for name in spec.candidates if name not in self.deployments]
+        if missing:
+            raise ApplicationError(
+                f"route {route!r} names deployment {missing[0]!r}, which is not configured",
+                type="UnknownDeployment",
+                non_retryable=True,
+            )
+        return RoutePlan(
+            route=route,
+            strategy=spec.strategy,
+            threshold=spec.threshold,
+            candidates=list(spec.candidates),
+            deployments={name: self.deployments[name] for name in spec.candidates},
+            prices={name: self.prices[name] for name in spec.candidates},
+        )
+
+    @activity.defn(name="model.call")
+    async def call(self, call: ModelCall) -> ModelResponse:
+        """One attempt of one request on one deployment.
+
+        Args:
+            call: The deployment, its spec and price, and the request.
+
+        Returns:
+            The normalised, priced response.
+
+        Raises:
+            ApplicationError: ``CircuitOpen`` while the deployment is failing, else a
+                provider failure classified by `provider_error`.
+
+        """
+        spec, request = call.spec, call.request
+        system = GEN_AI_SYSTEMS[spec.provider]
+        attributes: dict[str, str | int | float] = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.system": system,
+            "gen_ai.provider.name": system,
+            "gen_ai.request.model": spec.model,
+            "gen_ai.request.max_tokens": request.max_output_tokens,
+            "keel.deployment": call.deployment,
+        }
+        if request.temperature is not None:
+            attributes["gen_ai.request.temperature"] = request.temperature
+        if request.idempotency_key:
+            attributes["keel.idempotency_key"] = request.idempotency_key
+        with _TRACER.start_as_current_span(
+            f"chat {spec.model}",
+            kind=SpanKind.CLIENT,
+            attributes=attributes,
+            # Exceptions are recorded below, as their classified type only: SDK messages
+            # can quote the request or part of the key.
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                self.breaker.check(call.deployment)
+                response = await self._complete(call)
+            except Exception as exc:
+                error = provider_error(exc, call.deployment)
+                self._record(call.deployment, error.type or "")
+                span.set_attribute("error.type", error.type or type(exc).__name__)
+                span.set_status(Status(StatusCode.ERROR, error.message))
+                raise error from None
+            self.breaker.record_success(call.deployment)
+            span.set_attributes(
+                {
+                    "gen_ai.response.model": response.model,
+                    "gen_ai.response.finish_reasons": [response.finish_reason],
+                    "gen_ai.usage.input_tokens": response.usage.input_tokens,
+                    "gen_ai.usage.output_tokens": response.usage.output_tokens,
+                    "keel.cost_usd": response.cost_usd,
+                }
+            )
+        return response
+
+    async def aclose(self) -> None:
+        """Close every provider's HTTP client (at worker shutdown)."""
+        providers, self._providers = self._providers, {}
+        for _, provider in providers.values():
+            await provider.aclose()
+
+    async def _complete(self, call: ModelCall) -> ModelResponse:
+        if call.spec.provider == "local":
+            response = await self._local.complete(call.request)
+            return response.model_copy(update={"deployment": call.deployment, "cost_usd": 0.0})
+        return await self._provider(call.deployment, call.spec).complete(call.request, call.price)
+
+    def _provider(self, name: str, spec: Deployment) -> _Provider:
+        held = self._providers.get(name)
+        if held is not None and held[0] == spec:
+            return held[1]
+        provider: _Provider
+        if spec.provider == "anthropic":
+            provider = AnthropicProvider(name, spec)
+        else:
+            provider = OpenAIProvider(name, spec)
+        # A changed spec (a run started under other settings) gets a provider of its own.
+        self._providers[name] = (spec, provider)
+        return provider
+
+    def _record(self, deployment: str, kind: str) -> None:
+        if kind in TRIPPING_TYPES:
+            self.breaker.record_failure(deployment)
+        elif kind in _ANSWERED:
+            self.breaker.record_success(deployment)

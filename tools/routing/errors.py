@@ -1,0 +1,267 @@
+"""Provider failures as Temporal `ApplicationError`s: the one place that classifies them.
+
+Temporal owns retries (every SDK client runs with ``max_retries=0``), so each failure of a
+provider call becomes an `ApplicationError` whose `type` says what happened and whose
+`non_retryable` flag tells Temporal whether another attempt on the same deployment can
+help. The workflow router reads `type` to decide whether to move to the next candidate.
+
+```
+type                    retryable  raised for
+RateLimited             yes        HTTP 429; next_retry_delay from retry-after(-ms)
+ProviderUnavailable     yes        HTTP 5xx, 529 overloaded, 409 conflict
+ProviderTimeout         yes        HTTP 408, client-side read/connect/pool timeouts
+ProviderUnreachable     yes        connection refused/reset, DNS, TLS, protocol errors
+MalformedResponse       yes        a body that is not JSON or not the expected shape
+ProviderError           yes        anything else raised while calling a provider
+BadRequest              no         HTTP 400, 413, 422 and other 4xx not listed here
+ContextLengthExceeded   no         a 400 saying the prompt is longer than the context window
+ContentFiltered         no         a 400 from the provider's content / safety filter
+AuthenticationFailed    no         HTTP 401
+PermissionDenied        no         HTTP 403
+ModelNotFound           no         HTTP 404
+QuotaExceeded           no         HTTP 429 `insufficient_quota`: out of credit, not busy
+MissingApiKey           no         the deployment's key variable is unset or empty
+```
+
+Messages name the deployment, the HTTP status, the provider's error code and request id.
+They never quote the provider's error text or the request: an OpenAI 401 echoes part of
+the key, and a 400 may quote the prompt. For the same reason callers raise these errors
+``from None``, so the SDK exception does not travel along as the cause.
+"""
+
+import email.utils
+import json
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import anthropic
+import httpx
+import httpx2
+import openai
+import pydantic
+from temporalio.exceptions import ApplicationError
+
+from keel.schemas.routing import NON_RETRYABLE_TYPES, RETRYABLE_TYPES
+
+__all__ = [
+    "NON_RETRYABLE_TYPES",
+    "RETRYABLE_TYPES",
+    "malformed_response",
+    "missing_api_key",
+    "provider_error",
+]
+
+
+_STATUS_TYPES = {
+    401: ("AuthenticationFailed", "authentication failed"),
+    403: ("PermissionDenied", "permission denied"),
+    404: ("ModelNotFound", "model not found"),
+}
+
+_CONTEXT_CODES = {"context_length_exceeded", "string_above_max_length", "request_too_large"}
+_CONTEXT_TEXT = re.compile(
+    r"context.length|context.window|context limit|maximum context|prompt is too long"
+    r"|too many (input )?tokens",
+    re.IGNORECASE,
+)
+_FILTER_CODES = {"content_filter", "content_policy_violation", "responsibleaipolicyviolation"}
+_FILTER_TEXT = re.compile(
+    r"content.(management|filter|policy)|safety system|flagged", re.IGNORECASE
+)
+
+_TIMEOUTS = (
+    openai.APITimeoutError,
+    anthropic.APITimeoutError,
+    httpx.TimeoutException,
+    httpx2.TimeoutException,
+    TimeoutError,
+)
+_UNREACHABLE = (
+    openai.APIConnectionError,
+    anthropic.APIConnectionError,
+    httpx.TransportError,
+    httpx2.TransportError,
+    ConnectionError,
+)
+_MALFORMED = (
+    openai.APIResponseValidationError,
+    anthropic.APIResponseValidationError,
+    httpx.DecodingError,
+    httpx2.DecodingError,
+    json.JSONDecodeError,
+    UnicodeDecodeError,
+    pydantic.ValidationError,
+)
+
+
+def provider_error(exc: BaseException, deployment: str) -> ApplicationError:
+    """Classify a failed provider call (see the table in the module docstring).
+
+    Args:
+        exc: What the SDK (or its HTTP transport) raised. An `ApplicationError` is
+            returned unchanged, so mapping twice is harmless.
+        deployment: The deployment's name, for the message.
+
+    Returns:
+        The error to raise, ``from None``.
+
+    """
+    if isinstance(exc, ApplicationError):
+        return exc
+    if isinstance(exc, _MALFORMED):
+        return malformed_response(deployment, type(exc).__name__)
+    status = _status(exc)
+    if status is not None:
+        return _from_status(exc, status, deployment)
+    if isinstance(exc, _TIMEOUTS):
+        return _error(f"{deployment}: the provider did not answer in time", "ProviderTimeout")
+    if isinstance(exc, _UNREACHABLE):
+        return _error(
+            f"{deployment}: could not reach the provider ({type(exc).__name__})",
+            "ProviderUnreachable",
+        )
+    return _error(f"{deployment}: provider call failed ({type(exc).__name__})", "ProviderError")
+
+
+def missing_api_key(deployment: str, env_var: str) -> ApplicationError:
+    """The error for a deployment whose key variable is unset or empty.
+
+    Args:
+        deployment: The deployment's name.
+        env_var: The environment variable that should hold its key.
+
+    Returns:
+        A non-retryable `MissingApiKey` error naming the variable.
+
+    """
+    return ApplicationError(
+        f"{deployment}: environment variable {env_var} is not set or empty; "
+        f"set it to the provider's API key, or change deployments.{deployment}.api_key_env",
+        type="MissingApiKey",
+        non_retryable=True,
+    )
+
+
+def malformed_response(deployment: str, why: str) -> ApplicationError:
+    """The error for a provider answer that could not be decoded or lacks expected parts.
+
+    Args:
+        deployment: The deployment's name.
+        why: What was wrong, in a few words (never the body itself).
+
+    Returns:
+        A retryable `MalformedResponse` error.
+
+    """
+    return _error(
+        f"{deployment}: the provider's response could not be read ({why})", "MalformedResponse"
+    )
+
+
+def _error(
+    message: str, kind: str, *, retryable: bool = True, delay: timedelta | None = None
+) -> ApplicationError:
+    return ApplicationError(message, type=kind, non_retryable=not retryable, next_retry_delay=delay)
+
+
+def _status(exc: BaseException) -> int | None:
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int):
+        return status
+    response = getattr(exc, "response", None)  # httpx(2).HTTPStatusError
+    status = getattr(response, "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def _from_status(exc: BaseException, status: int, deployment: str) -> ApplicationError:
+    code, text = _error_fields(exc)
+    where = f"{deployment}: HTTP {status}"
+    if code:
+        where += f" {code}"
+    request_id = _request_id(exc)
+    tail = f" (request id {request_id})" if request_id else ""
+    if status == 429:
+        if code == "insufficient_quota":
+            return _error(
+                f"{where}: the account is out of quota{tail}", "QuotaExceeded", retryable=False
+            )
+        delay = _retry_after(_headers(exc))
+        after = f"; retry after {delay.total_seconds():g}s" if delay else ""
+        return _error(f"{where}: rate limited{after}{tail}", "RateLimited", delay=delay)
+    if status >= 500 or status == 409:
+        return _error(f"{where}: provider unavailable{tail}", "ProviderUnavailable")
+    if status == 408:
+        return _error(f"{where}: provider timed out{tail}", "ProviderTimeout")
+    if status in _STATUS_TYPES:
+        kind, what = _STATUS_TYPES[status]
+        return _error(f"{where}: {what}{tail}", kind, retryable=False)
+    lowered = code.lower()
+    if status == 413 or lowered in _CONTEXT_CODES or _CONTEXT_TEXT.search(text):
+        return _error(
+            f"{where}: the request is longer than the model's context window{tail}",
+            "ContextLengthExceeded",
+            retryable=False,
+        )
+    if lowered in _FILTER_CODES or _FILTER_TEXT.search(text):
+        return _error(
+            f"{where}: refused by the provider's content filter{tail}",
+            "ContentFiltered",
+            retryable=False,
+        )
+    return _error(f"{where}: bad request{tail}", "BadRequest", retryable=False)
+
+
+def _error_fields(exc: BaseException) -> tuple[str, str]:
+    """The provider's error code (safe to show) and message (only matched, never shown)."""
+    body: Any = getattr(exc, "body", None)
+    if isinstance(body, Mapping) and isinstance(body.get("error"), Mapping):
+        body = body["error"]  # Anthropic's body, and OpenAI-compatible servers' raw body
+    if not isinstance(body, Mapping):
+        return "", ""
+    details = body.get("details")
+    code = body.get("code") or (details.get("error_code") if isinstance(details, Mapping) else None)
+    code = code or body.get("type")
+    text = body.get("message")
+    return (
+        re.sub(r"[^\w.-]", "", str(code))[:64] if code else "",
+        text if isinstance(text, str) else "",
+    )
+
+
+def _headers(exc: BaseException) -> Mapping[str, str]:
+    headers = getattr(getattr(exc, "response", None), "headers", None)
+    return headers if isinstance(headers, Mapping) else {}
+
+
+def _request_id(exc: BaseException) -> str:
+    request_id = getattr(exc, "request_id", None)
+    if not isinstance(request_id, str):
+        headers = _headers(exc)
+        request_id = headers.get("x-request-id") or headers.get("request-id") or ""
+    return re.sub(r"[^\w.-]", "", request_id)[:128]
+
+
+def _retry_after(headers: Mapping[str, str]) -> timedelta | None:
+    """The server's requested wait: `retry-after-ms` (OpenAI) or `retry-after`."""
+    try:
+        millis = float(headers.get("retry-after-ms", ""))
+    except ValueError:
+        pass
+    else:
+        return timedelta(milliseconds=millis) if millis > 0 else None
+    value = headers.get("retry-after", "").strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    return timedelta(seconds=seconds) if seconds > 0 else None

@@ -1,0 +1,201 @@
+"""Model routing inside the durable boundary.
+
+Agents call `router().complete(request, step=...)` from workflow-side graph nodes. Which
+deployment answers is decided here, in deterministic workflow code; every attempt on one
+deployment is one `model.call` activity (summary `step: provider/model`), so failovers show
+in the Temporal UI and a replay never calls a model. Strategies:
+
+- `fixed`     the first candidate.
+- `fallback`  candidates in order; a retryable failure that outlasts the deployment's
+              attempts, or an open circuit, moves on; anything else fails the call.
+- `cheapest`  the candidates that fit the request (capabilities, context window), cheapest
+              estimated cost first, then as `fallback`.
+- `cascade`   candidates from cheap to strong; the first answer whose confidence reaches
+              the route's threshold is final, else the last answer is.
+
+Every answered call is priced and goes into the run's ledger. Before each call the router
+checks the run's budget; a call that would exceed it either fails the run or asks a
+reviewer (LangGraph `interrupt()`, reason `budget`). A graph node re-runs from its start
+when it resumes, so answers are remembered per (step, deployment): a resumed node gets the
+calls it already made back without calling, or paying, twice.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+
+with workflow.unsafe.imports_passed_through():
+    from collections.abc import Callable
+
+    from langgraph.types import interrupt
+
+    from keel.errors import BudgetDenied, KeelUserError
+    from keel.schemas.model import ModelRequest, ModelResponse, Usage
+    from keel.schemas.reviews import ReviewDecision, ReviewRequest
+    from keel.schemas.routing import (
+        MODEL_CALL,
+        MODEL_PLAN,
+        RETRYABLE_TYPES,
+        Ledger,
+        ModelCall,
+        RoutePlan,
+    )
+
+__all__ = ["FAILOVER_ERRORS", "Budget", "Router", "router"]
+
+FAILOVER_ERRORS = frozenset(RETRYABLE_TYPES) | {"CircuitOpen"}
+"""`ApplicationError` types after which a route tries its next candidate."""
+
+
+@dataclass
+class Budget:
+    """A run's spending limit and what happens when a call would pass it."""
+
+    limit_usd: float | None
+    """Model spend allowed; None for no limit."""
+    action: str
+    """`escalate` (ask a reviewer) or `fail`."""
+
+
+class Router:
+    """Routes one run's model calls and keeps its ledger."""
+
+    def __init__(self, budget: Budget, on_cost: Callable[[float], None]) -> None:
+        self.ledger = Ledger()
+        self._budget = budget
+        self._on_cost = on_cost
+        self._plans: dict[str, RoutePlan] = {}
+        self._answers: dict[tuple[str, str], ModelResponse] = {}
+
+    async def complete(self, request: ModelRequest, *, step: str) -> ModelResponse:
+        """Answer `request` on its route; `step` names the call within the run."""
+        plan = await self._plan(request.route)
+        failure: BaseException | None = None
+        answer: ModelResponse | None = None
+        for name in _order(plan, request):
+            try:
+                answer = await self._attempt(plan, name, request, step)
+            except ActivityError as err:
+                if plan.strategy == "fixed" or not _fails_over(err):
+                    raise
+                failure = err
+                continue
+            if plan.strategy != "cascade" or (answer.confidence or 0.0) >= (plan.threshold or 0.0):
+                return answer
+        if answer is not None:  # a cascade whose stronger candidates were not sure either
+            return answer
+        assert failure is not None
+        raise failure
+
+    async def _plan(self, route: str) -> RoutePlan:
+        if route not in self._plans:
+            self._plans[route] = await workflow.execute_local_activity(
+                MODEL_PLAN,
+                route,
+                result_type=RoutePlan,
+                start_to_close_timeout=timedelta(seconds=10),
+                summary=f"plan route {route}",
+            )
+        return self._plans[route]
+
+    async def _attempt(
+        self, plan: RoutePlan, name: str, request: ModelRequest, step: str
+    ) -> ModelResponse:
+        if (step, name) in self._answers:
+            return self._answers[(step, name)]
+        spec, price = plan.deployments[name], plan.prices[name]
+        await self._within_budget(request, price.cost(_estimate(request)))
+        call = ModelCall(
+            deployment=name,
+            spec=spec,
+            price=price,
+            request=request.model_copy(
+                update={"idempotency_key": f"{workflow.info().workflow_id}:{step}:{name}"}
+            ),
+        )
+        answer = await workflow.execute_activity(
+            MODEL_CALL,
+            call,
+            result_type=ModelResponse,
+            summary=f"{step}: {spec.provider}/{spec.model}",
+            start_to_close_timeout=timedelta(seconds=spec.timeout_s + 5),
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(seconds=1),
+                maximum_interval=timedelta(seconds=30),
+                maximum_attempts=spec.max_attempts,
+            ),
+        )
+        self._answers[(step, name)] = answer
+        self.ledger.record(step, answer)
+        self._on_cost(self.ledger.total_usd)
+        return answer
+
+    async def _within_budget(self, request: ModelRequest, estimate: float) -> None:
+        limit = self._budget.limit_usd
+        spent = self.ledger.total_usd
+        if limit is None or spent + estimate <= limit:
+            return
+        message = (
+            f"the next model call (about ${estimate:.6f}) would take this run's model spend "
+            f"from ${spent:.6f} past its budget of ${limit:.6f}"
+        )
+        if self._budget.action == "fail":
+            raise ApplicationError(message, type="BudgetExceeded", non_retryable=True)
+        review = ReviewRequest(
+            reason="budget",
+            question=request.question,
+            proposed_answer=f"Approve to let {message.removeprefix('the ')} continue.",
+            cost_usd=spent,
+        )
+        decision = ReviewDecision.model_validate(interrupt(review.model_dump(mode="json")))
+        if decision.action == "reject":
+            raise BudgetDenied(message)
+        # Approval grants one more budget's worth beyond this call.
+        self._budget.limit_usd = spent + estimate + limit
+
+
+def _order(plan: RoutePlan, request: ModelRequest) -> list[str]:
+    if plan.strategy != "cheapest":
+        return list(plan.candidates)
+    needs = {"tools"} if request.tools else set()
+    if request.json_schema is not None:
+        needs.add("json")
+    usage = _estimate(request)
+    fitting = [
+        name
+        for name in plan.candidates
+        if needs <= set(plan.deployments[name].capabilities)
+        and usage.input_tokens + usage.output_tokens <= plan.deployments[name].context_window
+    ]
+    # sorted() is stable: equal prices keep the configured order.
+    return sorted(fitting, key=lambda name: plan.prices[name].cost(usage))
+
+
+def _estimate(request: ModelRequest) -> Usage:
+    """A deterministic upper-bound guess of a call's usage (about 4 characters a token)."""
+    chars = sum(len(m.content) for m in request.messages) + sum(
+        len(d.title) + len(d.text) for d in request.documents
+    )
+    return Usage(input_tokens=chars // 4 + 1, output_tokens=request.max_output_tokens)
+
+
+def _fails_over(err: ActivityError) -> bool:
+    cause = err.cause
+    if isinstance(cause, TimeoutError):
+        return True
+    return isinstance(cause, ApplicationError) and cause.type in FAILOVER_ERRORS
+
+
+def router() -> Router:
+    """The current run's router, for graph nodes that run in the workflow.
+
+    The router belongs to the workflow instance (`AgentWorkflow.model_router`), so each run,
+    and each replay, has its own ledger and answers.
+    """
+    found = getattr(workflow.instance(), "model_router", None)
+    if found is None:
+        raise KeelUserError("model calls need a workflow with a `model_router` (AgentWorkflow)")
+    return found
