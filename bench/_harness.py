@@ -10,7 +10,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +23,7 @@ from temporalio.client import Client
 
 from keel.db import create_engine, session_factory
 from keel.devserver import DevServer, free_port
+from keel.schemas.routing import Deployment, Route
 from keel.settings import Settings
 from keel.tables import StepRow
 from worker import main as worker_main
@@ -55,6 +56,10 @@ class Options:
     """Runs in flight at once in the throughput scenario."""
     batches: int = 3
     """Measured batches of `concurrency` runs in the throughput scenario."""
+    router_calls: int = 20
+    """Model calls per run in the router-overhead scenario."""
+    cascade_items: int = 200
+    """Labelled items each configuration classifies in the cascade scenario."""
 
 
 @dataclass(frozen=True)
@@ -139,12 +144,25 @@ class KeelWorker:
 
 @asynccontextmanager
 async def keel_worker(
-    server: DevServer, graphs: dict[str, Any], *, journal: bool = True
+    server: DevServer,
+    graphs: dict[str, Any],
+    *,
+    journal: bool = True,
+    deployments: Mapping[str, Deployment] | None = None,
+    routes: Mapping[str, Route] | None = None,
 ) -> AsyncIterator[KeelWorker]:
-    """Keel's own worker (`worker.main.keel_worker`) with the bench graphs, on a temp SQLite."""
+    """Keel's own worker (`worker.main.keel_worker`) with the bench graphs, on a temp SQLite.
+
+    `deployments` and `routes` go into the worker's `Settings` (`local` and the `default`
+    route are always there).
+    """
     with tempfile.TemporaryDirectory(prefix="keel-bench-sql-") as tmp:
         settings = Settings(
-            data_dir=Path(tmp), temporal_address=server.address, task_queue=f"bench-{uuid4()}"
+            data_dir=Path(tmp),
+            temporal_address=server.address,
+            task_queue=f"bench-{uuid4()}",
+            deployments=dict(deployments or {}),
+            routes=dict(routes or {}),
         )
         async with worker_main.keel_worker(settings, graphs, journal=journal) as worker:
             engine = create_engine(settings.sql_url)

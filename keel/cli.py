@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+from pydantic import ValidationError
 
 from keel.errors import KeelUserError
 from keel.settings import Settings
@@ -259,6 +260,12 @@ def main(argv: list[str] | None = None) -> int:
             print("ok")
     except (KeelUserError, _ApiError) as err:
         print(f"keel: {err}", file=sys.stderr)
+        return 1
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in err.errors()
+        )
+        print(f"keel: invalid settings: {problems}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

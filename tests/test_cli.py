@@ -35,6 +35,8 @@ async def test_run_wait_prints_answer_citations_and_ui_link(stack):
 
     shown = await keel(stack, "show", run_id)
     assert "status   completed" in shown.stdout and f"/workflows/{run_id}" in shown.stdout
+    assert "cost     $0.000000 over 2 model call(s)" in shown.stdout
+    assert "answer     local/extractive-bm25" in shown.stdout
     listed = await keel(stack, "runs", "--status", "completed")
     assert run_id in listed.stdout
 
@@ -84,3 +86,23 @@ async def test_ping(stack):
     assert ok.returncode == 0 and ok.stdout.strip() == "ok"
     down = await keel(stack, "ping", env={"KEEL_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"})
     assert down.returncode == 1 and "Traceback" not in down.stderr
+
+
+async def test_bad_routing_settings_stop_the_worker_with_the_key_named(stack):
+    unknown = await keel(
+        stack, "worker", env={"KEEL_ROUTES": '{"default": {"candidates": ["gpt"]}}'}
+    )
+    assert unknown.returncode == 1
+    assert "routes.default.candidates names deployment 'gpt'" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
+
+    typo = await keel(stack, "worker", env={"KEEL_ROUTES": '{"default": {"candidate": ["local"]}}'})
+    assert typo.returncode == 1 and "routes.default.candidate" in typo.stderr
+
+    unpriced = await keel(
+        stack,
+        "worker",
+        env={"KEEL_DEPLOYMENTS": '{"x": {"provider": "openai", "model": "gpt-unknown-9"}}'},
+    )
+    assert unpriced.returncode == 1 and "deployments.x.price" in unpriced.stderr
+    assert "Traceback" not in unpriced.stderr

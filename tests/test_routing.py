@@ -66,7 +66,7 @@ def _stack(make_stack, wire: WireServer, route: dict, **settings: str) -> Stack:
             "base_url": wire.openai_base_url,
             "price": MINI,
             "max_attempts": 2,
-            "timeout_s": 5,
+            "timeout_s": 1.5,
         },
         "haiku": {
             "provider": "anthropic",
@@ -227,4 +227,49 @@ async def test_budget_rejection_ends_the_run_rejected(make_stack, wire):
         await http.post(f"/v1/reviews/{review['review_id']}/decision", json={"action": "reject"})
         done = await wait_status(http, run_id, {"rejected"})
     assert done["result"]["answer"] is None
+    assert len(wire.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [Reply.error(500), Reply.error(503), Reply.malformed(), Reply.slow(3.0)],
+    ids=["500", "503", "malformed-json", "timeout"],
+)
+async def test_transient_faults_are_retried_on_the_same_deployment(
+    make_stack, wire, temporal_client, fault
+):
+    wire.script.responder = _support_responder(0.9)
+    wire.push(fault, protocol="openai")
+    stack = _stack(make_stack, wire, {"strategy": "fallback", "candidates": ["mini", "haiku"]})
+    async with await _up(stack) as http:
+        run_id = (await start_run(http, CONFIDENT))["run_id"]
+        done = await wait_status(http, run_id, {"completed"})
+    # The second attempt of the same activity answered: no failover, one billed call.
+    assert await _model_calls(temporal_client, run_id) == [
+        ("classify: openai/gpt-4o-mini", "completed"),
+        ("answer: openai/gpt-4o-mini", "completed"),
+    ]
+    history = await temporal_client.get_workflow_handle(run_id).fetch_history()
+    attempts = [
+        e.activity_task_started_event_attributes.attempt
+        for e in history.events
+        if e.WhichOneof("attributes") == "activity_task_started_event_attributes"
+    ]
+    assert 2 in attempts
+    assert [e["step"] for e in done["cost"]["entries"]] == ["classify", "answer"]
+
+
+async def test_budget_can_fail_the_run_instead(make_stack, wire):
+    wire.script.responder = _support_responder(0.9)
+    stack = _stack(
+        make_stack,
+        wire,
+        {"candidates": ["mini"]},
+        KEEL_RUN_BUDGET_USD="0.0004",
+        KEEL_BUDGET_ACTION="fail",
+    )
+    async with await _up(stack) as http:
+        run_id = (await start_run(http, CONFIDENT))["run_id"]
+        failed = await wait_status(http, run_id, {"failed"})
+    assert failed["error"].startswith("BudgetExceeded:")
     assert len(wire.requests) == 1
