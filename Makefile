@@ -5,10 +5,11 @@ BIN := $(VENV)/bin
 
 .PHONY: up test lint bench histories clean
 
-$(BIN)/keel: pyproject.toml
+# The example tool package is installed too: the tests show its tools being discovered.
+$(BIN)/keel: pyproject.toml examples/keel-example-tools/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]' -e examples/keel-example-tools
 	touch $(BIN)/keel
 
 up: $(BIN)/keel

@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.problems import install_problem_handlers
-from api.routes import agents, reviews, runs
+from api.routes import agents, reviews, runs, tools
 from keel.db import create_engine, init_db, session_factory
 from keel.settings import Settings
 from worker.temporal import connect
@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(runs.router)
     app.include_router(reviews.router)
     app.include_router(agents.router)
+    app.include_router(tools.router)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -30,6 +30,7 @@ class ErrorCode(StrEnum):
 
     UNKNOWN_AGENT = "unknown-agent"
     INVALID_INPUT = "invalid-input"
+    INVALID_ARGUMENTS = "invalid-arguments"
     VALIDATION = "validation-error"
     UNKNOWN_RUN = "unknown-run"
     RUN_NOT_RUNNING = "run-not-running"

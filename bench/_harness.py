@@ -6,6 +6,7 @@ Nothing here asserts speed; it only measures and prints.
 """
 
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -26,12 +27,15 @@ from keel.devserver import DevServer, free_port
 from keel.schemas.routing import Deployment, Route
 from keel.settings import Settings
 from keel.tables import StepRow
+from keel.testing.script import Responder
+from keel.testing.server import WireServer
 from worker import main as worker_main
 
 __all__ = [
     "KeelWorker",
     "Options",
     "Row",
+    "WIRE_KEY_ENV",
     "Stats",
     "concurrent",
     "dev_server",
@@ -40,8 +44,14 @@ __all__ = [
     "render_table",
     "sequential",
     "server_label",
+    "wire_server",
     "workflow_id",
 ]
+
+WIRE_KEY_ENV = "KEEL_BENCH_WIRE_KEY"
+"""The variable `openai` deployments on a bench WireServer name as their `api_key_env`."""
+# Not a secret: the WireServer takes any key; the OpenAI SDK only insists on one.
+_WIRE_KEY = "sk-bench-wire-not-a-secret"
 
 
 @dataclass(frozen=True)
@@ -125,6 +135,21 @@ async def dev_server(*, tuned: bool) -> AsyncIterator[DevServer]:
             yield server
         finally:
             await server.stop()
+
+
+@asynccontextmanager
+async def wire_server(responder: Responder) -> AsyncIterator[WireServer]:
+    """A WireServer answering with `responder`, and `WIRE_KEY_ENV` set while it runs."""
+    before = os.environ.get(WIRE_KEY_ENV)
+    os.environ[WIRE_KEY_ENV] = _WIRE_KEY
+    try:
+        async with WireServer(responder=responder) as wire:
+            yield wire
+    finally:
+        if before is None:
+            os.environ.pop(WIRE_KEY_ENV, None)
+        else:
+            os.environ[WIRE_KEY_ENV] = before
 
 
 @dataclass

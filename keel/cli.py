@@ -171,9 +171,14 @@ def _cmd_reviews(api: _Api, args: argparse.Namespace) -> int:
 
 
 def _cmd_decide(api: _Api, args: argparse.Namespace) -> int:
+    try:
+        arguments = json.loads(args.arguments) if args.arguments else None
+    except ValueError as err:
+        raise _ApiError(f"--arguments is not JSON: {err}") from err
     body = {
         "action": args.action,
         "answer": args.answer,
+        "arguments": arguments,
         "comment": args.comment,
         "reviewer": args.reviewer,
     }
@@ -189,6 +194,23 @@ def _cmd_decide(api: _Api, args: argparse.Namespace) -> int:
             f"review {review['id']}: {review['status']}\n"
             f"run    {review['run_id']}\nui     {review['ui_url']}"
         )
+    return 0
+
+
+def _cmd_tools(api: _Api, args: argparse.Namespace) -> int:
+    catalog = api.call("GET", "/v1/tools")
+    if args.json:
+        print(json.dumps(catalog, indent=2))
+        return 0
+    for info in catalog["tools"]:
+        approval = "needs approval" if info["requires_approval"] else "runs freely"
+        attempts = info["max_attempts"] or "unlimited"
+        summary = info["description"].splitlines()[0]
+        params = ", ".join(info["parameters"].get("properties", {}))
+        print(f"{info['name']}({params})  [{approval}; {attempts} attempts; {info['source']}]")
+        print(f"    {summary}")
+    if not catalog["tools"]:
+        print("no tools published yet: start a worker")
     return 0
 
 
@@ -217,10 +239,12 @@ def _parser() -> argparse.ArgumentParser:
     reviews.add_argument(
         "--status", default="pending", help="pending (default), approved, …; '' for all"
     )
+    sub.add_parser("tools", help="list the tools the workers run")
     decide = sub.add_parser("decide", help="decide a review")
     decide.add_argument("review_id")
     decide.add_argument("action", choices=["approve", "edit", "reject"])
     decide.add_argument("--answer", help="the edited answer (with edit)")
+    decide.add_argument("--arguments", help="the edited tool arguments, as JSON (with edit)")
     decide.add_argument("--comment")
     decide.add_argument("--reviewer")
     return parser
@@ -232,6 +256,7 @@ _API_COMMANDS: dict[str, Callable[[_Api, argparse.Namespace], int]] = {
     "show": _cmd_show,
     "reviews": _cmd_reviews,
     "decide": _cmd_decide,
+    "tools": _cmd_tools,
 }
 
 

@@ -70,6 +70,12 @@ class Settings(BaseSettings):
     run_budget_usd: float | None = Field(
         default=None, gt=0, description="Model spend per run before `budget_action` applies."
     )
+    http_get_allow_hosts: list[str] = Field(
+        default_factory=list, description="Hosts the `http_get` tool may fetch (exact names)."
+    )
+    http_get_allow_private: bool = Field(
+        default=False, description="Let `http_get` reach loopback, link-local and private nets."
+    )
     budget_action: Literal["escalate", "fail"] = Field(
         default="escalate", description="Over budget: ask a reviewer, or fail the run."
     )

@@ -40,6 +40,10 @@ class ReviewQueue:
                     confidence=review.confidence,
                     threshold=review.threshold,
                     cost_usd=review.cost_usd,
+                    tool_call=review.tool_call.model_dump(mode="json")
+                    if review.tool_call
+                    else None,
+                    tool_parameters=review.tool_parameters,
                     created_at=review.opened_at,
                     deadline=review.deadline,
                 )
@@ -56,6 +60,7 @@ class ReviewQueue:
                 raise LookupError(f"review {decision.review_id} is not in the queue")
             row.status = decision.status
             row.answer = decision.answer
+            row.arguments = decision.arguments
             row.comment = decision.comment
             row.reviewer = decision.reviewer
             row.decided_at = decision.decided_at

@@ -13,6 +13,8 @@ from temporalio.worker import Worker
 
 from keel.db import create_engine, init_db, session_factory
 from keel.settings import Settings
+from tools.builtin.resources import Resources
+from tools.catalog import publish_catalog, tool_registry
 from tools.journal import StepJournal
 from tools.reviews import ReviewQueue
 from tools.routing.activities import ModelActivities
@@ -57,14 +59,22 @@ async def keel_worker(
     sys.unraisablehook = _ignore_plugin_eviction_noise
     models = ModelActivities.from_settings(settings)  # refuses unpriced deployments
     graphs = build_graphs(settings) if graphs is None else graphs  # refuses unknown routes
+    registry = tool_registry()  # refuses clashing names and broken schemas
     engine = create_engine(settings.sql_url)
     await init_db(engine)
     sessions = session_factory(engine)
+    await publish_catalog(sessions, registry.catalog())
     queue = ReviewQueue(sessions)
     step_journal = StepJournal(sessions)
     keel_plugin, langgraph_plugin = graph_plugins(
         graphs,
-        activities=[queue.open, queue.close, models.plan, models.call],
+        activities=[
+            queue.open,
+            queue.close,
+            models.plan,
+            models.call,
+            *registry.activities(Resources.from_settings(settings, sessions)),
+        ],
         interceptors=[step_journal] if journal else [],
     )
     try:

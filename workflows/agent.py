@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
     from keel.search_attributes import KEEL_COST_USD, KEEL_STATUS
     from workflows import routing
     from workflows.checkpoint import checkpointer_for
+    from workflows.toolbox import Toolbox
 
 __all__ = ["AgentWorkflow"]
 
@@ -73,6 +74,7 @@ class AgentWorkflow:
         self.model_router = routing.Router(
             routing.Budget(input.budget_usd, input.budget_action), self._cost_changed
         )
+        self.toolbox = Toolbox()
 
     @workflow.run
     async def run(self, input: RunInput) -> RunResult:
@@ -198,6 +200,7 @@ class AgentWorkflow:
             review_id=pending.review_id,
             status=status,
             answer=decision.answer,
+            arguments=decision.arguments,
             comment=decision.comment,
             reviewer=decision.reviewer,
             decided_at=workflow.now(),

@@ -20,6 +20,7 @@ when it resumes, so answers are remembered per (step, deployment): a resumed nod
 calls it already made back without calling, or paying, twice.
 """
 
+import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -68,6 +69,7 @@ class Router:
         self._budget = budget
         self._on_cost = on_cost
         self._plans: dict[str, RoutePlan] = {}
+        self._planning = asyncio.Lock()  # concurrent first calls share one `model.plan`
         self._answers: dict[tuple[str, str], ModelResponse] = {}
 
     async def complete(self, request: ModelRequest, *, step: str) -> ModelResponse:
@@ -91,15 +93,19 @@ class Router:
         raise failure
 
     async def _plan(self, route: str) -> RoutePlan:
-        if route not in self._plans:
-            self._plans[route] = await workflow.execute_local_activity(
-                MODEL_PLAN,
-                route,
-                result_type=RoutePlan,
-                start_to_close_timeout=timedelta(seconds=10),
-                summary=f"plan route {route}",
-            )
+        async with self._planning:
+            if route not in self._plans:
+                self._plans[route] = await self._fetch_plan(route)
         return self._plans[route]
+
+    async def _fetch_plan(self, route: str) -> RoutePlan:
+        return await workflow.execute_local_activity(
+            MODEL_PLAN,
+            route,
+            result_type=RoutePlan,
+            start_to_close_timeout=timedelta(seconds=10),
+            summary=f"plan route {route}",
+        )
 
     async def _attempt(
         self, plan: RoutePlan, name: str, request: ModelRequest, step: str

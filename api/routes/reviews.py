@@ -3,6 +3,7 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from jsonschema import Draft202012Validator
 from sqlmodel import col, select
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
@@ -10,6 +11,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import SessionDep, SettingsDep, TemporalClientDep
 from api.problems import ErrorCode, ProblemError
+from keel.schemas.model import ToolCall
 from keel.schemas.reviews import (
     Citation,
     DecisionInput,
@@ -64,6 +66,7 @@ async def decide(
     row = await _row(session, review_id)
     if row.status != "pending":
         raise _not_pending(review_id, row.status)
+    _check_edit(row, decision)
     handle = client.get_workflow_handle_for(AgentWorkflow.run, row.run_id)
     try:
         await handle.execute_update(
@@ -90,6 +93,33 @@ async def _row(session: SessionDep, review_id: str) -> ReviewRow:
     return row
 
 
+def _check_edit(row: ReviewRow, decision: ReviewDecision) -> None:
+    """An edit replaces what the review is about: a tool call's arguments, or an answer."""
+    if decision.action != "edit":
+        return
+    if row.tool_call is None:
+        if decision.arguments is not None:
+            raise _bad_edit("this review is about an answer: edit it with 'answer'", "answer")
+        return
+    if decision.arguments is None:
+        raise _bad_edit("this review is about a tool call: edit it with 'arguments'", "arguments")
+    validator = Draft202012Validator(row.tool_parameters or {})
+    errors = [
+        {
+            "field": ".".join(["arguments", *(str(p) for p in e.absolute_path)]),
+            "message": e.message,
+        }
+        for e in validator.iter_errors(decision.arguments)
+    ]
+    if errors:
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        raise ProblemError(422, ErrorCode.INVALID_ARGUMENTS, detail, errors)
+
+
+def _bad_edit(detail: str, field: str) -> ProblemError:
+    return ProblemError(422, ErrorCode.VALIDATION, detail, [{"field": field, "message": detail}])
+
+
 def _not_pending(review_id: str, state: str) -> ProblemError:
     return ProblemError(
         409, ErrorCode.REVIEW_NOT_PENDING, f"review {review_id!r} is not pending ({state})"
@@ -109,7 +139,9 @@ def _view(row: ReviewRow, settings: Settings) -> ReviewView:
         confidence=row.confidence,
         threshold=row.threshold,
         cost_usd=row.cost_usd,
+        tool_call=ToolCall.model_validate(row.tool_call) if row.tool_call else None,
         answer=row.answer,
+        arguments=row.arguments,
         comment=row.comment,
         reviewer=row.reviewer,
         created_at=row.created_at,

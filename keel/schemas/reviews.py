@@ -3,8 +3,9 @@
 from datetime import datetime
 from typing import Literal, Self
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, JsonValue, model_validator
 
+from keel.schemas.model import ToolCall
 from keel.schemas.retrieval import Passage
 
 __all__ = [
@@ -22,7 +23,7 @@ __all__ = [
     "ReviewView",
 ]
 
-ReviewReason = Literal["low_confidence", "off_topic", "budget"]
+ReviewReason = Literal["low_confidence", "off_topic", "budget", "tool_approval"]
 ReviewStatus = Literal["pending", "approved", "edited", "rejected", "expired", "cancelled"]
 
 
@@ -44,6 +45,10 @@ class ReviewRequest(BaseModel):
     threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     cost_usd: float = Field(default=0.0, ge=0.0, description="The run's model spend so far.")
     passages: list[Passage] = Field(default_factory=list)
+    tool_call: ToolCall | None = Field(default=None, description="The call waiting for approval.")
+    tool_parameters: dict[str, JsonValue] | None = Field(
+        default=None, description="The tool's JSON schema: an edit's arguments must fit it."
+    )
 
 
 class PendingReview(ReviewRequest):
@@ -57,19 +62,24 @@ class PendingReview(ReviewRequest):
 
 
 class ReviewDecision(BaseModel):
-    """A reviewer's decision: approve the proposed answer, replace it, or reject it."""
+    """A reviewer's decision: approve the proposed action, change it, or reject it.
+
+    An edit replaces a proposed answer (`answer`) or a tool call's arguments (`arguments`).
+    """
 
     action: Literal["approve", "edit", "reject"]
     answer: str | None = Field(default=None, min_length=1, max_length=20_000)
+    arguments: dict[str, JsonValue] | None = None
     comment: str | None = Field(default=None, max_length=4_000)
     reviewer: str | None = Field(default=None, max_length=200)
 
     @model_validator(mode="after")
-    def _answer_goes_with_edit(self) -> Self:
-        if self.action == "edit" and self.answer is None:
-            raise ValueError("an 'edit' decision needs the edited 'answer'")
-        if self.action != "edit" and self.answer is not None:
-            raise ValueError("only an 'edit' decision carries an 'answer'")
+    def _edits_carry_one_replacement(self) -> Self:
+        replacements = (self.answer is not None) + (self.arguments is not None)
+        if self.action == "edit" and replacements != 1:
+            raise ValueError("an 'edit' decision needs the edited 'answer' or 'arguments'")
+        if self.action != "edit" and replacements:
+            raise ValueError("only an 'edit' decision carries an 'answer' or 'arguments'")
         return self
 
 
@@ -85,6 +95,7 @@ class CloseReviewInput(BaseModel):
     review_id: str
     status: ReviewStatus
     answer: str | None = None
+    arguments: dict[str, JsonValue] | None = None
     comment: str | None = None
     reviewer: str | None = None
     decided_at: datetime
@@ -104,7 +115,11 @@ class ReviewView(BaseModel):
     confidence: float | None
     threshold: float | None
     cost_usd: float
+    tool_call: ToolCall | None = None
     answer: str | None = Field(default=None, description="The edited answer, if any.")
+    arguments: dict[str, JsonValue] | None = Field(
+        default=None, description="The edited tool arguments, if any."
+    )
     comment: str | None = None
     reviewer: str | None = None
     created_at: datetime

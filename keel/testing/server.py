@@ -134,6 +134,10 @@ class WireServer:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         # A restarted CLI server can take its port back from connections in TIME_WAIT.
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # asyncio turns Nagle off only for sockets made with proto IPPROTO_TCP; uvicorn writes
+        # headers and body apart, so without this every kept-alive request after the first
+        # waits ~40 ms for the client's delayed ACK. Accepted sockets inherit the option.
+        listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             listener.bind((self._host, self._port))
         except OSError as exc:

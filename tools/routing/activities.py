@@ -22,7 +22,15 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from keel.schemas.model import ModelRequest, ModelResponse
-from keel.schemas.routing import Deployment, ModelCall, Price, Route, RoutePlan
+from keel.schemas.routing import (
+    MODEL_CALL,
+    MODEL_PLAN,
+    Deployment,
+    ModelCall,
+    Price,
+    Route,
+    RoutePlan,
+)
 from keel.settings import Settings
 from tools.routing.errors import NON_RETRYABLE_TYPES, provider_error
 from tools.routing.health import TRIPPING_TYPES, CircuitBreaker
@@ -74,7 +82,7 @@ class ModelActivities:
         """The activities for `settings.deployments` and `settings.routes`."""
         return cls(settings.deployments, settings.routes, breaker)
 
-    @activity.defn(name="model.plan")
+    @activity.defn(name=MODEL_PLAN)
     async def plan(self, route: str) -> RoutePlan:
         """What the workflow needs to route a request on `route`.
 
@@ -112,7 +120,7 @@ class ModelActivities:
             prices={name: self.prices[name] for name in spec.candidates},
         )
 
-    @activity.defn(name="model.call")
+    @activity.defn(name=MODEL_CALL)
     async def call(self, call: ModelCall) -> ModelResponse:
         """One attempt of one request on one deployment.
 

@@ -1,7 +1,8 @@
 """Keel's keyless, offline model provider: an extractive heuristic, not a language model.
 
 `LocalProvider` never generates text. It copies sentences out of the documents it is
-given, or picks one of the labels it is given, using word overlap and BM25. It exists so
+given, or picks one of the labels it is given, using word overlap and BM25; given tools,
+it proposes calls by fixed pattern rules and then lists their results. It exists so
 that Keel runs end to end without an API key, and so that tests get deterministic
 answers. Its confidence is a score of lexical evidence, not a calibrated probability.
 All tokens below come from `tools.text.tokenize` (lowercased, stopwords dropped,
@@ -39,16 +40,34 @@ cap it at 0.8 and three or more at 1.0. With no documents, no question tokens or
 sentence scoring above zero, the answer is `NOT_FOUND_TEXT` with no citations and
 confidence 0.
 
+Tools (``request.tools`` is non-empty) and tool results. The provider calls tools by
+fixed intent rules on the last user message: an arithmetic expression for
+``calculator``, a URL for ``http_get``, a request to open a ticket for
+``create_ticket``, a unit conversion for ``unit_convert``, and, for any other tool, word
+overlap with the tool's name and description when the tool takes one string. Each
+matching rule adds one call; the response then has no text, ``finish_reason`` is
+``"tool_calls"`` and confidence is None. With no match it answers as above (with neither
+labels nor documents it says that no tool matched and lists the tools). When the last
+message is a ``tool`` message it never calls again: it answers with one
+``<tool name>: <result>`` line per call, confidence 1.0 when all succeeded and 0.3 when
+any result is an error. `tools.routing.local_tools` documents the exact rules.
+
 Usage is counted, not reported: ``input_tokens`` is the number of whitespace-separated
 words in the messages and the documents' titles and texts, ``output_tokens`` the number
-in the answer. The provider is free, so ``cost_usd`` is always 0.
+in the answer (0 for a tool-calling response). The provider is free, so ``cost_usd`` is always 0.
 """
 
 import time
 from dataclasses import dataclass
 
-from keel.schemas.model import ModelRequest, ModelResponse, Usage
+from keel.schemas.model import ModelRequest, ModelResponse, ToolCall, Usage
 from keel.schemas.retrieval import Passage
+from tools.routing.local_tools import (
+    answer_from_tool_results,
+    ends_with_tool_results,
+    no_tool_text,
+    plan_tool_calls,
+)
 from tools.text import BM25, split_sentences, tokenize
 
 __all__ = ["NOT_FOUND_TEXT", "LocalProvider"]
@@ -67,7 +86,7 @@ class _Answer:
     text: str
     label: str | None
     citations: list[str]
-    confidence: float
+    confidence: float | None
 
 
 @dataclass(frozen=True)
@@ -78,7 +97,7 @@ class _Sentence:
 
 
 class LocalProvider:
-    """The ``local`` provider: answers from the request's own documents or labels."""
+    """The ``local`` provider: answers from the request's own documents, labels or tool results."""
 
     name = "local"
     model = "extractive-bm25"
@@ -90,7 +109,7 @@ class LocalProvider:
             request: The normalised model request.
 
         Returns:
-            The extracted answer or chosen label.
+            The extracted answer, chosen label, tool calls or listed tool results.
 
         """
         return self.respond(request)
@@ -102,15 +121,22 @@ class LocalProvider:
             request: The normalised model request.
 
         Returns:
-            The extracted answer or chosen label.
+            The extracted answer, chosen label, tool calls or listed tool results.
 
         """
         started = time.perf_counter()
-        question = tokenize(request.question)
-        if request.labels:
-            answer = _classify(question, request.labels)
+        calls: list[ToolCall] = []
+        if ends_with_tool_results(request):
+            results = answer_from_tool_results(request.messages)
+            answer = _Answer(results.text, None, [], results.confidence)
+        elif calls := plan_tool_calls(request):
+            answer = _Answer("", None, [], None)
+        elif request.labels:
+            answer = _classify(tokenize(request.question), request.labels)
+        elif request.tools and not request.documents:
+            answer = _Answer(no_tool_text(request.tools), None, [], 0.0)
         else:
-            answer = _extract(question, request.documents)
+            answer = _extract(tokenize(request.question), request.documents)
         input_words = sum(len(m.content.split()) for m in request.messages) + sum(
             len(d.title.split()) + len(d.text.split()) for d in request.documents
         )
@@ -118,7 +144,9 @@ class LocalProvider:
             text=answer.text,
             label=answer.label,
             citations=answer.citations,
+            tool_calls=calls,
             confidence=answer.confidence,
+            finish_reason="tool_calls" if calls else "stop",
             provider=self.name,
             model=self.model,
             usage=Usage(input_tokens=input_words, output_tokens=len(answer.text.split())),

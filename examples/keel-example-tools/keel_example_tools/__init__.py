@@ -1,0 +1,1 @@
+"""Example tools for Keel, registered through the `keel.tools` entry points."""
