@@ -135,3 +135,12 @@ async def start_run(http: httpx.AsyncClient, question: str, **extra: Any) -> dic
     response = await http.post("/v1/runs", json={"agent": "support", "input": question, **extra})
     assert response.status_code == 202, response.text
     return response.json()
+
+
+async def eventually(check: Any, timeout: float = 15.0) -> None:
+    """Wait until `await check()` is true: Temporal's visibility catches up asynchronously."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"still not true after {timeout:.0f} s: {check.__name__}")
+        await asyncio.sleep(0.2)

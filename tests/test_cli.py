@@ -7,7 +7,7 @@ import subprocess
 
 from keel.devserver import free_port
 from tests.conftest import CONFIDENT, UNSURE
-from tests.stack import KEEL, Stack
+from tests.stack import KEEL, Stack, eventually
 
 
 async def keel(
@@ -37,8 +37,11 @@ async def test_run_wait_prints_answer_citations_and_ui_link(stack):
     assert "status   completed" in shown.stdout and f"/workflows/{run_id}" in shown.stdout
     assert "cost     $0.000000 over 2 model call(s)" in shown.stdout
     assert "answer     local/extractive-bm25" in shown.stdout
-    listed = await keel(stack, "runs", "--status", "completed")
-    assert run_id in listed.stdout
+
+    async def listed() -> bool:  # the list is a visibility query, which catches up shortly
+        return run_id in (await keel(stack, "runs", "--status", "completed")).stdout
+
+    await eventually(listed)
 
 
 async def test_review_flow_from_the_command_line(stack):
@@ -106,3 +109,11 @@ async def test_bad_routing_settings_stop_the_worker_with_the_key_named(stack):
     )
     assert unpriced.returncode == 1 and "deployments.x.price" in unpriced.stderr
     assert "Traceback" not in unpriced.stderr
+
+
+async def test_tools_lists_the_catalog(stack):
+    listed = await keel(stack, "tools")
+    assert listed.returncode == 0, listed.stderr
+    assert "create_ticket(subject, description, priority)  [needs approval" in listed.stdout
+    assert "calculator(expression)  [runs freely" in listed.stdout
+    assert "keel_example_tools]" in listed.stdout

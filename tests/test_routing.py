@@ -21,7 +21,7 @@ from keel.testing.recording import WireRequest
 from keel.testing.replies import Reply, Usage
 from keel.testing.server import WireServer
 from tests.conftest import CONFIDENT
-from tests.stack import Stack, start_run, wait_status
+from tests.stack import Stack, eventually, start_run, wait_status
 from worker.agents import build_graphs
 from worker.plugin import graph_plugins
 
@@ -138,8 +138,14 @@ async def test_fallback_moves_on_after_rate_limits_and_bills_what_answered(
     ]
     expected = _cost(HAIKU, ANTHROPIC_USAGE) + _cost(MINI, OPENAI_USAGE)
     assert ledger["total_usd"] == pytest.approx(expected, abs=1e-12)
-    listed = (await httpx.AsyncClient(base_url=stack.api_url).get("/v1/runs")).json()["runs"]
-    assert next(r for r in listed if r["run_id"] == run_id)["cost_usd"] == pytest.approx(expected)
+
+    async def cost_searchable() -> bool:
+        async with httpx.AsyncClient(base_url=stack.api_url) as api:
+            listed = (await api.get("/v1/runs")).json()["runs"]
+        mine = [r for r in listed if r["run_id"] == run_id]
+        return bool(mine) and mine[0]["cost_usd"] == pytest.approx(expected)
+
+    await eventually(cost_searchable)
     assert done["result"]["citations"] and done["result"]["confidence"] == 0.9
 
     # The secrets never reached history, and a replay calls no provider.

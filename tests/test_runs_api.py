@@ -8,7 +8,7 @@ import httpx
 import tools.retrieval
 from keel.search_attributes import KEEL_STATUS
 from tests.conftest import CONFIDENT, UNSURE
-from tests.stack import start_run, wait_status
+from tests.stack import eventually, start_run, wait_status
 
 PROBLEM = "application/problem+json"
 ARTICLES = {p.stem for p in (Path(tools.retrieval.__file__).parent / "kb").glob("*.md")}
@@ -54,15 +54,16 @@ async def test_unsure_question_waits_for_review_and_is_visible(http, temporal_cl
     assert row["run_id"] == run_id and row["question"] == UNSURE and row["status"] == "pending"
 
     # Operators find it by search attribute, through the API and straight from Temporal.
-    listed = (await http.get("/v1/runs", params={"status": "awaiting_review"})).json()["runs"]
-    assert run_id in {r["run_id"] for r in listed}
-    found = [
-        w.id
-        async for w in temporal_client.list_workflows(
-            f"{KEEL_STATUS.name} = 'awaiting_review' AND WorkflowId = '{run_id}'"
-        )
-    ]
-    assert found == [run_id]
+    async def listed_by_the_api() -> bool:
+        page = (await http.get("/v1/runs", params={"status": "awaiting_review"})).json()
+        return run_id in {r["run_id"] for r in page["runs"]}
+
+    async def found_in_visibility() -> bool:
+        query = f"{KEEL_STATUS.name} = 'awaiting_review' AND WorkflowId = '{run_id}'"
+        return [w.id async for w in temporal_client.list_workflows(query)] == [run_id]
+
+    await eventually(listed_by_the_api)
+    await eventually(found_in_visibility)
 
 
 async def test_approve_completes_with_the_proposed_answer(http):
@@ -98,8 +99,12 @@ async def test_reject_ends_the_run_rejected(http):
     assert decided.json()["status"] == "rejected"
     view = await wait_status(http, run_id, {"rejected"})
     assert view["result"]["answer"] is None
-    rejected = (await http.get("/v1/runs", params={"status": "rejected"})).json()["runs"]
-    assert run_id in {r["run_id"] for r in rejected}
+
+    async def listed_as_rejected() -> bool:
+        page = (await http.get("/v1/runs", params={"status": "rejected"})).json()
+        return run_id in {r["run_id"] for r in page["runs"]}
+
+    await eventually(listed_as_rejected)
 
 
 async def test_a_second_decision_is_refused_with_409(http):
@@ -174,8 +179,12 @@ async def test_concurrent_duplicate_starts_make_one_run(http, temporal_client):
     run_ids = {a.json()["run_id"] for a in answers}
     assert len(run_ids) == 1
     (run_id,) = run_ids
-    executions = [w async for w in temporal_client.list_workflows(f"WorkflowId = '{run_id}'")]
-    assert len(executions) == 1
+
+    async def one_execution() -> bool:
+        query = f"WorkflowId = '{run_id}'"
+        return len([w async for w in temporal_client.list_workflows(query)]) == 1
+
+    await eventually(one_execution)
 
 
 async def test_start_errors(http):
@@ -224,6 +233,13 @@ async def test_list_filters_and_pages(http):
     ids = [(await start_run(http, CONFIDENT))["run_id"] for _ in range(3)]
     for run_id in ids:
         await wait_status(http, run_id, {"completed"})
+
+    async def all_listed() -> bool:
+        params = {"agent": "support", "status": "completed", "limit": 100}
+        page = (await http.get("/v1/runs", params=params)).json()
+        return set(ids) <= {r["run_id"] for r in page["runs"]}
+
+    await eventually(all_listed)  # visibility catches up, then page through it
     seen: list[str] = []
     token = None
     for _ in range(50):

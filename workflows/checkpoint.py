@@ -5,6 +5,7 @@ LangGraph still round-trips state through msgpack; it is told exactly which pyda
 the graph's state may hold, so nothing else is ever deserialised.
 """
 
+from functools import cache
 from typing import Any, get_args
 
 from langgraph.checkpoint.memory import InMemorySaver
@@ -16,8 +17,14 @@ __all__ = ["checkpointer_for", "state_models"]
 
 def checkpointer_for(state_schema: type[BaseModel]) -> InMemorySaver:
     """An in-memory checkpointer that accepts the models of `state_schema`."""
+    return InMemorySaver(serde=_serializer(state_schema))
+
+
+@cache
+def _serializer(state_schema: type[BaseModel]) -> JsonPlusSerializer:
+    # Stateless, so one per graph serves every run; building it walks the whole schema.
     allow = [(m.__module__, m.__qualname__) for m in sorted(state_models(state_schema), key=str)]
-    return InMemorySaver(serde=JsonPlusSerializer(allowed_msgpack_modules=allow))
+    return JsonPlusSerializer(allowed_msgpack_modules=allow)
 
 
 def state_models(schema: type[BaseModel]) -> set[type[BaseModel]]:
