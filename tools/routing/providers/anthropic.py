@@ -14,16 +14,15 @@ Keel's ``input_tokens`` is everything the model read. There are no logprobs, so 
 prompt asks for a trailing ``Confidence:`` line.
 """
 
-import os
-import time
 from typing import Any
 
 import anthropic
 from anthropic.types import Message as AnthropicMessage
 
 from keel.schemas.model import Message, ModelRequest, ModelResponse, ToolCall, Usage
-from keel.schemas.routing import Deployment, Price
-from tools.routing.errors import malformed_response, missing_api_key, provider_error
+from keel.schemas.routing import Price
+from tools.routing.errors import malformed_response
+from tools.routing.providers._base import SDKProvider
 from tools.routing.providers._common import FinishReason, respond, system_prompt
 
 __all__ = ["DEFAULT_API_KEY_ENV", "AnthropicProvider"]
@@ -42,57 +41,22 @@ _FINISH: dict[str, FinishReason] = {
 }
 
 
-class AnthropicProvider:
+class AnthropicProvider(SDKProvider[anthropic.AsyncAnthropic]):
     """Calls one `anthropic` deployment."""
 
-    def __init__(self, name: str, spec: Deployment) -> None:
-        self.name = name
-        self.spec = spec
-        self._client: anthropic.AsyncAnthropic | None = None
+    def _build_client(self) -> anthropic.AsyncAnthropic:
+        return anthropic.AsyncAnthropic(
+            api_key=self._key(DEFAULT_API_KEY_ENV),
+            base_url=self.spec.base_url,
+            timeout=self.spec.timeout_s,
+            max_retries=0,
+            # `model.call` traces the call itself; the SDK's own span would count the
+            # tokens twice and, if its environment variables say so, record content.
+            open_telemetry=False,
+        )
 
-    async def complete(self, request: ModelRequest, price: Price) -> ModelResponse:
-        """Answer `request` on this deployment.
-
-        Args:
-            request: The normalised request.
-            price: What the deployment's tokens cost.
-
-        Returns:
-            The normalised response, priced.
-
-        Raises:
-            ApplicationError: Any failure, classified by `provider_error`.
-
-        """
-        started = time.perf_counter()
-        try:
-            reply = await self._get_client().messages.create(**self._arguments(request))
-            return self._response(request, reply, price, started)
-        except Exception as exc:
-            raise provider_error(exc, self.name) from None
-
-    async def aclose(self) -> None:
-        """Close the HTTP client, if one was built."""
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
-
-    def _get_client(self) -> anthropic.AsyncAnthropic:
-        if self._client is None:
-            env = self.spec.api_key_env or DEFAULT_API_KEY_ENV
-            key = os.environ.get(env, "").strip()
-            if not key:
-                raise missing_api_key(self.name, env)
-            self._client = anthropic.AsyncAnthropic(
-                api_key=key,
-                base_url=self.spec.base_url,
-                timeout=self.spec.timeout_s,
-                max_retries=0,
-                # `model.call` traces the call itself; the SDK's own span would count the
-                # tokens twice and, if its environment variables say so, record content.
-                open_telemetry=False,
-            )
-        return self._client
+    async def _send(self, client: anthropic.AsyncAnthropic, request: ModelRequest) -> Any:
+        return await client.messages.create(**self._arguments(request))
 
     def _arguments(self, request: ModelRequest) -> dict[str, Any]:
         arguments: dict[str, Any] = {

@@ -13,17 +13,16 @@ prompt asks for a trailing ``Confidence:`` line instead and the temperature is n
 """
 
 import json
-import os
 import re
-import time
 from typing import Any
 
 import openai
 from openai.types.chat import ChatCompletion
 
 from keel.schemas.model import Message, ModelRequest, ModelResponse, ToolCall, Usage
-from keel.schemas.routing import Deployment, Price
-from tools.routing.errors import malformed_response, missing_api_key, provider_error
+from keel.schemas.routing import Price
+from tools.routing.errors import malformed_response
+from tools.routing.providers._base import SDKProvider
 from tools.routing.providers._common import (
     FinishReason,
     logprob_confidence,
@@ -51,62 +50,24 @@ _FINISH: dict[str, FinishReason] = {
 }
 
 
-class OpenAIProvider:
+class OpenAIProvider(SDKProvider[openai.AsyncOpenAI]):
     """Calls one `openai` or `openai_compatible` deployment."""
 
-    def __init__(self, name: str, spec: Deployment) -> None:
-        self.name = name
-        self.spec = spec
-        self._client: openai.AsyncOpenAI | None = None
+    def _build_client(self) -> openai.AsyncOpenAI:
+        options: dict[str, Any] = {}
+        if self.spec.base_url:
+            options["base_url"] = self.spec.base_url
+        return openai.AsyncOpenAI(
+            api_key=self._api_key(), timeout=self.spec.timeout_s, max_retries=0, **options
+        )
 
-    async def complete(self, request: ModelRequest, price: Price) -> ModelResponse:
-        """Answer `request` on this deployment.
-
-        Args:
-            request: The normalised request.
-            price: What the deployment's tokens cost.
-
-        Returns:
-            The normalised response, priced.
-
-        Raises:
-            ApplicationError: Any failure, classified by `provider_error`.
-
-        """
-        started = time.perf_counter()
-        try:
-            completion = await self._get_client().chat.completions.create(
-                **self._arguments(request)
-            )
-            return self._response(request, completion, price, started)
-        except Exception as exc:
-            raise provider_error(exc, self.name) from None
-
-    async def aclose(self) -> None:
-        """Close the HTTP client, if one was built."""
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
-
-    def _get_client(self) -> openai.AsyncOpenAI:
-        if self._client is None:
-            options: dict[str, Any] = {}
-            if self.spec.base_url:
-                options["base_url"] = self.spec.base_url
-            self._client = openai.AsyncOpenAI(
-                api_key=self._api_key(), timeout=self.spec.timeout_s, max_retries=0, **options
-            )
-        return self._client
+    async def _send(self, client: openai.AsyncOpenAI, request: ModelRequest) -> Any:
+        return await client.chat.completions.create(**self._arguments(request))
 
     def _api_key(self) -> str:
-        env = self.spec.api_key_env
-        if env is None and self.spec.provider == "openai_compatible":
+        if self.spec.api_key_env is None and self.spec.provider == "openai_compatible":
             return PLACEHOLDER_API_KEY
-        env = env or DEFAULT_API_KEY_ENV
-        key = os.environ.get(env, "").strip()
-        if not key:
-            raise missing_api_key(self.name, env)
-        return key
+        return self._key(DEFAULT_API_KEY_ENV)
 
     @property
     def _reasoning(self) -> bool:

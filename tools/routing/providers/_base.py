@@ -1,0 +1,69 @@
+"""What both SDK adapters share: a lazily built client, the key, classified errors, closing."""
+
+import os
+import time
+from typing import Any, Generic, TypeVar
+
+from keel.schemas.model import ModelRequest, ModelResponse
+from keel.schemas.routing import Deployment, Price
+from tools.routing.errors import missing_api_key, provider_error
+
+__all__ = ["SDKProvider"]
+
+ClientT = TypeVar("ClientT")
+
+
+class SDKProvider(Generic[ClientT]):
+    """Calls one deployment through a provider SDK; subclasses speak the SDK."""
+
+    def __init__(self, name: str, spec: Deployment) -> None:
+        self.name = name
+        self.spec = spec
+        self._client: ClientT | None = None
+
+    async def complete(self, request: ModelRequest, price: Price) -> ModelResponse:
+        """Answer `request` on this deployment.
+
+        Args:
+            request: The normalised request.
+            price: What the deployment's tokens cost.
+
+        Returns:
+            The normalised response, priced.
+
+        Raises:
+            ApplicationError: Any failure, classified by `provider_error`.
+
+        """
+        started = time.perf_counter()
+        try:
+            if self._client is None:  # no work at construction: the key is read when used
+                self._client = self._build_client()
+            reply = await self._send(self._client, request)
+            return self._response(request, reply, price, started)
+        except Exception as exc:
+            raise provider_error(exc, self.name) from None
+
+    async def aclose(self) -> None:
+        """Close the HTTP client, if one was built."""
+        if self._client is not None:
+            await self._client.close()  # type: ignore[attr-defined]
+            self._client = None
+
+    def _key(self, default_env: str) -> str:
+        env = self.spec.api_key_env or default_env
+        key = os.environ.get(env, "").strip()
+        if not key:
+            raise missing_api_key(self.name, env)
+        return key
+
+    def _build_client(self) -> ClientT:
+        raise NotImplementedError
+
+    async def _send(self, client: ClientT, request: ModelRequest) -> Any:
+        raise NotImplementedError
+
+    def _response(
+        self, request: ModelRequest, reply: Any, price: Price, started: float
+    ) -> ModelResponse:
+        raise NotImplementedError
