@@ -31,7 +31,7 @@ class StepJournal(Interceptor):
     """Worker interceptor that journals every activity execution."""
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], flush_interval: float = 0.05
+        self, sessions: async_sessionmaker[AsyncSession], flush_interval: float = 0.25
     ) -> None:
         self._sessions = sessions
         self._interval = flush_interval

@@ -150,7 +150,9 @@ class AgentWorkflow:
             raise _not_pending(decision.review_id, "it was already decided")
 
     async def _advance(self, app: Any, command: Any, config: Any) -> None:
-        async for task in app.astream(command, config, stream_mode="tasks"):
+        # Checkpoints live only in workflow memory, and history is what survives, so the
+        # graph saves one when it stops (at an interrupt or its end), not after every step.
+        async for task in app.astream(command, config, stream_mode="tasks", durability="exit"):
             if "input" in task:  # a task starts; its result event has no "input"
                 self._node = task["name"]
                 workflow.set_current_details(f"node: {task['name']}")
