@@ -279,3 +279,24 @@ async def test_budget_can_fail_the_run_instead(make_stack, wire):
         failed = await wait_status(http, run_id, {"failed"})
     assert failed["error"].startswith("BudgetExceeded:")
     assert len(wire.requests) == 1
+
+
+async def test_an_open_circuit_skips_a_failing_provider_without_calling_it(
+    make_stack, wire, temporal_client
+):
+    wire.script.responder = _support_responder(0.9)
+    # OpenAI fails every call; the worker's breaker opens after five failures in a row.
+    wire.push(*[Reply.error(500) for _ in range(5)], protocol="openai")
+    stack = _stack(make_stack, wire, {"strategy": "fallback", "candidates": ["mini", "haiku"]})
+    async with await _up(stack) as http:
+        first = (await start_run(http, CONFIDENT))["run_id"]
+        await wait_status(http, first, {"completed"})
+        second = (await start_run(http, CONFIDENT))["run_id"]
+        await wait_status(http, second, {"completed"})
+    openai_calls = [r for r in wire.requests if r.protocol == "openai"]
+    assert len(openai_calls) == 5  # the rest were skipped without a request
+    calls = await _model_calls(temporal_client, second)
+    assert ("classify: openai/gpt-4o-mini", "failed") in calls
+    assert calls[-1] == ("answer: anthropic/claude-3-5-haiku-latest", "completed")
+    history = await temporal_client.get_workflow_handle(second).fetch_history()
+    assert "CircuitOpen" in history.to_json()
