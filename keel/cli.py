@@ -10,7 +10,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -48,6 +48,19 @@ class _Api:
                 message = response.text
             raise _ApiError(f"HTTP {response.status_code}: {message}")
         return response.json()
+
+    def events(self, path: str) -> Iterator[dict[str, Any]]:
+        """The server-sent events at `path`, as they arrive."""
+        try:
+            with self._http.stream("GET", path, timeout=None) as response:
+                if response.is_error:
+                    response.read()
+                    raise _ApiError(f"HTTP {response.status_code}: {response.text}")
+                for line in response.iter_lines():
+                    if line.startswith("data: "):
+                        yield json.loads(line.removeprefix("data: "))
+        except httpx.TransportError as err:
+            raise _ApiError(f"lost the Keel API at {self._base} ({err})") from err
 
 
 def _print_run(run: dict[str, Any]) -> None:
@@ -103,6 +116,8 @@ def _cmd_run(api: _Api, args: argparse.Namespace) -> int:
     if args.key:
         body["idempotency_key"] = args.key
     started = api.call("POST", "/v1/runs", json=body)
+    if args.follow:
+        return _follow(api, started["run_id"], args)
     if args.json and not args.wait:
         print(json.dumps(started, indent=2))
         return 0
@@ -123,6 +138,24 @@ def _cmd_run(api: _Api, args: argparse.Namespace) -> int:
     else:
         _print_run(run)
     return 0 if run["status"] in ("completed", "awaiting_review") else 1
+
+
+def _follow(api: _Api, run_id: str, args: argparse.Namespace) -> int:
+    """Print the run's events as they happen, then the run."""
+    for event in api.events(f"/v1/runs/{run_id}/events"):
+        if args.json:
+            print(json.dumps(event), flush=True)
+            continue
+        at = event["at"][11:19]
+        what = " ".join(
+            str(event[k]) for k in ("step", "detail", "status") if event.get(k) is not None
+        )
+        cost = f"  ${event['cost_usd']:.6f}" if event.get("cost_usd") else ""
+        print(f"{at}  {event['type']:<14} {what}{cost}", flush=True)
+    run = api.call("GET", f"/v1/runs/{run_id}")
+    if not args.json:
+        _print_run(run)
+    return 0 if run["status"] == "completed" else 1
 
 
 def _cmd_runs(api: _Api, args: argparse.Namespace) -> int:
@@ -228,6 +261,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("input", help="the text input, or a JSON object")
     run.add_argument("--key", help="idempotency key")
     run.add_argument("--wait", action="store_true", help="wait until it ends or needs review")
+    run.add_argument("--follow", action="store_true", help="show each step live until it ends")
     run.add_argument("--timeout", type=float, default=120.0)
     runs = sub.add_parser("runs", help="list runs")
     runs.add_argument("--agent")

@@ -117,3 +117,15 @@ async def test_tools_lists_the_catalog(stack):
     assert "create_ticket(subject, description, priority)  [needs approval" in listed.stdout
     assert "calculator(expression)  [runs freely" in listed.stdout
     assert "keel_example_tools]" in listed.stdout
+
+
+async def test_run_follow_prints_each_step_live(stack):
+    followed = await keel(stack, "run", "support", CONFIDENT, "--follow")
+    assert followed.returncode == 0, followed.stderr
+    lines = followed.stdout.splitlines()
+    assert "run.started" in lines[0] and f"support: {CONFIDENT}" in lines[0]
+    assert any(
+        "step.started" in line and "classify: local/extractive-bm25" in line for line in lines
+    )
+    assert any("run.finished" in line and "completed" in line for line in lines)
+    assert "status   completed" in followed.stdout  # then the run itself

@@ -5,9 +5,11 @@ import binascii
 import hashlib
 import json
 import uuid
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
+from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import (
@@ -21,6 +23,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import SettingsDep, TemporalClientDep
 from api.problems import ErrorCode, ProblemError, field_errors
+from api.run_events import run_events, sse
 from api.run_views import describe_run, run_summary, run_view, status_query
 from keel.agents import AgentSpec, agent_catalog
 from keel.schemas.runs import RunInput, RunList, RunRequest, RunStarted, RunStatus, RunView
@@ -28,7 +31,7 @@ from keel.search_attributes import KEEL_AGENT, KEEL_STATUS
 from keel.settings import Settings
 from workflows.agent import AgentWorkflow
 
-__all__ = ["cancel_run", "get_run", "list_runs", "router", "start_run"]
+__all__ = ["cancel_run", "get_run", "list_runs", "router", "run_events_stream", "start_run"]
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
 
@@ -191,3 +194,21 @@ def _bad_token() -> ProblemError:
 def _preview(payload: dict[str, object], spec: AgentSpec) -> str:
     text = str(payload.get(spec.text_field, payload))
     return text if len(text) <= 80 else text[:79] + "…"
+
+
+@router.get(
+    "/{run_id}/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def run_events_stream(run_id: str, client: TemporalClientDep) -> StreamingResponse:
+    """The run's progress as server-sent events, from its start until it ends."""
+    await describe_run(client, run_id)  # 404 before the stream starts
+
+    async def stream() -> AsyncIterator[bytes]:
+        async for event in run_events(client, run_id):
+            yield sse(event)
+
+    return StreamingResponse(
+        stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+    )

@@ -13,6 +13,7 @@ __all__ = [
     "AgentList",
     "AgentState",
     "Outcome",
+    "RunEvent",
     "RunInput",
     "RunList",
     "RunRequest",
@@ -138,3 +139,28 @@ class AgentState(BaseModel):
     input: dict[str, JsonValue]
     review_threshold: float = Field(ge=0.0, le=1.0)
     result: RunResult | None = None
+
+
+class RunEvent(BaseModel):
+    """One step of a run as `GET /v1/runs/{id}/events` streams it.
+
+    Types: `run.started`, `step.started` / `step.finished` / `step.failed` (an activity:
+    a tool, a model call, a retrieval; `step` is its type, `detail` its summary),
+    `review.decided`, `status` (the run's status or cost changed), `run.finished`.
+    """
+
+    type: Literal[
+        "run.started",
+        "step.started",
+        "step.finished",
+        "step.failed",
+        "review.decided",
+        "status",
+        "run.finished",
+    ]
+    at: datetime
+    step: str | None = None
+    attempt: int | None = None
+    detail: str | None = None
+    status: RunStatus | None = None
+    cost_usd: float | None = None

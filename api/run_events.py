@@ -1,0 +1,92 @@
+"""A run's progress as server-sent events, read from its Temporal history as it grows.
+
+The API long-polls the history (`wait_new_event`), so a client gets each step as soon as
+Temporal records it, without polling the API. Activities are the steps (their type and the
+summary the workflow gave them); search-attribute upserts carry status and cost changes;
+an accepted `decide` Update is a review decision.
+"""
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import Client
+from temporalio.converter import decode_typed_search_attributes
+
+from keel.schemas.runs import RunEvent
+from keel.search_attributes import KEEL_COST_USD, KEEL_STATUS
+
+__all__ = ["run_events", "sse"]
+
+_CLOSED = {
+    "workflow_execution_completed_event_attributes": None,
+    "workflow_execution_failed_event_attributes": "failed",
+    "workflow_execution_timed_out_event_attributes": "failed",
+    "workflow_execution_terminated_event_attributes": "failed",
+    "workflow_execution_canceled_event_attributes": "cancelled",
+}
+
+
+async def run_events(client: Client, run_id: str) -> AsyncIterator[RunEvent]:
+    """Every event of the run, from its start, until it ends."""
+    steps: dict[int, str] = {}
+    status = None
+    async for event in client.get_workflow_handle(run_id).fetch_history_events(wait_new_event=True):
+        kind = event.WhichOneof("attributes") or ""
+        at = event.event_time.ToDatetime(tzinfo=UTC)
+        if kind in _CLOSED:
+            # A completed run ends `completed` or `rejected`: the last status it reported.
+            final = _CLOSED[kind] or (status if status == "rejected" else "completed")
+            yield RunEvent(type="run.finished", at=at, status=final)  # type: ignore[arg-type]
+            return
+        found = _translate(event, kind, at, steps)
+        if found is not None:
+            status = found.status or status
+            yield found
+
+
+def _translate(
+    event: HistoryEvent, kind: str, at: datetime, steps: dict[int, str]
+) -> RunEvent | None:
+    match kind:
+        case "workflow_execution_started_event_attributes":
+            return RunEvent(type="run.started", at=at, detail=_summary(event))
+        case "activity_task_scheduled_event_attributes":
+            name = event.activity_task_scheduled_event_attributes.activity_type.name
+            steps[event.event_id] = name
+            return RunEvent(type="step.started", at=at, step=name, detail=_summary(event))
+        case "activity_task_completed_event_attributes":
+            attrs = event.activity_task_completed_event_attributes
+            name = steps.get(attrs.scheduled_event_id)
+            return RunEvent(type="step.finished", at=at, step=name)
+        case "activity_task_failed_event_attributes":
+            attrs = event.activity_task_failed_event_attributes
+            name = steps.get(attrs.scheduled_event_id)
+            failure = attrs.failure.cause.message or attrs.failure.message
+            return RunEvent(type="step.failed", at=at, step=name, detail=failure)
+        case "workflow_execution_update_accepted_event_attributes":
+            request = event.workflow_execution_update_accepted_event_attributes.accepted_request
+            if request.input.name != "decide":
+                return None
+            decision = json.loads(request.input.args.payloads[0].data)
+            detail = f"{decision.get('action')} {decision.get('review_id')}"
+            return RunEvent(type="review.decided", at=at, detail=detail)
+        case "upsert_workflow_search_attributes_event_attributes":
+            attrs = event.upsert_workflow_search_attributes_event_attributes
+            values = decode_typed_search_attributes(attrs.search_attributes)
+            status, cost = values.get(KEEL_STATUS), values.get(KEEL_COST_USD)
+            if status is None and cost is None:
+                return None
+            return RunEvent(type="status", at=at, status=status, cost_usd=cost)  # type: ignore[arg-type]
+    return None
+
+
+def _summary(event: HistoryEvent) -> str | None:
+    data = event.user_metadata.summary.data
+    return json.loads(data) if data else None
+
+
+def sse(event: RunEvent) -> bytes:
+    """One server-sent event."""
+    return f"event: {event.type}\ndata: {event.model_dump_json(exclude_none=True)}\n\n".encode()
