@@ -5,6 +5,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api.limits import BodySizeLimit
 from api.problems import install_problem_handlers
 from api.routes import agents, reviews, runs, tools
 from keel.db import create_engine, init_db, session_factory
@@ -37,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
     app.include_router(runs.router)
     app.include_router(reviews.router)
     app.include_router(agents.router)

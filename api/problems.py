@@ -38,6 +38,8 @@ class ErrorCode(StrEnum):
     REVIEW_NOT_PENDING = "review-not-pending"
     IDEMPOTENCY_KEY_REUSED = "idempotency-key-reused"
     BAD_PAGE_TOKEN = "bad-page-token"
+    PAYLOAD_TOO_LARGE = "payload-too-large"
+    BAD_REQUEST = "bad-request"
     NOT_FOUND = "not-found"
     METHOD_NOT_ALLOWED = "method-not-allowed"
     TEMPORAL_UNAVAILABLE = "temporal-unavailable"
@@ -117,9 +119,9 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED}.get(
-            exc.status_code, ErrorCode.INTERNAL
-        )
+        codes = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED}
+        fallback = ErrorCode.BAD_REQUEST if exc.status_code < 500 else ErrorCode.INTERNAL
+        code = codes.get(exc.status_code, fallback)
         return problem_response(
             ProblemError(exc.status_code, code, str(exc.detail)).problem, exc.headers
         )

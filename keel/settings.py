@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     )
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
+    api_max_body_bytes: int = Field(
+        default=1_000_000, ge=1_024, description="Larger request bodies get 413."
+    )
     api_url: str = Field(default="", description="Where the CLI finds the API; derived when empty.")
     database_url: str = Field(default="", description="SQLAlchemy async URL; SQLite when empty.")
     review_threshold: float = Field(

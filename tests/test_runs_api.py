@@ -268,3 +268,19 @@ async def test_agents_and_openapi(http):
     assert {"/v1/runs", "/v1/runs/{run_id}", "/v1/reviews/{review_id}/decision"} <= set(
         schema["paths"]
     )
+
+
+async def test_oversized_bodies_are_refused_with_413(http):
+    huge = {"agent": "support", "input": {"question": "x" * 2_000_000}}
+    _assert_problem(await http.post("/v1/runs", json=huge), 413, "payload-too-large")
+
+    async def chunks():  # no Content-Length: counted as it arrives
+        for _ in range(40):
+            yield b"x" * 100_000
+
+    chunked = await http.post(
+        "/v1/runs", content=chunks(), headers={"content-type": "application/json"}
+    )
+    _assert_problem(chunked, 413, "payload-too-large")
+    # Nothing was started by either.
+    assert (await http.post("/v1/runs", json={"agent": "nope", "input": "x"})).status_code == 404
