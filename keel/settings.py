@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     )
     api_url: str = Field(default="", description="Where the CLI finds the API; derived when empty.")
     database_url: str = Field(default="", description="SQLAlchemy async URL; SQLite when empty.")
+    otel_endpoint: str = Field(
+        default="",
+        description="OTLP/HTTP collector (e.g. http://127.0.0.1:4318): traces are exported "
+        "there; also taken from OTEL_EXPORTER_OTLP_ENDPOINT. Unset: no exporter, no cost.",
+    )
     review_threshold: float = Field(
         default=0.6, ge=0.0, le=1.0, description="Confidence below which a run escalates."
     )

@@ -18,6 +18,7 @@ from keel.db import create_engine, init_db
 from keel.devserver import DevServer, port_in_use
 from keel.errors import KeelUserError
 from keel.settings import Settings
+from keel.telemetry import configure_tracing
 
 __all__ = ["ping", "run_api", "run_up", "run_worker_process"]
 
@@ -71,19 +72,21 @@ async def run_worker_process(settings: Settings) -> None:
     """`keel worker`: one worker against `settings.temporal_address`, until a signal."""
     from worker.main import run_worker
 
-    await run_worker(settings, _stop_on_signals())
+    with _tracing(settings, "worker"):
+        await run_worker(settings, _stop_on_signals())
 
 
 async def run_api(settings: Settings) -> None:
     """`keel api`: the REST API, until a signal."""
     server = _api_server(settings)
     stop = _stop_on_signals()
-    serving = asyncio.create_task(server.serve())
-    try:
-        await _until_stopped(stop, serving)
-    finally:
-        server.should_exit = True
-        await serving
+    with _tracing(settings, "api"):
+        serving = asyncio.create_task(server.serve())
+        try:
+            await _until_stopped(stop, serving)
+        finally:
+            server.should_exit = True
+            await serving
 
 
 async def run_up(settings: Settings) -> None:
@@ -109,18 +112,21 @@ async def run_up(settings: Settings) -> None:
         await engine.dispose()
     stop = _stop_on_signals()
     worker_stop = asyncio.Event()
-    worker = asyncio.create_task(run_worker(settings, worker_stop))
-    serving = asyncio.create_task(api.serve())
     try:
-        while not api.started and not serving.done():
-            await asyncio.sleep(0.05)
-        _print_banner(settings, server)
-        await _until_stopped(stop, worker, serving)
+        with _tracing(settings, "up"):
+            worker = asyncio.create_task(run_worker(settings, worker_stop))
+            serving = asyncio.create_task(api.serve())
+            try:
+                while not api.started and not serving.done():
+                    await asyncio.sleep(0.05)
+                _print_banner(settings, server)
+                await _until_stopped(stop, worker, serving)
+            finally:
+                print("\nstopping: api, worker, temporal …", flush=True)
+                api.should_exit = True
+                worker_stop.set()
+                await asyncio.gather(serving, worker, return_exceptions=True)
     finally:
-        print("\nstopping: api, worker, temporal …", flush=True)
-        api.should_exit = True
-        worker_stop.set()
-        await asyncio.gather(serving, worker, return_exceptions=True)
         await server.stop()
         print("stopped; runs in flight continue at the next `keel up`.", flush=True)
 
@@ -138,6 +144,17 @@ async def ping(settings: Settings) -> None:
             await conn.exec_driver_sql("SELECT 1")
     finally:
         await engine.dispose()
+
+
+@contextlib.contextmanager
+def _tracing(settings: Settings, service: str) -> Iterator[None]:
+    """Export spans while the process runs, and flush them when it stops."""
+    provider = configure_tracing(settings, service)
+    try:
+        yield
+    finally:
+        if provider is not None:
+            provider.shutdown()
 
 
 def _print_banner(settings: Settings, server: DevServer) -> None:

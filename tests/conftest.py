@@ -5,6 +5,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from keel.devserver import DevServer, free_port
 from keel.settings import Settings
@@ -60,6 +64,25 @@ def make_stack(temporal: DevServer, tmp_path: Path):  # type: ignore[no-untyped-
     yield make
     for deployment in made:
         deployment.stop_all()
+
+
+@pytest.fixture(scope="session")
+def span_exporter() -> InMemorySpanExporter:
+    """Every span this test process ends, kept in memory (one global provider per process)."""
+    exporter = InMemorySpanExporter()
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return exporter
+
+
+@pytest.fixture
+def spans(span_exporter: InMemorySpanExporter) -> InMemorySpanExporter:
+    """The span exporter, emptied for this test."""
+    span_exporter.clear()
+    return span_exporter
 
 
 @pytest.fixture(scope="session")

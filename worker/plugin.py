@@ -10,6 +10,7 @@ from dataclasses import replace
 from typing import Any
 
 from langgraph.graph import StateGraph
+from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.langgraph import LangGraphPlugin
 from temporalio.plugin import SimplePlugin
@@ -53,7 +54,8 @@ class KeelPlugin(SimplePlugin):
             data_converter=pydantic_data_converter,
             workflows=[AgentWorkflow],
             activities=list(activities),
-            interceptors=list(interceptors),
+            # Client, workflow and activity spans; context crosses processes in headers.
+            interceptors=[TracingInterceptor(), *interceptors],
             workflow_runner=runner,
             workflow_failure_exception_types=[KeelUserError],
         )
