@@ -13,7 +13,15 @@ from pydantic import Field
 
 from keel.schemas.runs import AgentState, Outcome, RunInput, RunResult
 
-__all__ = ["GRAPH", "NODES", "BenchState", "bench_input", "build_graph", "check_result"]
+__all__ = [
+    "GRAPH",
+    "NODES",
+    "BenchState",
+    "bench_input",
+    "build_graph",
+    "check_result",
+    "workflow_pair",
+]
 
 GRAPH = "bench5"
 """The graph's name in `LangGraphPlugin(graphs=...)`, and the agent name Keel runs it as."""
@@ -86,3 +94,18 @@ def check_result(result: RunResult) -> None:
     expected = ",".join(node.__name__ for node in _NODES)
     if result.status != "completed" or result.outcome.answer != expected:
         raise RuntimeError(f"the bench graph returned {result!r}")
+
+
+def workflow_pair(
+    state: type[AgentState], first: tuple[str, Any], finish: Any
+) -> StateGraph[Any, Any, Any, Any]:
+    """`first` (a name and a node) → `finish`, both run in the workflow."""
+    name, node = first
+    in_workflow = {"execute_in": "workflow"}
+    g = StateGraph(state)
+    g.add_node(name, node, metadata=in_workflow)
+    g.add_node("finish", finish, metadata=in_workflow)
+    g.add_edge(START, name)
+    g.add_edge(name, "finish")
+    g.add_edge("finish", END)
+    return g

@@ -26,9 +26,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from langgraph.graph import END, START, StateGraph
+from langgraph.graph import StateGraph
 from pydantic import BaseModel, Field
 
+from bench._graph import workflow_pair
 from bench._harness import (
     WIRE_KEY_ENV,
     KeelWorker,
@@ -174,16 +175,9 @@ def finish(state: CascadeState) -> dict[str, Any]:
     return {"result": RunResult(status="completed", outcome=outcome)}
 
 
-def build_graph() -> StateGraph[CascadeState, None, CascadeState, CascadeState]:
+def build_graph() -> StateGraph[Any, Any, Any, Any]:
     """classify → finish, both in the workflow."""
-    in_workflow = {"execute_in": "workflow"}
-    g = StateGraph(CascadeState)
-    g.add_node("classify", classify, metadata=in_workflow)
-    g.add_node("finish", finish, metadata=in_workflow)
-    g.add_edge(START, "classify")
-    g.add_edge("classify", "finish")
-    g.add_edge("finish", END)
-    return g
+    return workflow_pair(CascadeState, ("classify", classify), finish)
 
 
 def _responder(items: list[Item]) -> Any:

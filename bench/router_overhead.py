@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import openai
-from langgraph.graph import END, START, StateGraph
+from langgraph.graph import StateGraph
 from pydantic import BaseModel, Field
 
+from bench._graph import workflow_pair
 from bench._harness import (
     WIRE_KEY_ENV,
     KeelWorker,
@@ -98,16 +99,9 @@ def finish(state: RouterState) -> dict[str, Any]:
     return {"result": RunResult(status="completed", outcome=outcome)}
 
 
-def build_graph() -> StateGraph[RouterState, None, RouterState, RouterState]:
+def build_graph() -> StateGraph[Any, Any, Any, Any]:
     """calls → finish, both in the workflow."""
-    in_workflow = {"execute_in": "workflow"}
-    g = StateGraph(RouterState)
-    g.add_node("calls", calls, metadata=in_workflow)
-    g.add_node("finish", finish, metadata=in_workflow)
-    g.add_edge(START, "calls")
-    g.add_edge("calls", "finish")
-    g.add_edge("finish", END)
-    return g
+    return workflow_pair(RouterState, ("calls", calls), finish)
 
 
 def _responder(request: WireRequest) -> Reply:
