@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: up test lint bench histories clean
 
@@ -19,8 +20,13 @@ lint: $(BIN)/keel
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+test: lint $(CHROMIUM)
 	$(BIN)/pytest
+
+# The review page's test drives Debian's Chromium headless; CI runs as root on Debian.
+$(CHROMIUM):
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
 
 bench: $(BIN)/keel
 	$(BIN)/python -m bench

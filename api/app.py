@@ -3,11 +3,15 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Response
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from api.auth import AuthState, v1_guard
 from api.limits import BodySizeLimit
-from api.problems import install_problem_handlers
-from api.routes import agents, reviews, runs, tools
+from api.problems import PROBLEM_RESPONSES, install_problem_handlers
+from api.routes import agents, collections, keys, reviews, runs, tools
+from api.web.pages import install_pages
 from keel.db import create_engine, init_db, session_factory
 from keel.settings import Settings
 from worker.temporal import connect
@@ -25,6 +29,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await init_db(engine)
         app.state.settings = settings
         app.state.sessions = session_factory(engine)
+        app.state.auth = AuthState(settings)
         app.state.temporal = await connect(settings)
         try:
             yield
@@ -36,6 +41,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Start agent runs, follow them, and decide their reviews.",
         lifespan=lifespan,
+        responses=PROBLEM_RESPONSES,
+        # Every route under /v1/ authenticates (api/auth.py), including routes added later.
+        dependencies=[Depends(v1_guard)],
     )
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
@@ -43,6 +51,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reviews.router)
     app.include_router(agents.router)
     app.include_router(tools.router)
+    app.include_router(keys.router)
+    app.include_router(collections.router)
+    install_pages(app)
+
+    # Request spans (the root of a run's trace when a run starts here) and HTTP metrics.
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="/healthz,/metrics")
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        """Prometheus exposition of this process's OpenTelemetry metrics."""
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError, RPCStatusCode
 
 __all__ = [
+    "PROBLEM_RESPONSES",
     "ErrorCode",
     "Problem",
     "ProblemError",
@@ -36,6 +37,8 @@ class ErrorCode(StrEnum):
     RUN_NOT_RUNNING = "run-not-running"
     UNKNOWN_REVIEW = "unknown-review"
     REVIEW_NOT_PENDING = "review-not-pending"
+    STALE_ACTION = "stale-action"
+    CLAIMED_BY_ANOTHER = "claimed-by-another"
     IDEMPOTENCY_KEY_REUSED = "idempotency-key-reused"
     BAD_PAGE_TOKEN = "bad-page-token"
     PAYLOAD_TOO_LARGE = "payload-too-large"
@@ -44,6 +47,20 @@ class ErrorCode(StrEnum):
     METHOD_NOT_ALLOWED = "method-not-allowed"
     TEMPORAL_UNAVAILABLE = "temporal-unavailable"
     INTERNAL = "internal-error"
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    SELF_APPROVAL = "self-approval"
+    RATE_LIMITED = "rate-limited"
+    UNKNOWN_KEY = "unknown-key"
+    UNKNOWN_COLLECTION = "unknown-collection"
+    COLLECTION_EXISTS = "collection-exists"
+    UNKNOWN_DOCUMENT = "unknown-document"
+    UNKNOWN_INGESTION = "unknown-ingestion"
+    INGESTION_STARTED = "ingestion-started"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported-media-type"
+    INVALID_DOCUMENT = "invalid-document"
+    INVALID_SEARCH = "invalid-search"
+    UNKNOWN_EMBEDDING = "unknown-embedding"
 
     @property
     def uri(self) -> str:
@@ -61,6 +78,14 @@ class Problem(BaseModel):
     errors: list[dict[str, Any]] | None = None
 
 
+_PROBLEM_SCHEMA = Problem.model_json_schema()
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    kind: {"description": description, "content": {MEDIA_TYPE: {"schema": _PROBLEM_SCHEMA}}}
+    for kind, description in (("4XX", "A problem with the request"), ("5XX", "A server problem"))
+}
+"""OpenAPI entries saying that every operation may answer a 4xx or 5xx problem."""
+
+
 class ProblemError(Exception):
     """Raise in a route to answer with a problem."""
 
@@ -70,8 +95,10 @@ class ProblemError(Exception):
         code: ErrorCode,
         detail: str,
         errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(detail)
+        self.headers = headers
         self.problem = Problem(
             type=code.uri,
             title=code.value.replace("-", " "),
@@ -107,7 +134,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ProblemError)
     async def _problem(_: Request, exc: ProblemError) -> JSONResponse:
-        return problem_response(exc.problem)
+        return problem_response(exc.problem, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

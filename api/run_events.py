@@ -29,21 +29,43 @@ _CLOSED = {
 
 
 async def run_events(client: Client, run_id: str) -> AsyncIterator[RunEvent]:
-    """Every event of the run, from its start, until it ends."""
+    """Every event of the run, from its start, until it ends.
+
+    A run that continued as new is a chain of Temporal executions under one workflow id:
+    the events follow it from the first execution to the last.
+    """
     steps: dict[int, str] = {}
     status = None
-    async for event in client.get_workflow_handle(run_id).fetch_history_events(wait_new_event=True):
-        kind = event.WhichOneof("attributes") or ""
-        at = event.event_time.ToDatetime(tzinfo=UTC)
-        if kind in _CLOSED:
-            # A completed run ends `completed` or `rejected`: the last status it reported.
-            final = _CLOSED[kind] or (status if status == "rejected" else "completed")
-            yield RunEvent(type="run.finished", at=at, status=final)  # type: ignore[arg-type]
+    execution = await _first_execution(client, run_id)
+    while True:
+        history = client.get_workflow_handle(run_id, run_id=execution)
+        execution = None
+        async for event in history.fetch_history_events(wait_new_event=True):
+            kind = event.WhichOneof("attributes") or ""
+            at = event.event_time.ToDatetime(tzinfo=UTC)
+            if kind == "workflow_execution_continued_as_new_event_attributes":
+                attrs = event.workflow_execution_continued_as_new_event_attributes
+                execution = attrs.new_execution_run_id
+                detail = f"continued as new after {event.event_id} history events"
+                yield RunEvent(type="run.continued", at=at, detail=detail)
+                break
+            if kind in _CLOSED:
+                # A completed run ends `completed` or `rejected`: the last status it reported.
+                final = _CLOSED[kind] or (status if status == "rejected" else "completed")
+                yield RunEvent(type="run.finished", at=at, status=final)  # type: ignore[arg-type]
+                return
+            found = _translate(event, kind, at, steps)
+            if found is not None:
+                status = found.status or status
+                yield found
+        if execution is None:
             return
-        found = _translate(event, kind, at, steps)
-        if found is not None:
-            status = found.status or status
-            yield found
+
+
+async def _first_execution(client: Client, run_id: str) -> str | None:
+    """The first execution of the run's chain (None: the latest, when the server cannot say)."""
+    description = await client.get_workflow_handle(run_id).describe()
+    return description.raw_description.workflow_execution_info.first_run_id or None
 
 
 def _translate(
@@ -51,6 +73,8 @@ def _translate(
 ) -> RunEvent | None:
     match kind:
         case "workflow_execution_started_event_attributes":
+            if event.workflow_execution_started_event_attributes.continued_execution_run_id:
+                return None  # a continuation: the run started long before
             return RunEvent(type="run.started", at=at, detail=_summary(event))
         case "activity_task_scheduled_event_attributes":
             name = event.activity_task_scheduled_event_attributes.activity_type.name

@@ -16,7 +16,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.problems import ErrorCode, ProblemError
 from keel.schemas.runs import RunState, RunStatus, RunSummary, RunView
-from keel.search_attributes import KEEL_AGENT, KEEL_COST_USD, KEEL_STATUS
+from keel.search_attributes import KEEL_AGENT, KEEL_COST_USD, KEEL_STATUS, KEEL_SUBMITTER
 from keel.settings import Settings
 from workflows.agent import AgentWorkflow
 
@@ -63,6 +63,7 @@ def run_summary(execution: WorkflowExecution, settings: Settings) -> RunSummary:
         created_at=execution.start_time,
         closed_at=execution.close_time,
         cost_usd=execution.typed_search_attributes.get(KEEL_COST_USD) or 0.0,
+        submitted_by=execution.typed_search_attributes.get(KEEL_SUBMITTER),
         ui_url=settings.run_ui_url(execution.id),
     )
 

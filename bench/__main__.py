@@ -5,7 +5,13 @@ measured, stopped); then one tuned dev server shared by the raw plugin, Keel, th
 support run, the throughput scenario, the model router's overhead and the cascade, so
 Keel's overhead is measured against the raw plugin on the very same server. The last two
 measure per model call and per configuration, not per node, so each prints a small table
-of its own under the main one.
+of its own under the main one, as does the support agent's escalation precision and recall
+on the labelled support questions (`bench.escalation`). Retrieval quality on the test
+collections comes last (`bench.retrieval`, on a sample of the dev queries;
+`python -m bench.retrieval` runs all). On the tuned server too, the embedded stack
+(`bench.embedded`: real `keel worker` and `keel api` processes) gives support runs/s,
+`POST /v1/runs` latency, decision → resumed and resident memory, each against its target.
+`python -m bench soak` is separate: 1,000 runs, 10 % reviewed, and a check that nothing is lost.
 """
 
 import argparse
@@ -19,10 +25,15 @@ from pathlib import Path
 
 from bench import (
     cascade,
+    embedded,
+    escalation,
     keel_workflow,
     plain_langgraph,
     raw_plugin,
+    recovery,
+    retrieval,
     router_overhead,
+    soak,
     support_run,
     throughput,
 )
@@ -31,7 +42,7 @@ from bench._harness import Options, Row, dev_server, render_table
 RESULTS = Path(__file__).parent / "results" / "latest.md"
 
 
-def _parse() -> tuple[Options, bool]:
+def _parse() -> tuple[Options, bool, retrieval.RetrievalOptions | None]:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--runs", type=int, default=Options.runs, help="measured runs")
     parser.add_argument("--warmup", type=int, default=Options.warmup, help="warm-up runs")
@@ -54,11 +65,31 @@ def _parse() -> tuple[Options, bool]:
         help="labelled items per configuration (cascade)",
     )
     parser.add_argument("--no-throughput", action="store_true", help="skip scenario 5")
+    parser.add_argument(
+        "--stack-concurrency",
+        type=int,
+        nargs="+",
+        default=list(Options.stack_concurrency),
+        help="support runs in flight on the embedded stack, one batch per value",
+    )
+    parser.add_argument(
+        "--no-local-activities",
+        action="store_true",
+        help="skip the embedded stack with the `local` model as local activities",
+    )
+    parser.add_argument("--no-retrieval", action="store_true", help="skip retrieval quality")
+    parser.add_argument(
+        "--retrieval-queries",
+        type=int,
+        default=1000,
+        help="dev queries per test collection (retrieval quality)",
+    )
     args = parser.parse_args()
     counts = (args.runs, args.concurrency, args.batches, args.router_calls, args.cascade_items)
-    if min(counts) < 1 or args.warmup < 0:
+    if min(*counts, args.retrieval_queries) < 1 or args.warmup < 0:
         parser.error(
-            "--runs, --concurrency, --batches, --router-calls and --cascade-items must be ≥ 1, "
+            "--runs, --concurrency, --batches, --router-calls, --cascade-items and "
+            "--retrieval-queries must be ≥ 1, "
             "--warmup ≥ 0"
         )
     opts = Options(
@@ -68,8 +99,11 @@ def _parse() -> tuple[Options, bool]:
         args.batches,
         router_calls=args.router_calls,
         cascade_items=args.cascade_items,
+        stack_concurrency=tuple(args.stack_concurrency),
+        local_activities=not args.no_local_activities,
     )
-    return opts, not args.no_throughput
+    quality = retrieval.RetrievalOptions(max_queries=args.retrieval_queries)
+    return opts, not args.no_throughput, None if args.no_retrieval else quality
 
 
 async def _measure(opts: Options, with_throughput: bool) -> tuple[list[Row], list[str]]:
@@ -82,9 +116,12 @@ async def _measure(opts: Options, with_throughput: bool) -> tuple[list[Row], lis
         rows += await support_run.run(opts, tuned)
         if with_throughput:
             rows += await throughput.run(opts, tuned)
+        rows += await recovery.run(opts, tuned)
+        rows += await embedded.run(opts, tuned)
         overhead = await router_overhead.run(opts, tuned)
         costs = await cascade.run(opts, tuned)
-    return rows, [overhead.render(), costs.render()]
+        escalations = await escalation.run(opts, tuned)
+    return rows, [overhead.render(), costs.render(), escalations.render()]
 
 
 def _summary(rows: list[Row]) -> list[str]:
@@ -109,9 +146,14 @@ def _summary(rows: list[Row]) -> list[str]:
 
 
 def main() -> None:
-    opts, with_throughput = _parse()
+    if sys.argv[1:2] == ["soak"]:  # `python -m bench soak`: its own run, its own verdict
+        soak.main(sys.argv[2:])
+        return
+    opts, with_throughput, quality = _parse()
     started = datetime.now(UTC)
     rows, sections = asyncio.run(_measure(opts, with_throughput))
+    if quality is not None:
+        sections.append(asyncio.run(retrieval.run(quality)))
     took = (datetime.now(UTC) - started).total_seconds()
     header = (
         f"Keel bench, {started:%Y-%m-%d %H:%M} UTC: {opts.runs} runs after {opts.warmup} "

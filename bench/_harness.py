@@ -70,6 +70,16 @@ class Options:
     """Model calls per run in the router-overhead scenario."""
     cascade_items: int = 200
     """Labelled items each configuration classifies in the cascade scenario."""
+    stack_concurrency: tuple[int, ...] = (50, 200)
+    """Support runs in flight at once on the embedded stack, one measured batch per level."""
+    post_clients: int = 50
+    """Clients sending `POST /v1/runs` at once."""
+    post_per_client: int = 4
+    """Requests each of those clients sends, one after another."""
+    resume_samples: int = 20
+    """Escalated runs whose decision → resumed time is measured."""
+    local_activities: bool = True
+    """Also measure the embedded stack with the `local` model called as local activities."""
 
 
 @dataclass(frozen=True)
@@ -132,9 +142,23 @@ async def dev_server(*, tuned: bool) -> AsyncIterator[DevServer]:
         progress(f"starting the {server_label(server)} server on {server.address}")
         await server.start()
         try:
+            await _healthy(server)
             yield server
         finally:
             await server.stop()
+
+
+async def _healthy(server: DevServer, timeout: float = 60.0) -> None:
+    """Wait until the server's frontend answers: its port opens before it is ready."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            await Client.connect(server.address)
+            return
+        except RuntimeError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
 
 
 @asynccontextmanager

@@ -1,7 +1,9 @@
 """The `keel` command line.
 
-`up`, `worker`, `api` and `ping` start or check processes; `run`, `runs`, `show`, `reviews`
-and `decide` talk to the API (`KEEL_API_URL`, default the local `keel up`).
+`up`, `worker`, `api` and `ping` start or check processes; `run`, `runs`, `show`, `reviews`,
+`decide`, `ingest`, `collections` and `search` talk to the API (`KEEL_API_URL`, default the
+local `keel up`) with the key in `KEEL_API_KEY`, if set; `keys` and `audit` work on the
+database directly (`keel.admin`).
 """
 
 import argparse
@@ -11,11 +13,14 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 from pydantic import ValidationError
 
+from keel import admin, calibrate_command, ingestion
+from keel.documents import DocumentError
 from keel.errors import KeelUserError
 from keel.settings import Settings
 
@@ -29,17 +34,20 @@ class _ApiError(Exception):
 
 
 class _Api:
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, api_key: str = "") -> None:
         self._base = base_url
-        self._http = httpx.Client(base_url=base_url, timeout=30)
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(base_url=base_url, timeout=30, headers=headers)
 
-    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+    def call(self, method: str, path: str, *, missing_ok: bool = False, **kwargs: Any) -> Any:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as err:
             raise _ApiError(
                 f"cannot reach the Keel API at {self._base} ({err}); is `keel up` running?"
             ) from err
+        if missing_ok and response.status_code == 404:
+            return None
         if response.is_error:
             try:
                 problem = response.json()
@@ -188,13 +196,14 @@ def _cmd_show(api: _Api, args: argparse.Namespace) -> int:
 
 
 def _cmd_reviews(api: _Api, args: argparse.Namespace) -> int:
-    page = api.call("GET", "/v1/reviews", params={"status": args.status} if args.status else {})
+    filters = {"status": args.status, "queue": args.queue}
+    page = api.call("GET", "/v1/reviews", params={k: v for k, v in filters.items() if v})
     if args.json:
         print(json.dumps(page, indent=2))
         return 0
     for review in page["reviews"]:
         print(
-            f"{review['id']}  {review['status']:<9} {review['reason']:<15} "
+            f"{review['id']}  {review['status']:<9} {review['queue']:<10} {review['reason']:<19} "
             f"conf {_score(review['confidence'])}  {review['question'][:60]!r}\n"
             f"    proposed: {review['proposed_answer'][:100]!r}\n    ui: {review['ui_url']}"
         )
@@ -214,6 +223,9 @@ def _cmd_decide(api: _Api, args: argparse.Namespace) -> int:
         "arguments": arguments,
         "comment": args.comment,
         "reviewer": args.reviewer,
+        # Without --action-hash, the decision is on the action the review shows right now.
+        "action_hash": args.action_hash
+        or api.call("GET", f"/v1/reviews/{args.review_id}")["action_hash"],
     }
     review = api.call(
         "POST",
@@ -247,6 +259,38 @@ def _cmd_tools(api: _Api, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ingest(api: _Api, args: argparse.Namespace) -> int:
+    printer = ingestion.ProgressPrinter(sys.stdout, as_json=args.json)
+    # Half the API's body limit per request leaves room for JSON escaping.
+    limit = Settings().api_max_body_bytes // 2
+    try:
+        view = ingestion.ingest(
+            api, args.collection, args.paths, max_request_bytes=limit, printer=printer
+        )
+    except (DocumentError, FileNotFoundError) as err:
+        raise _ApiError(str(err)) from err
+    return 0 if view["status"] == "completed" else 1
+
+
+def _cmd_collections(api: _Api, args: argparse.Namespace) -> int:
+    listing = api.call("GET", "/v1/collections")
+    if args.json:
+        print(json.dumps(listing, indent=2))
+    else:
+        ingestion.print_collections(listing)
+    return 0
+
+
+def _cmd_search(api: _Api, args: argparse.Namespace) -> int:
+    body = {"query": args.query, "k": args.k, "method": args.method}
+    result = api.call("POST", f"/v1/collections/{args.collection}/search", json=body)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        ingestion.print_search(result)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="keel", description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print the API's JSON")
@@ -273,7 +317,17 @@ def _parser() -> argparse.ArgumentParser:
     reviews.add_argument(
         "--status", default="pending", help="pending (default), approved, …; '' for all"
     )
+    reviews.add_argument("--queue", help="only this queue")
     sub.add_parser("tools", help="list the tools the workers run")
+    ingest = sub.add_parser("ingest", help="add files and folders to a collection")
+    ingest.add_argument("collection", help="created when it does not exist")
+    ingest.add_argument("paths", nargs="+", type=Path, help="Markdown, text, HTML, JSON Lines")
+    sub.add_parser("collections", help="list the collections")
+    search = sub.add_parser("search", help="search a collection")
+    search.add_argument("collection")
+    search.add_argument("query")
+    search.add_argument("-k", type=int, default=5, help="how many passages")
+    search.add_argument("--method", choices=["bm25", "dense", "hybrid"])
     decide = sub.add_parser("decide", help="decide a review")
     decide.add_argument("review_id")
     decide.add_argument("action", choices=["approve", "edit", "reject"])
@@ -281,6 +335,11 @@ def _parser() -> argparse.ArgumentParser:
     decide.add_argument("--arguments", help="the edited tool arguments, as JSON (with edit)")
     decide.add_argument("--comment")
     decide.add_argument("--reviewer")
+    decide.add_argument(
+        "--action-hash", help="the action_hash of the action decided on (default: current)"
+    )
+    admin.add_parsers(sub)
+    calibrate_command.add_parser(sub)
     return parser
 
 
@@ -291,6 +350,9 @@ _API_COMMANDS: dict[str, Callable[[_Api, argparse.Namespace], int]] = {
     "reviews": _cmd_reviews,
     "decide": _cmd_decide,
     "tools": _cmd_tools,
+    "ingest": _cmd_ingest,
+    "collections": _cmd_collections,
+    "search": _cmd_search,
 }
 
 
@@ -300,7 +362,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings()
         if args.command in _API_COMMANDS:
-            return _API_COMMANDS[args.command](_Api(settings.api_base_url), args)
+            return _API_COMMANDS[args.command](_Api(settings.api_base_url, settings.api_key), args)
+        if args.command in admin.COMMANDS:
+            return admin.run(args, settings)
+        if args.command == calibrate_command.COMMAND:
+            return calibrate_command.run(args, settings)
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
         )

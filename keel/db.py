@@ -1,15 +1,20 @@
-"""The SQL database: one async engine per process, tables created on start."""
+"""The SQL database: one async engine per process, tables created on start.
+
+A database made by an earlier Keel gets what it lacks on start: missing tables, then
+missing columns (added with their default, or empty) and their indexes. Nothing is ever
+dropped or changed.
+"""
 
 import asyncio
 from pathlib import Path
 
-from sqlalchemy import event
+from sqlalchemy import Connection, Table, event, inspect, literal
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from keel import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+from keel import retrieval_tables, tables  # noqa: F401  (registers the tables)
 
 __all__ = ["create_engine", "init_db", "session_factory"]
 
@@ -39,12 +44,40 @@ async def init_db(engine: AsyncEngine) -> None:
         try:
             async with engine.begin() as conn:
                 await conn.run_sync(SQLModel.metadata.create_all)
+                await conn.run_sync(_add_missing_columns)
             return
         except (OperationalError, ProgrammingError, IntegrityError):
             # Another process created a table between our check and our CREATE: check again.
             if attempt == 4:
                 raise
             await asyncio.sleep(0.05 * (attempt + 1))
+
+
+def _add_missing_columns(conn: Connection) -> None:
+    inspector = inspect(conn)
+    for table in SQLModel.metadata.sorted_tables:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        missing = [column for column in table.columns if column.name not in present]
+        for column in missing:
+            kind = column.type.compile(dialect=conn.dialect)
+            default = column.default
+            clause = ""
+            if default is not None and default.is_scalar:
+                value = literal(default.arg, column.type)  # type: ignore[attr-defined]
+                rendered = value.compile(
+                    dialect=conn.dialect, compile_kwargs={"literal_binds": True}
+                )
+                clause = f" NOT NULL DEFAULT {rendered}"
+            conn.exec_driver_sql(
+                f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}{clause}'
+            )
+        if missing:
+            _create_indexes(conn, table)
+
+
+def _create_indexes(conn: Connection, table: Table) -> None:
+    for index in table.indexes:
+        index.create(conn, checkfirst=True)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

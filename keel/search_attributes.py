@@ -2,9 +2,11 @@
 
 from temporalio.common import SearchAttributeKey
 
-__all__ = ["ALL", "KEEL_AGENT", "KEEL_COST_USD", "KEEL_STATUS"]
+__all__ = ["ALL", "KEEL_AGENT", "KEEL_COST_USD", "KEEL_STATUS", "KEEL_SUBMITTER"]
 
 KEEL_AGENT = SearchAttributeKey.for_keyword("KeelAgent")
 KEEL_STATUS = SearchAttributeKey.for_keyword("KeelStatus")
 KEEL_COST_USD = SearchAttributeKey.for_float("KeelCostUsd")
-ALL = (KEEL_AGENT, KEEL_STATUS, KEEL_COST_USD)
+KEEL_SUBMITTER = SearchAttributeKey.for_keyword("KeelSubmitter")
+"""The id of the API key that started the run (absent when the API ran open)."""
+ALL = (KEEL_AGENT, KEEL_STATUS, KEEL_COST_USD, KEEL_SUBMITTER)

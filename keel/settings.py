@@ -15,6 +15,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from keel.schemas.continuation import HistoryLimits
+from keel.schemas.guards import GuardSettings
+from keel.schemas.policy import EscalationSettings
 from keel.schemas.routing import Deployment, Price, Route
 
 __all__ = ["LOCAL_DEPLOYMENT", "Settings"]
@@ -51,17 +54,71 @@ class Settings(BaseSettings):
     worker_max_cached_workflows: int = Field(
         default=1000, ge=0, description="0 replays every workflow task from history (tests)."
     )
+    worker_sticky_timeout_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="A run's next task waits this long for the worker that cached it before "
+        "any worker takes it: the floor of recovery from a killed worker.",
+    )
+    worker_graceful_shutdown_s: float = Field(
+        default=10.0, ge=0, description="On SIGTERM, running activities get this long to finish."
+    )
+    payload_offload_bytes: int = Field(
+        default=128 * 1024,
+        ge=0,
+        le=2_000_000,
+        description="Payloads this large or larger go to the payload store, not the history.",
+    )
+    payload_dir: Path | None = Field(
+        default=None,
+        description="The payload store; `<data_dir>/payloads` when unset. Workers and the API "
+        "must share it.",
+    )
+    history_max_events: int = Field(
+        default=HistoryLimits().max_events,
+        ge=10,
+        description="A run continues as new once its history has this many events (Temporal "
+        "warns at 10,240), or earlier when Temporal suggests it.",
+    )
+    history_max_bytes: int = Field(
+        default=HistoryLimits().max_bytes,
+        ge=1024,
+        description="A run continues as new once its history is this large (Temporal warns at "
+        "10 MB).",
+    )
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     api_max_body_bytes: int = Field(
         default=1_000_000, ge=1_024, description="Larger request bodies get 413."
     )
     api_url: str = Field(default="", description="Where the CLI finds the API; derived when empty.")
+    api_key: str = Field(
+        default="", description="The key the CLI sends (`KEEL_API_KEY`); none when empty."
+    )
+    auth: Literal["auto", "required"] = Field(
+        default="auto",
+        description="`auto`: the API is open (every caller an admin) while no API key exists "
+        "and it binds a loopback address, and refuses to start open on any other address; "
+        "keys are required once one exists. `required`: keys always.",
+    )
+    api_rate_per_s: float = Field(
+        default=20.0, gt=0, description="Requests per second each API key may sustain."
+    )
+    api_rate_burst: int = Field(
+        default=60, ge=1, description="Requests a key may send at once before 429s start."
+    )
     database_url: str = Field(default="", description="SQLAlchemy async URL; SQLite when empty.")
     otel_endpoint: str = Field(
         default="",
         description="OTLP/HTTP collector (e.g. http://127.0.0.1:4318): traces are exported "
         "there; also taken from OTEL_EXPORTER_OTLP_ENDPOINT. Unset: no exporter, no cost.",
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="`keel worker` serves Prometheus metrics on this port (on KEEL_API_HOST); "
+        "the API always serves them at /metrics.",
     )
     review_threshold: float = Field(
         default=0.6, ge=0.0, le=1.0, description="Confidence below which a run escalates."
@@ -84,8 +141,21 @@ class Settings(BaseSettings):
     http_get_allow_private: bool = Field(
         default=False, description="Let `http_get` reach loopback, link-local and private nets."
     )
+    http_get_max_bytes: int = Field(
+        default=1_000_000, ge=1, description="`http_get` cuts longer bodies (and says so)."
+    )
     budget_action: Literal["escalate", "fail"] = Field(
         default="escalate", description="Over budget: ask a reviewer, or fail the run."
+    )
+    escalation: EscalationSettings = Field(
+        default_factory=EscalationSettings,
+        description="Per-agent and per-node escalation rules, review queues and their SLAs.",
+    )
+    guards: GuardSettings = Field(
+        default_factory=GuardSettings, description="PII, policy terms, redaction."
+    )
+    review_claim_lease_s: float = Field(
+        default=300.0, gt=0, description="How long a reviewer's claim holds a review."
     )
 
     @model_validator(mode="after")

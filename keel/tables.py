@@ -1,16 +1,42 @@
 """SQL tables: what Temporal is not made to query (reviews, steps, tools, tickets)."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime
+from sqlalchemy import JSON, Column, DateTime, Dialect, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-__all__ = ["ReviewRow", "StepRow", "TicketRow", "ToolRow"]
+__all__ = [
+    "ApiKeyRow",
+    "AuditRow",
+    "LabelRow",
+    "ReviewRow",
+    "StepRow",
+    "TicketRow",
+    "ToolRow",
+    "UtcDateTime",
+]
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A UTC instant on every database: SQLite keeps no offset, so reads get UTC put back."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Aware values are stored in UTC; naive ones are taken to be UTC already."""
+        return value.astimezone(UTC) if value is not None and value.tzinfo else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Always an aware UTC datetime (or None)."""
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _utc(**kwargs: Any) -> Any:
-    return Field(sa_column=Column(DateTime(timezone=True), **kwargs))
+    return Field(sa_column=Column(UtcDateTime(), **kwargs))
 
 
 class ReviewRow(SQLModel, table=True):
@@ -21,8 +47,10 @@ class ReviewRow(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=300)
     run_id: str = Field(index=True, max_length=250)
     agent: str = Field(index=True, max_length=100)
+    queue: str = Field(default="default", index=True, max_length=100)
     status: str = Field(index=True, max_length=20)
-    reason: str = Field(max_length=40)
+    reason: str = Field(index=True, max_length=40)
+    node: str | None = Field(default=None, max_length=100)
     question: str
     proposed_answer: str
     citations: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
@@ -34,6 +62,12 @@ class ReviewRow(SQLModel, table=True):
     tool_parameters: dict[str, Any] | None = Field(
         default=None, sa_column=Column(JSON, nullable=True)
     )
+    findings: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    action_hash: str = Field(default="", max_length=64)
+    claimed_by: str | None = Field(default=None, max_length=200)
+    claim_expires_at: datetime | None = _utc(nullable=True)
+    claim_version: int = 0
+    deadline_path: str | None = Field(default=None, max_length=30)
     answer: str | None = None
     arguments: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     comment: str | None = None
@@ -79,3 +113,51 @@ class TicketRow(SQLModel, table=True):
     description: str
     priority: str = Field(max_length=10)
     created_at: datetime = _utc(nullable=False)
+
+
+class ApiKeyRow(SQLModel, table=True):
+    """One API key: its role and the SHA-256 of its secret, never the secret itself."""
+
+    __tablename__ = "api_keys"
+
+    id: str = Field(primary_key=True, max_length=40)
+    name: str = Field(max_length=200)
+    role: str = Field(max_length=20)
+    secret_sha256: str = Field(max_length=64)
+    created_at: datetime = _utc(nullable=False)
+    revoked_at: datetime | None = _utc(nullable=True)
+
+
+class AuditRow(SQLModel, table=True):
+    """One entry of a run's hash-chained audit trail (`keel.audit`); rows are only added."""
+
+    __tablename__ = "audit"
+    __table_args__ = (UniqueConstraint("run_id", "seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(index=True, max_length=250)
+    seq: int
+    key: str = Field(unique=True, max_length=400)
+    kind: str = Field(max_length=40)
+    actor: str | None = Field(default=None, max_length=200)
+    data: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    at: datetime = _utc(nullable=False)
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class LabelRow(SQLModel, table=True):
+    """A reviewer's verdict kept as a label: did this run need a person? (`keel.labels`)."""
+
+    __tablename__ = "labels"
+
+    review_id: str = Field(primary_key=True, max_length=300)
+    run_id: str = Field(index=True, max_length=250)
+    agent: str = Field(index=True, max_length=100)
+    reason: str = Field(max_length=40)
+    confidence: float | None = None
+    threshold: float | None = None
+    verdict: str = Field(max_length=20)
+    needed_person: bool
+    reviewer: str | None = Field(default=None, max_length=200)
+    decided_at: datetime = _utc(nullable=False)

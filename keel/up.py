@@ -18,7 +18,7 @@ from keel.db import create_engine, init_db
 from keel.devserver import DevServer, port_in_use
 from keel.errors import KeelUserError
 from keel.settings import Settings
-from keel.telemetry import configure_tracing
+from keel.telemetry import telemetry
 
 __all__ = ["ping", "run_api", "run_up", "run_worker_process"]
 
@@ -72,15 +72,18 @@ async def run_worker_process(settings: Settings) -> None:
     """`keel worker`: one worker against `settings.temporal_address`, until a signal."""
     from worker.main import run_worker
 
-    with _tracing(settings, "worker"):
+    async with telemetry(settings, "worker", metrics_port=settings.metrics_port):
         await run_worker(settings, _stop_on_signals())
 
 
 async def run_api(settings: Settings) -> None:
     """`keel api`: the REST API, until a signal."""
+    from api.auth import check_auth_mode
+
     server = _api_server(settings)
+    await check_auth_mode(settings)  # warns when open; refuses to run open off loopback
     stop = _stop_on_signals()
-    with _tracing(settings, "api"):
+    async with telemetry(settings, "api"):
         serving = asyncio.create_task(server.serve())
         try:
             await _until_stopped(stop, serving)
@@ -103,7 +106,10 @@ async def run_up(settings: Settings) -> None:
         tuned=settings.temporal_dev_tuned,
         log_file=settings.data_dir / "temporal.log",
     )
+    from api.auth import check_auth_mode
+
     api = _api_server(settings)  # fail on a busy API port before starting anything
+    auth_open = await check_auth_mode(settings)  # and on open mode off loopback
     await server.start()
     engine = create_engine(settings.sql_url)
     try:
@@ -113,13 +119,13 @@ async def run_up(settings: Settings) -> None:
     stop = _stop_on_signals()
     worker_stop = asyncio.Event()
     try:
-        with _tracing(settings, "up"):
+        async with telemetry(settings, "up"):
             worker = asyncio.create_task(run_worker(settings, worker_stop))
             serving = asyncio.create_task(api.serve())
             try:
                 while not api.started and not serving.done():
                     await asyncio.sleep(0.05)
-                _print_banner(settings, server)
+                _print_banner(settings, server, auth_open)
                 await _until_stopped(stop, worker, serving)
             finally:
                 print("\nstopping: api, worker, temporal …", flush=True)
@@ -146,26 +152,22 @@ async def ping(settings: Settings) -> None:
         await engine.dispose()
 
 
-@contextlib.contextmanager
-def _tracing(settings: Settings, service: str) -> Iterator[None]:
-    """Export spans while the process runs, and flush them when it stops."""
-    provider = configure_tracing(settings, service)
-    try:
-        yield
-    finally:
-        if provider is not None:
-            provider.shutdown()
-
-
-def _print_banner(settings: Settings, server: DevServer) -> None:
+def _print_banner(settings: Settings, server: DevServer, auth_open: bool) -> None:
     tuning = "tuned" if server.tuned else "untuned"
+    auth = (
+        "OPEN: no API key exists, every local caller is an admin\n"
+        "               (for a first try; `keel keys create --role admin --name you` ends it)"
+        if auth_open
+        else "API keys required (the CLI sends KEEL_API_KEY)"
+    )
     print(
         "\nKeel is up.\n"
         f"  API          {settings.api_base_url}   (docs: {settings.api_base_url}/docs)\n"
         f"  Temporal UI  {settings.ui_url}\n"
         f"  Temporal     {server.address}   (dev server, {tuning}; state in {server.db_file})\n"
         f"  Worker       task queue {settings.task_queue!r}\n"
-        f"  Database     {settings.sql_url}\n\n"
+        f"  Database     {settings.sql_url}\n"
+        f"  Auth         {auth}\n\n"
         f'Try:  keel run support "How do I reset my password?" --wait\n'
         "Ctrl-C stops everything.\n",
         flush=True,

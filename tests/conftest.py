@@ -1,6 +1,10 @@
 """Suite-wide parts: one real Temporal dev server, one Keel stack (worker + API processes)."""
 
-from collections.abc import AsyncIterator
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -12,6 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from keel.devserver import DevServer, free_port
 from keel.settings import Settings
+from tests.secured import Secured, secured_stack
 from tests.stack import Stack
 from worker.temporal import connect
 
@@ -32,6 +37,27 @@ async def temporal(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[De
 
 
 @pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL with pgvector (the `pgserver` package) on a temporary data dir.
+
+    Not under pytest's temporary root: as root, pgserver runs PostgreSQL as its own user,
+    and pytest keeps resetting that root to mode 0700.
+    """
+    with warnings.catch_warnings():  # platformdirs warns that XDG_RUNTIME_DIR is unset
+        warnings.simplefilter("ignore")
+        import pgserver
+
+        data = Path(tempfile.mkdtemp(prefix="keel-pg-")) / "data"
+        server = pgserver.get_server(data, cleanup_mode="delete")
+    socket_dir = server.get_uri().rsplit("host=", 1)[1]
+    try:
+        yield f"postgresql+asyncpg://postgres@/postgres?host={socket_dir}"
+    finally:
+        server.cleanup()
+        shutil.rmtree(data.parent, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
 async def stack(
     temporal: DevServer, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Stack]:
@@ -43,6 +69,15 @@ async def stack(
         yield deployment
     finally:
         deployment.stop_all()
+
+
+@pytest.fixture(scope="session")
+async def secured(
+    temporal: DevServer, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Secured]:
+    """A worker and an API that require API keys, with one key per role (tests/secured.py)."""
+    async with secured_stack(temporal, tmp_path_factory.mktemp("secured")) as deployment:
+        yield deployment
 
 
 @pytest.fixture
@@ -64,6 +99,16 @@ def make_stack(temporal: DevServer, tmp_path: Path):  # type: ignore[no-untyped-
     yield make
     for deployment in made:
         deployment.stop_all()
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No stray `KEEL_*` variable or `keel.toml` reaches a test."""
+    for name in list(os.environ):
+        if name.startswith("KEEL_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    yield
 
 
 @pytest.fixture(scope="session")

@@ -50,8 +50,8 @@ class Stack:
             KEEL_DATA_DIR=str(self.data_dir),
             KEEL_API_PORT=str(self.api_port),
             KEEL_WORKER_MAX_CACHED_WORKFLOWS="0",
-            **self.settings,
         )
+        env.update(self.settings)  # a test's own settings win over these
         return env
 
     def spawn(self, *args: str, log: str) -> subprocess.Popen[bytes]:

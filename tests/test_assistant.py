@@ -82,11 +82,16 @@ async def test_a_ticket_waits_for_approval_and_runs_once_with_edited_arguments(h
     assert _tickets(stack) == [] or run_id not in {t[0] for t in _tickets(stack)}
 
     url = f"/v1/reviews/{review['review_id']}/decision"
-    bad = await http.post(url, json={"action": "edit", "arguments": {"subject": 7}})
+    bad = await http.post(
+        url,
+        json={"action_hash": review["action_hash"], "action": "edit", "arguments": {"subject": 7}},
+    )
     assert bad.status_code == 422, bad.text
     assert bad.json()["type"] == "urn:keel:problem:invalid-arguments"
     assert any(e["field"] == "arguments.subject" for e in bad.json()["errors"])
-    wrong_kind = await http.post(url, json={"action": "edit", "answer": "no"})
+    wrong_kind = await http.post(
+        url, json={"action_hash": review["action_hash"], "action": "edit", "answer": "no"}
+    )
     assert wrong_kind.status_code == 422
 
     edited = {
@@ -94,7 +99,9 @@ async def test_a_ticket_waits_for_approval_and_runs_once_with_edited_arguments(h
         "subject": "PDF export fails",
         "priority": "normal",
     }
-    decided = await http.post(url, json={"action": "edit", "arguments": edited})
+    decided = await http.post(
+        url, json={"action_hash": review["action_hash"], "action": "edit", "arguments": edited}
+    )
     assert decided.status_code == 200, decided.text
     assert decided.json()["arguments"]["subject"] == "PDF export fails"
     done = await wait_status(http, run_id, {"completed"})
@@ -110,7 +117,11 @@ async def test_a_rejected_call_is_reported_to_the_model_and_never_runs(
     review = (await wait_status(http, run_id, {"awaiting_review"}))["pending_review"]
     decided = await http.post(
         f"/v1/reviews/{review['review_id']}/decision",
-        json={"action": "reject", "comment": "duplicate of #12"},
+        json={
+            "action_hash": review["action_hash"],
+            "action": "reject",
+            "comment": "duplicate of #12",
+        },
     )
     assert decided.status_code == 200
     done = await wait_status(http, run_id, {"completed"})

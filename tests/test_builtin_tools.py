@@ -28,7 +28,9 @@ from tools.builtin.create_ticket import create_ticket
 from tools.builtin.resources import Resources
 from tools.builtin.search_knowledge import search_knowledge
 from tools.registry import ToolContext, ToolDefinition
-from tools.retrieval.knowledge_base import default_knowledge_base
+from tools.retrieval.builtin import ensure_quillpad
+from tools.retrieval.service import RetrievalService
+from tools.retrieval.vectors import DiskVectors
 
 RUN = "run-tickets-1"
 
@@ -42,10 +44,20 @@ async def sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSess
 
 
 @pytest.fixture
-def resources(sessions: async_sessionmaker[AsyncSession]) -> Resources:
+async def retrieval(
+    sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> AsyncIterator[RetrievalService]:
+    service = RetrievalService(sessions, DiskVectors(), tmp_path)
+    await ensure_quillpad(service)
+    yield service
+    await service.aclose()
+
+
+@pytest.fixture
+def resources(sessions: async_sessionmaker[AsyncSession], retrieval: RetrievalService) -> Resources:
     return Resources(
         sessions=sessions,
-        knowledge_base=default_knowledge_base(),
+        retrieval=retrieval,
         http_allow_hosts=frozenset(),
         http_allow_private=False,
     )
@@ -79,15 +91,15 @@ def test_builtin_tools_are_the_four() -> None:
 
 
 def test_resources_from_settings_normalise_hosts(
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: async_sessionmaker[AsyncSession], retrieval: RetrievalService
 ) -> None:
     settings = Settings(
         http_get_allow_hosts=["Docs.Example.COM", "api.example.org."], http_get_allow_private=True
     )
-    made = Resources.from_settings(settings, sessions)
+    made = Resources.from_settings(settings, sessions, retrieval)
     assert made.http_allow_hosts == {"docs.example.com", "api.example.org"}
     assert made.http_allow_private is True
-    assert made.knowledge_base.search("reset password")
+    assert made.retrieval is retrieval
 
 
 # --- calculator ------------------------------------------------------------------------

@@ -39,8 +39,13 @@ KEEL_SETTINGS = {
     "KEEL_API_HOST",
     "KEEL_API_PORT",
     "KEEL_DATA_DIR",
+    "KEEL_OTEL_ENDPOINT",
+    "KEEL_METRICS_PORT",
+    "KEEL_AUTH",
 }
-NO_HEALTHCHECK_OK = {"temporal-ui"}
+# Neither image has a shell or an HTTP client to probe itself with.
+NO_HEALTHCHECK_OK = {"temporal-ui", "jaeger"}
+PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 
 # ${VAR}, ${VAR:-default}, ${VAR-default}: resolve to the default, as compose would
 # with the variable unset.
@@ -134,7 +139,15 @@ def test_no_obsolete_version_key(compose: dict[str, Any]) -> None:
 
 
 def test_expected_services(services: dict[str, dict[str, Any]]) -> None:
-    assert set(services) >= {"postgresql", "temporal", "temporal-ui", "api", "worker"}
+    assert set(services) >= {
+        "postgresql",
+        "temporal",
+        "temporal-ui",
+        "api",
+        "worker",
+        "jaeger",
+        "prometheus",
+    }
 
 
 def test_api_and_worker_share_one_image(services: dict[str, dict[str, Any]]) -> None:
@@ -180,6 +193,7 @@ def test_keel_environment_values(services: dict[str, dict[str, Any]]) -> None:
     assert api_env["KEEL_TASK_QUEUE"] == "keel"
     assert api_env["KEEL_API_HOST"] == "0.0.0.0"
     assert api_env["KEEL_API_PORT"] == "8000"
+    assert api_env["KEEL_AUTH"] == "required"  # bound to 0.0.0.0: never open
     assert api_env["KEEL_DATA_DIR"] == "/data"
     assert "8000:8000" in [str(p) for p in services["api"]["ports"]]
 
@@ -263,6 +277,28 @@ def test_temporal_image_is_the_documented_one(services: dict[str, dict[str, Any]
     assert image == documented.group(1)
     assert re.fullmatch(r"temporalio/auto-setup:1\.\d+\.\d+", image), image
     assert services["temporal-ui"]["environment"]["TEMPORAL_ADDRESS"] == "temporal:7233"
+
+
+def test_traces_go_to_jaeger_over_otlp_http(services: dict[str, dict[str, Any]]) -> None:
+    endpoint = urlsplit(_env(services["api"])["KEEL_OTEL_ENDPOINT"])
+    assert (endpoint.scheme, endpoint.hostname, endpoint.port) == ("http", "jaeger", 4318)
+    assert "4318" in [str(p) for p in services["jaeger"]["expose"]]
+    assert services["jaeger"]["image"].startswith("jaegertracing/")
+
+
+def test_prometheus_scrapes_the_api_and_every_worker(services: dict[str, dict[str, Any]]) -> None:
+    mounts = [str(v) for v in services["prometheus"]["volumes"]]
+    assert "./deploy/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in mounts
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text(encoding="utf-8"))
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    api_port = _env(services["api"])["KEEL_API_PORT"]
+    assert jobs["keel-api"]["static_configs"][0]["targets"] == [f"api:{api_port}"]
+    assert jobs["keel-api"].get("metrics_path", "/metrics") == "/metrics"
+    worker_port = int(_env(services["worker"])["KEEL_METRICS_PORT"])
+    assert jobs["keel-worker"]["dns_sd_configs"] == [
+        {"names": ["worker"], "type": "A", "port": worker_port}
+    ]
+    assert str(worker_port) in [str(p) for p in services["worker"]["expose"]]
 
 
 # --- image ----------------------------------------------------------------------------

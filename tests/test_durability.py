@@ -10,7 +10,7 @@ import httpx
 from tests.conftest import CONFIDENT, UNSURE
 from tests.stack import eventually, start_run, wait_status
 
-IO_NODES = ("support.retrieve", "model.call")
+IO_NODES = ("retrieval.search", "model.call")
 
 
 def _completed_steps(db_file, run_id: str) -> Counter[str]:
@@ -35,7 +35,7 @@ async def test_worker_killed_mid_run_resumes_without_rerunning_nodes(make_stack)
             if before["review.open"]:
                 break
             await asyncio.sleep(0.1)
-        assert before["support.retrieve"] == before["review.open"] == 1, before
+        assert before["retrieval.search"] == before["review.open"] == 1, before
         assert before["model.call"] == 2, before  # classify, answer
 
         worker.send_signal(signal.SIGKILL)
@@ -43,7 +43,10 @@ async def test_worker_killed_mid_run_resumes_without_rerunning_nodes(make_stack)
         await stack.start_worker()
 
         review_id = view["pending_review"]["review_id"]
-        decided = await http.post(f"/v1/reviews/{review_id}/decision", json={"action": "approve"})
+        decided = await http.post(
+            f"/v1/reviews/{review_id}/decision",
+            json={"action": "approve", "action_hash": view["pending_review"]["action_hash"]},
+        )
         assert decided.status_code == 200, decided.text
         done = await wait_status(http, run_id, {"completed"})
         assert done["result"]["answer"] == view["pending_review"]["proposed_answer"]
@@ -99,7 +102,12 @@ async def test_api_restart_mid_run_has_no_effect_on_the_run(make_stack):
         assert retried.json()["run_id"] == run_id
         review_id = view["pending_review"]["review_id"]
         decided = await http.post(
-            f"/v1/reviews/{review_id}/decision", json={"action": "edit", "answer": "Which app?"}
+            f"/v1/reviews/{review_id}/decision",
+            json={
+                "action": "edit",
+                "answer": "Which app?",
+                "action_hash": view["pending_review"]["action_hash"],
+            },
         )
         assert decided.status_code == 200, decided.text
         done = await wait_status(http, run_id, {"completed"})

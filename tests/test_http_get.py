@@ -24,7 +24,6 @@ from keel.schemas.tools import ToolCallInput, ToolOutcome
 from tools.builtin.http_get import http_get
 from tools.builtin.resources import Resources
 from tools.registry import ToolContext
-from tools.retrieval.knowledge_base import KnowledgeBase
 
 MAX_BYTES = 1000
 ENDLESS_CAP = 50_000_000  # the server gives up here; the client must stop long before
@@ -168,7 +167,7 @@ def _resources(**changes: Any) -> Resources:
     # http_get touches neither the database nor the knowledge base.
     base = Resources(
         sessions=async_sessionmaker(),
-        knowledge_base=KnowledgeBase([]),
+        retrieval=None,
         http_allow_hosts=frozenset({"127.0.0.1", "localhost"}),
         http_allow_private=True,
         http_timeout_s=5,

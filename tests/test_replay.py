@@ -42,7 +42,8 @@ async def _record(name: str, http: httpx.AsyncClient, client: Client) -> None:
     if decision is not None:
         view = await wait_status(http, run_id, {"awaiting_review"})
         review_id = view["pending_review"]["review_id"]
-        decided = await http.post(f"/v1/reviews/{review_id}/decision", json=decision)
+        bound = {**decision, "action_hash": view["pending_review"]["action_hash"]}
+        decided = await http.post(f"/v1/reviews/{review_id}/decision", json=bound)
         assert decided.status_code == 200, decided.text
     await wait_status(http, run_id, {"completed", "rejected"})
     history = await client.get_workflow_handle(run_id).fetch_history()

@@ -216,7 +216,8 @@ async def test_budget_escalates_and_approval_continues(make_stack, wire):
         assert review["reason"] == "budget" and "budget" in review["proposed_answer"]
         assert [e["step"] for e in waiting["cost"]["entries"]] == ["classify"]
         decided = await http.post(
-            f"/v1/reviews/{review['review_id']}/decision", json={"action": "approve"}
+            f"/v1/reviews/{review['review_id']}/decision",
+            json={"action": "approve", "action_hash": review["action_hash"]},
         )
         assert decided.status_code == 200, decided.text
         done = await wait_status(http, run_id, {"completed"})
@@ -230,7 +231,10 @@ async def test_budget_rejection_ends_the_run_rejected(make_stack, wire):
     async with await _up(stack) as http:
         run_id = (await start_run(http, CONFIDENT))["run_id"]
         review = (await wait_status(http, run_id, {"awaiting_review"}))["pending_review"]
-        await http.post(f"/v1/reviews/{review['review_id']}/decision", json={"action": "reject"})
+        await http.post(
+            f"/v1/reviews/{review['review_id']}/decision",
+            json={"action": "reject", "action_hash": review["action_hash"]},
+        )
         done = await wait_status(http, run_id, {"rejected"})
     assert done["result"]["answer"] is None
     assert len(wire.requests) == 1
@@ -238,8 +242,14 @@ async def test_budget_rejection_ends_the_run_rejected(make_stack, wire):
 
 @pytest.mark.parametrize(
     "fault",
-    [Reply.error(500), Reply.error(503), Reply.malformed(), Reply.slow(3.0)],
-    ids=["500", "503", "malformed-json", "timeout"],
+    [
+        Reply.rate_limited(0.2),
+        Reply.error(500),
+        Reply.error(503),
+        Reply.malformed(),
+        Reply.slow(3.0),
+    ],
+    ids=["429", "500", "503", "malformed-json", "timeout"],
 )
 async def test_transient_faults_are_retried_on_the_same_deployment(
     make_stack, wire, temporal_client, fault

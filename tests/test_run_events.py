@@ -36,8 +36,11 @@ async def test_events_follow_a_run_through_its_review(http):
         raise AssertionError(f"no awaiting_review event: {events}")
     assert not follower.done()  # still streaming while the run waits
 
-    review_id = (await http.get(f"/v1/runs/{run_id}")).json()["pending_review"]["review_id"]
-    await http.post(f"/v1/reviews/{review_id}/decision", json={"action": "approve"})
+    review = (await http.get(f"/v1/runs/{run_id}")).json()["pending_review"]
+    await http.post(
+        f"/v1/reviews/{review['review_id']}/decision",
+        json={"action": "approve", "action_hash": review["action_hash"]},
+    )
     await asyncio.wait_for(follower, 30)
 
     kinds = [e["type"] for e in events]
@@ -45,11 +48,11 @@ async def test_events_follow_a_run_through_its_review(http):
     assert events[0]["detail"] == f"support: {UNSURE}"
     started = [(e["step"], e.get("detail")) for e in events if e["type"] == "step.started"]
     assert ("model.call", "classify: local/extractive-bm25") in started
-    assert ("support.retrieve", f"retrieve: {UNSURE}") in started
+    assert ("retrieval.search", f"retrieve: {UNSURE}") in started
     assert ("model.call", "answer: local/extractive-bm25") in started
     assert kinds.index("review.decided") > kinds.index("status")
     decided = next(e for e in events if e["type"] == "review.decided")
-    assert decided["detail"] == f"approve {review_id}"
+    assert decided["detail"] == f"approve {review['review_id']}"
     assert events[-1]["status"] == "completed"
     assert len([e for e in events if e["type"] == "step.finished"]) == len(started)
 

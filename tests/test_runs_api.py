@@ -20,6 +20,11 @@ async def _escalated(http: httpx.AsyncClient, question: str = UNSURE) -> tuple[s
     return run["run_id"], view["pending_review"]
 
 
+def _bound(review: dict) -> dict:
+    """What binds a decision to the review's pending action."""
+    return {"action_hash": review["action_hash"]}
+
+
 def _assert_problem(response: httpx.Response, status: int, code: str) -> dict:
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == PROBLEM
@@ -70,7 +75,7 @@ async def test_approve_completes_with_the_proposed_answer(http):
     run_id, review = await _escalated(http)
     decided = await http.post(
         f"/v1/reviews/{review['review_id']}/decision",
-        json={"action": "approve", "comment": "fine", "reviewer": "ana"},
+        json={"action": "approve", "comment": "fine", "reviewer": "ana", **_bound(review)},
     )
     assert decided.status_code == 200, decided.text
     assert decided.json()["status"] == "approved" and decided.json()["reviewer"] == "ana"
@@ -83,7 +88,8 @@ async def test_edit_completes_with_the_edited_answer(http):
     run_id, review = await _escalated(http)
     edited = "Could you tell us which part of Quillpad stopped working?"
     decided = await http.post(
-        f"/v1/reviews/{review['review_id']}/decision", json={"action": "edit", "answer": edited}
+        f"/v1/reviews/{review['review_id']}/decision",
+        json={"action": "edit", "answer": edited, **_bound(review)},
     )
     assert decided.status_code == 200, decided.text
     assert decided.json()["status"] == "edited" and decided.json()["answer"] == edited
@@ -94,7 +100,7 @@ async def test_edit_completes_with_the_edited_answer(http):
 async def test_reject_ends_the_run_rejected(http):
     run_id, review = await _escalated(http, "Can you recommend a good pizza place?")
     decided = await http.post(
-        f"/v1/reviews/{review['review_id']}/decision", json={"action": "reject"}
+        f"/v1/reviews/{review['review_id']}/decision", json={"action": "reject", **_bound(review)}
     )
     assert decided.json()["status"] == "rejected"
     view = await wait_status(http, run_id, {"rejected"})
@@ -110,8 +116,9 @@ async def test_reject_ends_the_run_rejected(http):
 async def test_a_second_decision_is_refused_with_409(http):
     run_id, review = await _escalated(http)
     url = f"/v1/reviews/{review['review_id']}/decision"
-    assert (await http.post(url, json={"action": "approve"})).status_code == 200
-    _assert_problem(await http.post(url, json={"action": "reject"}), 409, "review-not-pending")
+    assert (await http.post(url, json={"action": "approve", **_bound(review)})).status_code == 200
+    refused = await http.post(url, json={"action": "reject", **_bound(review)})
+    _assert_problem(refused, 409, "review-not-pending")
     view = await wait_status(http, run_id, {"completed"})
     assert view["result"]["answer"] == review["proposed_answer"]
 
@@ -120,7 +127,8 @@ async def test_concurrent_decisions_let_exactly_one_through(http):
     run_id, review = await _escalated(http)
     url = f"/v1/reviews/{review['review_id']}/decision"
     answers = await asyncio.gather(
-        http.post(url, json={"action": "approve"}), http.post(url, json={"action": "reject"})
+        http.post(url, json={"action": "approve", **_bound(review)}),
+        http.post(url, json={"action": "reject", **_bound(review)}),
     )
     codes = sorted(a.status_code for a in answers)
     assert codes == [200, 409], [a.text for a in answers]
@@ -130,12 +138,13 @@ async def test_concurrent_decisions_let_exactly_one_through(http):
 async def test_decision_validation(http):
     _, review = await _escalated(http)
     url = f"/v1/reviews/{review['review_id']}/decision"
-    body = _assert_problem(await http.post(url, json={"action": "edit"}), 422, "validation-error")
+    edit = {"action": "edit", **_bound(review)}
+    body = _assert_problem(await http.post(url, json=edit), 422, "validation-error")
     assert "answer" in body["detail"]
     _assert_problem(await http.post(url, json={"action": "maybe"}), 422, "validation-error")
     # Nothing was decided by the refused requests.
     assert (await http.get(f"/v1/reviews/{review['review_id']}")).json()["status"] == "pending"
-    assert (await http.post(url, json={"action": "reject"})).status_code == 200
+    assert (await http.post(url, json={"action": "reject", **_bound(review)})).status_code == 200
 
 
 async def test_cancel_closes_the_pending_review(http):
@@ -151,7 +160,10 @@ async def test_cancel_closes_the_pending_review(http):
     assert row["status"] == "cancelled"
     _assert_problem(await http.post(f"/v1/runs/{run_id}/cancel"), 409, "run-not-running")
     _assert_problem(
-        await http.post(f"/v1/reviews/{review['review_id']}/decision", json={"action": "approve"}),
+        await http.post(
+            f"/v1/reviews/{review['review_id']}/decision",
+            json={"action": "approve", **_bound(review)},
+        ),
         409,
         "review-not-pending",
     )
@@ -218,7 +230,9 @@ async def test_unknown_things_are_404(http):
     _assert_problem(await http.post("/v1/runs/run-nope/cancel"), 404, "unknown-run")
     _assert_problem(await http.get("/v1/reviews/nope"), 404, "unknown-review")
     _assert_problem(
-        await http.post("/v1/reviews/nope/decision", json={"action": "approve"}),
+        await http.post(
+            "/v1/reviews/nope/decision", json={"action": "approve", "action_hash": "0" * 64}
+        ),
         404,
         "unknown-review",
     )

@@ -1,7 +1,5 @@
 """Settings (defaults, environment, `keel.toml`) and the validators of request models."""
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,15 +9,7 @@ from keel.schemas.model import Message, ModelRequest
 from keel.schemas.reviews import ReviewDecision
 from keel.settings import Settings
 
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """No stray `KEEL_*` variable or `keel.toml` reaches a test."""
-    for name in list(os.environ):
-        if name.startswith("KEEL_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    yield
+pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 def _toml(text: str) -> None:

@@ -6,14 +6,15 @@ Temporal keys in node metadata, which is enough to test the graph's own logic.
 
 from typing import Any
 
-import pytest
 from langgraph.checkpoint.serde.event_hooks import SerdeEvent, register_serde_event_listener
 from langgraph.types import Command
 
+from keel.schemas.guards import GuardFinding
+from keel.schemas.policy import RunPolicy
 from keel.schemas.retrieval import Passage
 from keel.schemas.reviews import Citation, ReviewDecision, ReviewRequest
 from workflows.checkpoint import checkpointer_for
-from workflows.support import Draft, SupportState, _after_check, build_graph, check, finalize
+from workflows.support import Draft, SupportState, _after_check, build_graph, finalize, judge
 
 QUESTION = "How do I reset my password?"
 CITATION = Citation(passage_id="account#reset", title="Account: Reset your password")
@@ -47,39 +48,54 @@ def _state(**fields: Any) -> SupportState:
     return SupportState(**(base | fields))
 
 
-# --- check and its router ---------------------------------------------------------------
+# --- check's verdict and its router -----------------------------------------------------
+
+POLICY = RunPolicy(threshold=0.6)
+
+
+def _reason(state: SupportState, policy: RunPolicy = POLICY, findings: Any = ()) -> Any:
+    return judge(state, policy, list(findings))["review_reason"]
 
 
 async def test_confident_cited_draft_needs_no_review() -> None:
-    update = check(_state())
-    assert update == {"review_reason": None}
+    update = judge(_state(), POLICY, [])
+    assert update == {"review_reason": None, "findings": [], "review_threshold": 0.6}
     assert await _after_check(_state(**update)) == "finalize"
 
 
 async def test_confidence_below_threshold_asks_for_review() -> None:
-    update = check(_state(draft=_draft(confidence=0.59)))
-    assert update == {"review_reason": "low_confidence"}
+    update = judge(_state(draft=_draft(confidence=0.59)), POLICY, [])
+    assert update["review_reason"] == "low_confidence"
     assert await _after_check(_state(**update)) == "review"
 
 
 def test_confidence_at_threshold_is_enough() -> None:
-    assert check(_state(draft=_draft(confidence=0.6))) == {"review_reason": None}
+    assert _reason(_state(draft=_draft(confidence=0.6))) is None
 
 
-def test_threshold_comes_from_the_state() -> None:
-    assert check(_state(review_threshold=0.95)) == {"review_reason": "low_confidence"}
+def test_threshold_comes_from_the_policy_and_its_node() -> None:
+    assert _reason(_state(), RunPolicy(threshold=0.95)) == "low_confidence"
+    lenient = RunPolicy.model_validate({"threshold": 0.95, "nodes": {"check": {"threshold": 0.5}}})
+    assert judge(_state(), lenient, [])["review_threshold"] == 0.5
+    assert _reason(_state(), lenient) is None
 
 
 async def test_uncited_draft_asks_for_review() -> None:
-    update = check(_state(draft=_draft(confidence=1.0, citations=[])))
-    assert update == {"review_reason": "low_confidence"}
+    update = judge(_state(draft=_draft(confidence=1.0, citations=[])), POLICY, [])
+    assert update["review_reason"] == "low_confidence"
     assert await _after_check(_state(**update)) == "review"
 
 
 async def test_off_topic_question_asks_for_review_even_when_confident() -> None:
-    update = check(_state(category="other", draft=_draft(confidence=1.0)))
-    assert update == {"review_reason": "off_topic"}
+    update = judge(_state(category="other", draft=_draft(confidence=1.0)), POLICY, [])
+    assert update["review_reason"] == "off_topic"
     assert await _after_check(_state(**update)) == "review"
+
+
+def test_a_guard_finding_asks_for_review_with_its_reason() -> None:
+    pii = GuardFinding(kind="pii", field="question", label="EMAIL_ADDRESS")
+    assert _reason(_state(), findings=[pii]) == "pii"
+    assert _reason(_state(), RunPolicy(threshold=0.6, escalate_on=[]), [pii]) is None
 
 
 # --- finalize ---------------------------------------------------------------------------
@@ -123,53 +139,33 @@ def test_finalize_after_rejection_has_no_answer() -> None:
 # --- the graph --------------------------------------------------------------------------
 
 
-class FakeSupportIO:
-    """`SupportIO` with a canned retrieval; records the nodes it ran."""
-
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    async def retrieve(self, state: Any) -> dict[str, Any]:
-        self.calls.append("retrieve")
-        return {"passages": [PASSAGE]}
-
-
-IO_NODES = ("retrieve",)
-WORKFLOW_NODES = ("classify", "answer", "check", "review", "finalize")
+NODES = ("classify", "retrieve", "answer", "check", "review", "finalize")
 
 
 def test_graph_has_exactly_the_documented_nodes() -> None:
-    app = build_graph(FakeSupportIO()).compile()
-    assert set(app.nodes) - {"__start__"} == set(IO_NODES + WORKFLOW_NODES)
+    app = build_graph().compile()
+    assert set(app.nodes) - {"__start__"} == set(NODES)
 
 
-def test_io_nodes_run_as_activities_and_decisions_in_the_workflow() -> None:
-    builder = build_graph(FakeSupportIO())
+def test_every_node_runs_in_the_workflow_and_its_io_as_activities() -> None:
+    # `retrieve` runs `retrieval.search`, the model nodes `model.call`: each its own activity.
+    builder = build_graph()
     where = {name: (node.metadata or {}).get("execute_in") for name, node in builder.nodes.items()}
-    assert where == {n: "activity" for n in IO_NODES} | {n: "workflow" for n in WORKFLOW_NODES}
-
-
-@pytest.mark.parametrize("node", IO_NODES)
-def test_io_node_summary_names_the_node_and_the_question(node: str) -> None:
-    meta = build_graph(FakeSupportIO()).nodes[node].metadata or {}
-    long_question = "x" * 200
-    assert meta["summary_fn"]((_state(),), {}) == f"{node}: {QUESTION}"
-    # The activity may receive the state as a plain dict; long questions are cut to 80.
-    summary = meta["summary_fn"](({"input": {"question": long_question}},), {})
-    assert summary == f"{node}: {'x' * 80}"
+    assert where == dict.fromkeys(NODES, "workflow")
 
 
 def _config(thread: str) -> Any:
     return {"configurable": {"thread_id": thread}}
 
 
-async def _after_answer(confidence: float, thread: str) -> Any:
-    """A graph whose model nodes have answered: the run continues from `check`.
+async def _judged(confidence: float, thread: str) -> Any:
+    """A graph whose model nodes have answered and `check` has judged: it goes on from there.
 
-    `classify` and `answer` ask the workflow's model router, so they only run inside a
-    workflow (the integration tests); here their results are written as theirs.
+    `classify`, `answer` and `check` ask the workflow's model router and guards, so they
+    only run inside a workflow (the integration tests); here their results are written as
+    theirs, `check`'s by the same `judge` it applies.
     """
-    app = build_graph(FakeSupportIO()).compile(checkpointer=checkpointer_for(SupportState))
+    app = build_graph().compile(checkpointer=checkpointer_for(SupportState))
     config = _config(thread)
     values = {
         "input": {"question": QUESTION},
@@ -178,12 +174,13 @@ async def _after_answer(confidence: float, thread: str) -> Any:
         "passages": [PASSAGE],
         "draft": _draft(confidence=confidence),
     }
-    await app.aupdate_state(config, values, as_node="answer")
+    values |= judge(SupportState(**values), POLICY, [])
+    await app.aupdate_state(config, values, as_node="check")
     return app, config
 
 
 async def test_confident_run_finishes_without_interrupt() -> None:
-    app, config = await _after_answer(0.9, "confident")
+    app, config = await _judged(0.9, "confident")
     final = await app.ainvoke(None, config)
     assert "__interrupt__" not in final
     assert final["result"].outcome.answer == "Open Settings > Security > Reset password."
@@ -202,7 +199,7 @@ async def test_unsure_run_stops_for_review_and_resumes_with_the_edit() -> None:
 
 
 async def _unsure_run() -> None:
-    app, config = await _after_answer(0.2, "unsure")
+    app, config = await _judged(0.2, "unsure")
     await app.ainvoke(None, config)
     snapshot = await app.aget_state(config)
     assert snapshot.next == ("review",)

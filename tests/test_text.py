@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from tools.text import BM25, split_sentences, stem, tokenize
+from tools.text import BM25, respellings, split_sentences, stem, tokenize
 
 
 def test_tokenize_lowercases_and_drops_stopwords_and_question_words():
@@ -109,3 +109,13 @@ def test_bm25_on_empty_collection():
     index = BM25([])
     assert index.scores(["anything"]) == []
     assert index.idf("anything") > 0
+
+
+def test_an_unknown_word_is_respelt_as_the_known_words_one_edit_away():
+    known = {"password", "passport", "reset", "resent", "invoice", "later", "notion"}
+    assert respellings("pasword", known) == ["password"]  # a letter dropped
+    assert respellings("resett", known) == ["resent", "reset"]  # added, or changed
+    assert respellings("invioce", known) == ["invoice"]  # two neighbours swapped
+    assert respellings("password", known) == []  # known words stay
+    assert respellings("latex", known) == []  # too short to tell from "later"
+    assert respellings("passwords", {"pass"}) == []  # more than one edit

@@ -38,7 +38,7 @@ async def test_a_run_is_one_trace_down_to_the_model_call(temporal: DevServer, tm
     start = by_name["StartWorkflow:AgentWorkflow"]
     assert "RunWorkflow:AgentWorkflow" in by_name
     assert {"StartActivity:model.call", "RunActivity:model.call"} <= set(by_name)
-    assert "RunActivity:support.retrieve" in by_name
+    assert "RunActivity:retrieval.search" in by_name
     # Everything, the GenAI spans included, is one trace started by the client.
     assert {s.context.trace_id for s in finished} == {start.context.trace_id}
     ids = {s.context.span_id: s for s in finished}

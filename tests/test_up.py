@@ -64,6 +64,7 @@ async def test_up_serves_stops_cleanly_and_resumes_in_flight_runs(tmp_path):
         banner = up.output
         assert f"http://127.0.0.1:{up.api_port}" in banner
         assert f"Temporal UI  http://127.0.0.1:{up.ui_port}" in banner
+        assert "Auth         OPEN: no API key exists" in banner  # loudly, on loopback only
         async with httpx.AsyncClient(timeout=30) as http:
             ui = await http.get(f"http://127.0.0.1:{up.ui_port}/")
             assert ui.status_code == 200 and "<html" in ui.text.lower()
@@ -92,7 +93,8 @@ async def test_up_serves_stops_cleanly_and_resumes_in_flight_runs(tmp_path):
             again = await wait_status(http, waiting, {"awaiting_review"})
             assert again["pending_review"]["review_id"] == review["review_id"]
             decided = await http.post(
-                f"/v1/reviews/{review['review_id']}/decision", json={"action": "approve"}
+                f"/v1/reviews/{review['review_id']}/decision",
+                json={"action": "approve", "action_hash": review["action_hash"]},
             )
             assert decided.status_code == 200, decided.text
             finished = await wait_status(http, waiting, {"completed"})

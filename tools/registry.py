@@ -20,10 +20,15 @@ A call's outcome: arguments that fail the schema, and a `ToolError` the tool rai
 purpose, go back to the model as an error it can act on; any other exception fails the
 attempt, and Temporal retries it under the tool's retry policy (a non-retryable
 `ApplicationError` ends the step).
+
+With an audit log, every executed call is an entry of the run's audit trail: the tool's
+name and the SHA-256 of its arguments' canonical JSON, once per activity.
 """
 
 import asyncio
+import hashlib
 import inspect
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -35,6 +40,7 @@ from pydantic import BaseModel, ValidationError
 from temporalio import activity
 from temporalio.common import RetryPolicy
 
+from keel.audit import AuditLog
 from keel.errors import KeelUserError
 from keel.schemas.tools import ToolCallInput, ToolCatalog, ToolInfo, ToolOutcome
 
@@ -195,9 +201,11 @@ class ToolRegistry:
         """Every tool's catalog entry, by name."""
         return ToolCatalog(tools=[d.info() for d in sorted(self._tools.values(), key=_name)])
 
-    def activities(self, resources: Any = None) -> list[Callable[..., Any]]:
+    def activities(
+        self, resources: Any = None, audit: AuditLog | None = None
+    ) -> list[Callable[..., Any]]:
         """One activity per tool (`tool.<name>`), plus the catalog's (`tools.catalog`)."""
-        found = [_activity(d, resources) for d in self._tools.values()]
+        found = [_activity(d, resources, audit) for d in self._tools.values()]
         catalog = self.catalog()
 
         @activity.defn(name="tools.catalog")
@@ -213,11 +221,28 @@ class ToolRegistry:
         return self._tools[name]
 
 
-def _activity(definition: ToolDefinition, resources: Any) -> Callable[..., Any]:
+def _activity(
+    definition: ToolDefinition, resources: Any, audit: AuditLog | None
+) -> Callable[..., Any]:
     async def run_tool(call: ToolCallInput) -> ToolOutcome:
         info = activity.info()
         context = ToolContext(call.idempotency_key, info.workflow_id or "", resources)
-        return await definition.run(call, context)
+        outcome = await definition.run(call, context)
+        if audit is not None:
+            canonical = json.dumps(call.arguments, sort_keys=True, separators=(",", ":"))
+            await audit.append(
+                info.workflow_id or "",
+                f"{info.workflow_run_id}:{info.activity_id}",
+                "tool.executed",
+                None,
+                {
+                    "tool": definition.name,
+                    "call_id": call.call_id,
+                    "arguments_sha256": hashlib.sha256(canonical.encode()).hexdigest(),
+                    "ok": outcome.ok,
+                },
+            )
+        return outcome
 
     return activity.defn(name=f"tool.{definition.name}")(run_tool)
 

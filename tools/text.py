@@ -20,6 +20,11 @@ So "resetting" and "reset", "invoices" and "invoice", "syncing" and "sync",
 "billing" and "bill", "shared" and "share" all reach the same stem. Stems need not be
 words ("invoice" becomes "invoic"); they only need to agree with each other.
 
+`respellings` reads an unknown word as a typo of a known one: the known words one edit
+away (a letter added, dropped or changed, or two neighbouring letters swapped), so
+"pasword" finds "password". Only words of six letters or more are respelt; shorter
+words sit one edit from too many others ("latex" and "later", "watch" and "match").
+
 `BM25` is Okapi BM25 with the non-negative idf ``log(1 + (N - n + 0.5) / (n + 0.5))``
 used by Lucene, so every term, even one in every document, counts for something.
 """
@@ -27,9 +32,9 @@ used by Lucene, so every term, even one in every document, counts for something.
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
-__all__ = ["BM25", "STOPWORDS", "split_sentences", "stem", "tokenize"]
+__all__ = ["BM25", "STOPWORDS", "respellings", "split_sentences", "stem", "tokenize"]
 
 STOPWORDS: frozenset[str] = frozenset(
     """
@@ -48,6 +53,7 @@ STOPWORDS: frozenset[str] = frozenset(
 )
 """Common English words dropped by `tokenize`, including question words."""
 
+_RESPELL_MIN_LENGTH = 6
 _WORD = re.compile(r"[a-z0-9]+")
 _VOWELS = frozenset("aeiou")
 # A sentence ends at . ! or ? followed by whitespace and a capital, digit or quote, so
@@ -104,6 +110,34 @@ def tokenize(text: str) -> list[str]:
 
     """
     return [stem(w) for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
+
+
+def respellings(word: str, known: Collection[str]) -> list[str]:
+    """The known words one edit from `word`, sorted; none for a known or short word.
+
+    Args:
+        word: A token, e.g. from `tokenize`.
+        known: The vocabulary it may be a typo of (a set, for speed).
+
+    Returns:
+        The candidates, in alphabetical order.
+
+    """
+    if len(word) < _RESPELL_MIN_LENGTH or word in known:
+        return []
+    return sorted(w for w in known if _one_edit_apart(word, w))
+
+
+def _one_edit_apart(a: str, b: str) -> bool:
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        swapped = len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]]
+        return len(diff) == 1 or (swapped and a[diff[1]] == b[diff[0]])
+    short, long = sorted((a, b), key=len)
+    first = next((i for i in range(len(short)) if short[i] != long[i]), len(short))
+    return short[first:] == long[first + 1 :]
 
 
 def split_sentences(text: str) -> list[str]:

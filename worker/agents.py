@@ -8,16 +8,8 @@ from langgraph.graph import StateGraph
 from keel.agents import agent_catalog
 from keel.errors import KeelUserError
 from keel.settings import Settings
-from tools.retrieval.knowledge_base import default_knowledge_base
-from tools.support import SupportActivities
-from workflows import support
 
-__all__ = ["build_graphs", "support_graph"]
-
-
-def support_graph() -> StateGraph[Any, Any, Any, Any]:
-    """The `support` agent on the shipped help centre."""
-    return support.build_graph(SupportActivities(default_knowledge_base()))
+__all__ = ["build_graphs"]
 
 
 def build_graphs(settings: Settings) -> dict[str, StateGraph[Any, Any, Any, Any]]:

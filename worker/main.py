@@ -6,21 +6,30 @@ import sys
 import traceback
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from langgraph.graph import StateGraph
 from temporalio.worker import Worker
 
+from keel.audit import AuditLog
 from keel.db import create_engine, init_db, session_factory
 from keel.settings import Settings
 from tools.builtin.resources import Resources
 from tools.catalog import publish_catalog, tool_registry
+from tools.guards.activities import Guards
+from tools.guards.pii import PiiDetector
 from tools.journal import StepJournal
+from tools.retrieval.activities import RetrievalActivities
+from tools.retrieval.builtin import ensure_quillpad
+from tools.retrieval.service import RetrievalService
 from tools.reviews import ReviewQueue
 from tools.routing.activities import ModelActivities
 from worker.agents import build_graphs
+from worker.heartbeats import Heartbeats
 from worker.plugin import graph_plugins
-from worker.temporal import connect, ensure_search_attributes
+from worker.temporal import connect, ensure_search_attributes, keel_data_converter
+from workflows.policy import check_policy
 
 __all__ = ["keel_worker", "run_worker"]
 
@@ -60,22 +69,38 @@ async def keel_worker(
     models = ModelActivities.from_settings(settings)  # refuses unpriced deployments
     graphs = build_graphs(settings) if graphs is None else graphs  # refuses unknown routes
     registry = tool_registry()  # refuses clashing names and broken schemas
+    tool_names = [t.name for t in registry.catalog().tools]
+    check_policy(settings.escalation, {n: g.nodes for n, g in graphs.items()}, tool_names)
+    pii = PiiDetector.from_settings(settings.guards)  # refuses unknown entity types
+    guards = Guards.from_settings(settings.guards, pii)
+    if settings.guards.redact_external:
+        models.pii = pii
     engine = create_engine(settings.sql_url)
     await init_db(engine)
     sessions = session_factory(engine)
     await publish_catalog(sessions, registry.catalog())
+    retrieval = await RetrievalService.open(settings, engine, sessions)
+    await ensure_quillpad(retrieval)  # the help centre `support` and `search_knowledge` read
     queue = ReviewQueue(sessions)
     step_journal = StepJournal(sessions)
+    audit = AuditLog(sessions)
+    models.audit = audit
     keel_plugin, langgraph_plugin = graph_plugins(
         graphs,
         activities=[
             queue.open,
             queue.close,
+            queue.claim,
+            queue.move,
+            guards.screen,
             models.plan,
             models.call,
-            *registry.activities(Resources.from_settings(settings, sessions)),
+            audit.append_activity,
+            *RetrievalActivities(retrieval, sessions).all(),
+            *registry.activities(Resources.from_settings(settings, sessions, retrieval), audit),
         ],
-        interceptors=[step_journal] if journal else [],
+        interceptors=[Heartbeats(), *([step_journal] if journal else [])],
+        data_converter=keel_data_converter(settings),
     )
     try:
         client = await connect(settings, keel_plugin)
@@ -84,6 +109,11 @@ async def keel_worker(
             client,
             task_queue=settings.task_queue,
             max_cached_workflows=settings.worker_max_cached_workflows,
+            # A killed worker's runs move to another worker after this; see worker/heartbeats.py.
+            sticky_queue_schedule_to_start_timeout=timedelta(
+                seconds=settings.worker_sticky_timeout_s
+            ),
+            graceful_shutdown_timeout=timedelta(seconds=settings.worker_graceful_shutdown_s),
             plugins=[langgraph_plugin],
         )
         async with worker:
@@ -92,6 +122,7 @@ async def keel_worker(
         await step_journal.flush()
     finally:
         await models.aclose()
+        await retrieval.aclose()
         await engine.dispose()
 
 

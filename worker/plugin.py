@@ -12,14 +12,17 @@ from typing import Any
 from langgraph.graph import StateGraph
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.langgraph import LangGraphPlugin
 from temporalio.plugin import SimplePlugin
 from temporalio.worker import Interceptor, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from keel.errors import KeelUserError
+from worker.retries import ActivityRetries
 from workflows.agent import AgentWorkflow
 from workflows.checkpoint import state_models
+from workflows.retrieval import RETRIEVAL_WORKFLOWS
 
 __all__ = ["KeelPlugin", "graph_plugins"]
 
@@ -32,6 +35,8 @@ class KeelPlugin(SimplePlugin):
         interceptors: Worker interceptors.
         passthrough_modules: Modules the workflow sandbox shares with the worker instead of
             re-importing them for every run.
+        data_converter: The converter (`keel.payloads.data_converter` keeps large payloads
+            outside the history); plain pydantic when omitted.
     """
 
     def __init__(
@@ -39,6 +44,7 @@ class KeelPlugin(SimplePlugin):
         activities: Sequence[Callable[..., object]] = (),
         interceptors: Sequence[Interceptor] = (),
         passthrough_modules: Sequence[str] = (),
+        data_converter: DataConverter = pydantic_data_converter,
     ) -> None:
         modules = tuple(passthrough_modules)
 
@@ -51,11 +57,11 @@ class KeelPlugin(SimplePlugin):
 
         super().__init__(
             "keel.KeelPlugin",
-            data_converter=pydantic_data_converter,
-            workflows=[AgentWorkflow],
+            data_converter=data_converter,
+            workflows=[AgentWorkflow, *RETRIEVAL_WORKFLOWS],
             activities=list(activities),
             # Client, workflow and activity spans; context crosses processes in headers.
-            interceptors=[TracingInterceptor(), *interceptors],
+            interceptors=[TracingInterceptor(), ActivityRetries(), *interceptors],
             workflow_runner=runner,
             workflow_failure_exception_types=[KeelUserError],
         )
@@ -65,6 +71,7 @@ def graph_plugins(
     graphs: dict[str, StateGraph[Any, Any, Any, Any]],
     activities: Sequence[Callable[..., object]] = (),
     interceptors: Sequence[Interceptor] = (),
+    data_converter: DataConverter = pydantic_data_converter,
 ) -> list[SimplePlugin]:
     """Keel's plugin and the LangGraph plugin for `graphs`, for a worker or a replayer.
 
@@ -76,6 +83,8 @@ def graph_plugins(
         {model.__module__ for g in graphs.values() for model in state_models(g.state_schema)}
     )
     return [
-        KeelPlugin(activities, interceptors, passthrough_modules=modules),
+        KeelPlugin(
+            activities, interceptors, passthrough_modules=modules, data_converter=data_converter
+        ),
         LangGraphPlugin(graphs=graphs),
     ]

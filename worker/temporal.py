@@ -3,23 +3,31 @@
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
+from temporalio.converter import DataConverter
 from temporalio.service import RPCError, RPCStatusCode
 
 from keel import search_attributes
 from keel.errors import KeelUserError
+from keel.payloads import FilePayloadStore, data_converter
 from keel.settings import Settings
 from worker.plugin import KeelPlugin
 
-__all__ = ["connect", "ensure_search_attributes"]
+__all__ = ["connect", "ensure_search_attributes", "keel_data_converter"]
+
+
+def keel_data_converter(settings: Settings) -> DataConverter:
+    """Pydantic payloads; large ones in the payload store every client and worker shares."""
+    store = FilePayloadStore(settings.payload_dir or settings.data_dir / "payloads")
+    return data_converter(store, settings.payload_offload_bytes)
 
 
 async def connect(settings: Settings, plugin: KeelPlugin | None = None) -> Client:
-    """A client for Keel's namespace, with Keel's plugin."""
+    """A client for Keel's namespace, with Keel's plugin (by default, a client-only one)."""
     try:
         return await Client.connect(
             settings.temporal_address,
             namespace=settings.temporal_namespace,
-            plugins=[plugin or KeelPlugin()],
+            plugins=[plugin or KeelPlugin(data_converter=keel_data_converter(settings))],
         )
     except RuntimeError as err:  # the SDK's connect failure
         raise KeelUserError(
@@ -29,17 +37,20 @@ async def connect(settings: Settings, plugin: KeelPlugin | None = None) -> Clien
 
 
 async def ensure_search_attributes(client: Client) -> None:
-    """Register Keel's search attributes in the client's namespace; a no-op when present."""
-    wanted = {key.name: key.indexed_value_type for key in search_attributes.ALL}
-    try:
-        await client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(
-                namespace=client.namespace,
-                search_attributes={
-                    name: IndexedValueType.ValueType(int(kind)) for name, kind in wanted.items()
-                },
+    """Register Keel's search attributes in the client's namespace; a no-op when present.
+
+    One request per attribute: a namespace that has the older ones still gets a new one.
+    """
+    for key in search_attributes.ALL:
+        try:
+            await client.operator_service.add_search_attributes(
+                AddSearchAttributesRequest(
+                    namespace=client.namespace,
+                    search_attributes={
+                        key.name: IndexedValueType.ValueType(int(key.indexed_value_type))
+                    },
+                )
             )
-        )
-    except RPCError as err:
-        if err.status != RPCStatusCode.ALREADY_EXISTS:
-            raise
+        except RPCError as err:
+            if err.status != RPCStatusCode.ALREADY_EXISTS:
+                raise

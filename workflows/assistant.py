@@ -6,12 +6,16 @@ model ─┬─→ tools ─→ model ─→ …
 `model` asks the model router with every tool in the catalog; when the answer calls tools,
 `tools` runs them — each call its own `tool.<name>` activity, independent calls in
 parallel — and hands the results back to `model`, until the model answers or the run's
-`max_steps` model turns are used up. A call to a tool that needs approval stops the graph
-first (`interrupt()`, reason `tool_approval`, showing the exact tool and arguments): the
-reviewer approves it as proposed, edits the arguments, or rejects it, and the model is
-told. Every approval is asked before any tool of the turn runs, because a node re-runs
-from its start when it resumes. All three nodes run in the workflow; the activities are
-the model calls and the tool calls.
+`max_steps` model turns are used up. A call to a tool that needs approval (its own flag or
+the policy's `approve_tools`) stops the graph first (`interrupt()`, reason `tool_approval`,
+showing the exact tool and arguments): the reviewer approves it as proposed, edits the
+arguments, or rejects it, and the model is told. The guards screen the request and every
+call's arguments, and tool results that retrieval flagged as injected instructions taint
+the rest of the run: a finding the policy escalates on sends every later call to a person
+(reason `pii`, `policy_term` or `suspected_injection`), whatever the tool. Every approval
+is asked before any tool of the turn runs, because a node re-runs from its start when it
+resumes. All three nodes run in the workflow; the activities are the model calls, the
+guards and the tool calls.
 """
 
 import json
@@ -22,10 +26,13 @@ from langgraph.types import interrupt
 from pydantic import BaseModel, Field
 
 from keel.agents import AgentSpec
+from keel.schemas.guards import GuardFinding, GuardText
 from keel.schemas.model import Message, ModelRequest, ToolCall, ToolSpec
 from keel.schemas.reviews import ReviewDecision, ReviewRequest
 from keel.schemas.runs import AgentState, Outcome, RunResult
 from keel.schemas.tools import ToolOutcome
+from workflows.guards import screening
+from workflows.policy import guard_reason, needs_approval, result_findings
 from workflows.routing import router
 from workflows.toolbox import toolbox
 
@@ -49,7 +56,12 @@ class AssistantInput(BaseModel):
     """A request for the assistant."""
 
     message: str = Field(min_length=1, max_length=8_000, description="What the user asks.")
-    max_steps: int = Field(default=6, ge=1, le=50, description="Model turns at most.")
+    max_steps: int = Field(
+        default=6,
+        ge=1,
+        le=1_000,
+        description="Model turns at most (a long loop continues as new as its history grows).",
+    )
 
 
 class AssistantState(AgentState):
@@ -59,6 +71,9 @@ class AssistantState(AgentState):
     steps: int = 0
     confidence: float | None = None
     approvals: int = 0
+    findings: list[GuardFinding] = Field(
+        default_factory=list, description="From the request and the tools' results so far."
+    )
 
     @property
     def request(self) -> AssistantInput:
@@ -69,6 +84,10 @@ class AssistantState(AgentState):
 async def model(state: AssistantState) -> dict[str, Any]:
     """Ask the model, with every tool on offer."""
     catalog = await toolbox().catalog()
+    findings = state.findings
+    if not state.messages:
+        text = GuardText(field="request", text=state.request.message)
+        findings = [*findings, *await screening().screen([text], step="request")]
     messages = state.messages or [
         Message(role="system", content=_SYSTEM),
         Message(role="user", content=state.request.message),
@@ -89,28 +108,42 @@ async def model(state: AssistantState) -> dict[str, Any]:
         "messages": [*messages, reply],
         "steps": state.steps + 1,
         "confidence": response.confidence,
+        "findings": findings,
     }
 
 
 async def run_tools(state: AssistantState) -> dict[str, Any]:
     """Run the calls the model asked for, after any approvals they need."""
     catalog = await toolbox().catalog()
+    guards = screening()
     calls = state.messages[-1].tool_calls
+    step = f"tools-{state.steps}"
+    texts = [
+        GuardText(field=f"arguments:{c.id}", text=json.dumps(c.arguments, ensure_ascii=False))
+        for c in calls
+    ]
+    screened = await guards.screen(texts, step=step)
     refused: dict[str, str] = {}
     approved: list[ToolCall] = []
     approvals = state.approvals
     for call in calls:
         info = catalog.get(call.name)
-        if info is None or not info.requires_approval:
+        found = [*state.findings, *(f for f in screened if f.field == f"arguments:{call.id}")]
+        reason = guard_reason(guards.policy, "tools", found)
+        if reason is None and needs_approval(guards.policy, info):
+            reason = "tool_approval"
+        if info is None or reason is None:
             approved.append(call)
             continue
         request = ReviewRequest(
-            reason="tool_approval",
+            reason=reason,
             question=state.request.message,
             proposed_answer=f"{call.name}({json.dumps(call.arguments, sort_keys=True)})",
             tool_call=call,
             tool_parameters=info.parameters,
             cost_usd=router().ledger.total_usd,
+            node="tools",
+            findings=found,
         )
         decision = ReviewDecision.model_validate(interrupt(request.model_dump(mode="json")))
         approvals += 1
@@ -121,9 +154,13 @@ async def run_tools(state: AssistantState) -> dict[str, Any]:
             approved.append(call.model_copy(update={"arguments": decision.arguments}))
         else:
             approved.append(call)
-    outcomes = {
-        o.call_id: o for o in await toolbox().execute(approved, step=f"tools-{state.steps}")
-    }
+    outcomes = {o.call_id: o for o in await toolbox().execute(approved, step=step)}
+    tainted = [
+        finding
+        for call in approved
+        if outcomes[call.id].ok
+        for finding in result_findings(outcomes[call.id].result, f"result:{call.name}")
+    ]
     results = [
         Message(
             role="tool",
@@ -132,7 +169,11 @@ async def run_tools(state: AssistantState) -> dict[str, Any]:
         )
         for call in calls
     ]
-    return {"messages": [*state.messages, *results], "approvals": approvals}
+    return {
+        "messages": [*state.messages, *results],
+        "approvals": approvals,
+        "findings": [*state.findings, *tainted],
+    }
 
 
 def finalize(state: AssistantState) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 Agents call `router().complete(request, step=...)` from workflow-side graph nodes. Which
 deployment answers is decided here, in deterministic workflow code; every attempt on one
 deployment is one `model.call` activity (summary `step: provider/model`), so failovers show
-in the Temporal UI and a replay never calls a model. Strategies:
+in the Temporal UI and a replay never calls a model; a deployment marked `local_activity`
+(a fast model on the worker itself) is called as a local activity instead. Strategies:
 
 - `fixed`     the first candidate.
 - `fallback`  candidates in order; a retryable failure that outlasts the deployment's
@@ -23,6 +24,7 @@ calls it already made back without calling, or paying, twice.
 import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -44,6 +46,8 @@ with workflow.unsafe.imports_passed_through():
         ModelCall,
         RoutePlan,
     )
+    from workflows import metrics
+    from workflows.liveness import CALL_HEARTBEAT_TIMEOUT
 
 __all__ = ["FAILOVER_ERRORS", "Budget", "Router", "router"]
 
@@ -71,6 +75,11 @@ class Router:
         self._plans: dict[str, RoutePlan] = {}
         self._planning = asyncio.Lock()  # concurrent first calls share one `model.plan`
         self._answers: dict[tuple[str, str], ModelResponse] = {}
+
+    @property
+    def budget(self) -> Budget:
+        """The run's budget; a reviewer's approval raises its limit."""
+        return self._budget
 
     async def complete(self, request: ModelRequest, *, step: str) -> ModelResponse:
         """Answer `request` on its route; `step` names the call within the run."""
@@ -122,20 +131,25 @@ class Router:
                 update={"idempotency_key": f"{workflow.info().workflow_id}:{step}:{name}"}
             ),
         )
-        answer = await workflow.execute_activity(
-            MODEL_CALL,
-            call,
-            result_type=ModelResponse,
-            summary=f"{step}: {spec.provider}/{spec.model}",
-            start_to_close_timeout=timedelta(seconds=spec.timeout_s + 5),
-            retry_policy=RetryPolicy(
+        options: dict[str, Any] = {
+            "result_type": ModelResponse,
+            "summary": f"{step}: {spec.provider}/{spec.model}",
+            "start_to_close_timeout": timedelta(seconds=spec.timeout_s + 5),
+            "retry_policy": RetryPolicy(
                 initial_interval=timedelta(seconds=1),
                 maximum_interval=timedelta(seconds=30),
                 maximum_attempts=spec.max_attempts,
             ),
-        )
+        }
+        if spec.local_activity:
+            answer = await workflow.execute_local_activity(MODEL_CALL, call, **options)
+        else:
+            answer = await workflow.execute_activity(
+                MODEL_CALL, call, heartbeat_timeout=CALL_HEARTBEAT_TIMEOUT, **options
+            )
         self._answers[(step, name)] = answer
         self.ledger.record(step, answer)
+        metrics.model_call(request.route, answer)
         self._on_cost(self.ledger.total_usd)
         return answer
 

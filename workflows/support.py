@@ -3,34 +3,41 @@
 classify → retrieve → answer → check ─┬─────────────→ finalize
                                       └→ review ─────→ finalize
 
-`retrieve` does I/O and runs as an activity (`support.retrieve`); its implementation lives
-in `tools/support.py` and reaches the graph through `SupportIO`. `classify` and `answer`
-run in the workflow and ask the model router, which makes each model attempt its own
-`model.call` activity. `check`, `review` and `finalize` only decide. `review` calls
+`retrieve` runs in the workflow and searches the help centre (collection `quillpad`) with
+one `retrieval.search` activity. `classify` and `answer` run in the workflow and ask the
+model router, which makes each model attempt its own `model.call` activity; the passages
+reach the model as labelled data (`tools.routing.spotlight`) and the answer cites them by
+id. `check`, `review` and `finalize` only decide. `review` calls
 LangGraph's `interrupt()`: the workflow opens a review and resumes the graph with the
 reviewer's decision.
 """
 
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
 from pydantic import BaseModel, Field
+from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 from keel.agents import AgentSpec
+from keel.schemas.guards import GuardFinding, GuardText
 from keel.schemas.model import Message, ModelRequest
-from keel.schemas.retrieval import Passage
+from keel.schemas.policy import RunPolicy
+from keel.schemas.retrieval import RETRIEVAL_SEARCH, Passage, SearchQuery, SearchResult
 from keel.schemas.reviews import Citation, ReviewDecision, ReviewReason, ReviewRequest
 from keel.schemas.runs import AgentState, Outcome, RunResult
+from workflows.guards import screening
+from workflows.policy import node_threshold, passage_findings, support_reason, unquoted_pii
 from workflows.routing import router
 
 __all__ = [
     "CATEGORIES",
+    "COLLECTION",
+    "PASSAGES",
     "SPEC",
     "Draft",
-    "SupportIO",
     "SupportInput",
     "SupportState",
     "answer",
@@ -38,19 +45,26 @@ __all__ = [
     "check",
     "classify",
     "finalize",
+    "judge",
+    "retrieve",
     "review",
 ]
 
 CATEGORIES = (
     "account: password sign login reset email two factor authentication 2fa security sso",
     "billing: plan price invoice refund charge payment subscription cancel upgrade downgrade",
-    "sync: sync offline conflict device desktop mobile stuck update",
+    "sync: sync offline conflict device desktop mobile stuck update version history restore",
     "sharing: share permission workspace member role invite guest link",
     "export: export import pdf markdown backup evernote download",
     "integrations: slack google drive zapier integration connect calendar",
     "other:",
 )
 """Labels the classifier chooses from: `name: keywords` (the keywords guide `local`)."""
+
+COLLECTION = "quillpad"
+"""The collection `retrieve` searches: the help-centre articles the worker ships."""
+PASSAGES = 4
+"""How many passages `retrieve` hands to `answer`."""
 
 
 class SupportInput(BaseModel):
@@ -76,6 +90,8 @@ class SupportState(AgentState):
     passages: list[Passage] = Field(default_factory=list)
     draft: Draft | None = None
     review_reason: ReviewReason | None = None
+    findings: list[GuardFinding] = Field(default_factory=list)
+    cost_usd: float = Field(default=0.0, description="The run's model spend at `check`.")
     decision: ReviewDecision | None = None
 
     @property
@@ -84,19 +100,28 @@ class SupportState(AgentState):
         return SupportInput.model_validate(self.input).question
 
 
-class SupportIO(Protocol):
-    """The support graph's I/O node; it runs as an activity."""
-
-    async def retrieve(self, state: dict[str, Any]) -> dict[str, Any]:
-        """Set `passages`."""
-        ...
-
-
 _SYSTEM = (
     "You are Quillpad's support assistant. Answer the customer's question only from the "
-    "documents given, cite every document you use as [document id], and say so when the "
-    "documents do not contain the answer. End with a line 'Confidence: <0 to 1>'."
+    "help-centre passages given, cite every passage you use as [passage id], and say so "
+    "when the passages do not contain the answer. End with a line 'Confidence: <0 to 1>'."
 )
+
+
+async def retrieve(state: SupportState) -> dict[str, Any]:
+    """Find the help-centre passages closest to the question (one `retrieval.search`)."""
+    result = await workflow.execute_activity(
+        RETRIEVAL_SEARCH,
+        SearchQuery(collection=COLLECTION, query=state.question, k=PASSAGES),
+        result_type=SearchResult,
+        start_to_close_timeout=timedelta(seconds=30),
+        retry_policy=RetryPolicy(
+            initial_interval=timedelta(milliseconds=500),
+            maximum_interval=timedelta(seconds=10),
+            maximum_attempts=5,
+        ),
+        summary=f"retrieve: {state.question[:80]}",
+    )
+    return {"passages": result.passages}
 
 
 async def classify(state: SupportState) -> dict[str, Any]:
@@ -138,14 +163,45 @@ async def answer(state: SupportState) -> dict[str, Any]:
     return {"draft": draft}
 
 
-def check(state: SupportState) -> dict[str, Any]:
-    """Decide whether a person must look at the draft before the customer sees it."""
+async def check(state: SupportState) -> dict[str, Any]:
+    """Screen the question, the passages and the draft; decide whether a person must look.
+
+    PII the draft quotes from a passage it cites was published by the help centre, not
+    given by the customer, and does not count (`workflows.policy.unquoted_pii`).
+    """
     assert state.draft is not None
-    if state.category == "other":
-        return {"review_reason": "off_topic"}
-    if state.draft.confidence < state.review_threshold or not state.draft.citations:
-        return {"review_reason": "low_confidence"}
-    return {"review_reason": None}
+    guards = screening()
+    texts = [
+        GuardText(field="question", text=state.question),
+        GuardText(field="draft", text=state.draft.answer),
+    ]
+    cited = {c.passage_id for c in state.draft.citations}
+    published = [p.text for p in state.passages if p.id in cited]
+    screened = await guards.screen(texts, step="check")
+    findings = passage_findings(state.passages) + unquoted_pii(
+        screened, "draft", state.draft.answer, published
+    )
+    return {**judge(state, guards.policy, findings), "cost_usd": router().ledger.total_usd}
+
+
+def judge(state: SupportState, policy: RunPolicy, findings: list[GuardFinding]) -> dict[str, Any]:
+    """The escalation policy's verdict on the draft (`workflows.policy`), as a state update.
+
+    It weighs the guards' findings (PII, policy terms, passages retrieval flagged as
+    injected instructions), the category and the draft's confidence against the threshold
+    of the `check` node, which it records as the one the review shows.
+    """
+    assert state.draft is not None
+    reason = support_reason(
+        policy,
+        "check",
+        off_topic=state.category == "other",
+        confidence=state.draft.confidence,
+        cited=bool(state.draft.citations),
+        findings=findings,
+    )
+    threshold = node_threshold(policy, "check")
+    return {"review_reason": reason, "findings": findings, "review_threshold": threshold}
 
 
 def review(state: SupportState) -> dict[str, Any]:
@@ -158,7 +214,10 @@ def review(state: SupportState) -> dict[str, Any]:
         citations=state.draft.citations,
         confidence=state.draft.confidence,
         threshold=state.review_threshold,
+        cost_usd=state.cost_usd,
         passages=state.passages,
+        node="check",
+        findings=state.findings,
     )
     decision = interrupt(request.model_dump(mode="json"))
     return {"decision": ReviewDecision.model_validate(decision)}
@@ -187,32 +246,12 @@ async def _after_check(state: SupportState) -> str:
     return "review" if state.review_reason else "finalize"
 
 
-def _io_node(summary: str) -> dict[str, Any]:
-    """Activity options of an I/O node; its summary in the Temporal UI starts with `summary`."""
-    return {
-        "execute_in": "activity",
-        "start_to_close_timeout": timedelta(seconds=30),
-        "retry_policy": RetryPolicy(
-            initial_interval=timedelta(milliseconds=500),
-            maximum_interval=timedelta(seconds=10),
-            maximum_attempts=5,
-        ),
-        "summary_fn": lambda args, kwargs: f"{summary}: {_question_of(args[0])[:80]}",
-    }
-
-
-def _question_of(state: SupportState | dict[str, Any]) -> str:
-    if isinstance(state, SupportState):
-        return state.question
-    return str(state["input"].get("question", ""))
-
-
-def build_graph(io: SupportIO) -> StateGraph[SupportState, None, SupportState, SupportState]:
-    """The support graph, with `io` providing its I/O nodes."""
+def build_graph() -> StateGraph[SupportState, None, SupportState, SupportState]:
+    """The support graph; every node runs in the workflow, its I/O as activities."""
     in_workflow = {"execute_in": "workflow"}
     g = StateGraph(SupportState)
     g.add_node("classify", classify, metadata=in_workflow)
-    g.add_node("retrieve", io.retrieve, metadata=_io_node("retrieve"))
+    g.add_node("retrieve", retrieve, metadata=in_workflow)
     g.add_node("answer", answer, metadata=in_workflow)
     g.add_node("check", check, metadata=in_workflow)
     g.add_node("review", review, metadata=in_workflow)
@@ -235,6 +274,6 @@ SPEC = AgentSpec(
     ),
     input_model=SupportInput,
     text_field="question",
-    graph="worker.agents:support_graph",
+    graph="workflows.support:build_graph",
     routes=("default",),
 )

@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from keel.errors import KeelUserError
     from keel.schemas.model import ToolCall
     from keel.schemas.tools import TOOL_CATALOG, ToolCallInput, ToolCatalog, ToolOutcome
+    from workflows.liveness import CALL_HEARTBEAT_TIMEOUT
 
 __all__ = ["Toolbox", "toolbox"]
 
@@ -67,6 +68,7 @@ class Toolbox:
             result_type=ToolOutcome,
             summary=f"{call.name}({arguments[:100]})",
             start_to_close_timeout=timedelta(seconds=info.timeout_s),
+            heartbeat_timeout=CALL_HEARTBEAT_TIMEOUT,
             retry_policy=RetryPolicy(
                 initial_interval=timedelta(seconds=info.retry_initial_interval_s),
                 backoff_coefficient=info.retry_backoff,

@@ -1,89 +1,230 @@
-"""`/v1/reviews`: the human-review queue, and decisions that resume runs."""
+"""`/v1/reviews`: the human-review queues, claims, and decisions that resume runs.
 
-from typing import Annotated
+A decision names the `action_hash` of the action it approves; a claim gives a reviewer a
+lease on a review. The workflow is the judge of both (its Update validators refuse a
+stale, decided or foreign-claimed decision before it reaches history); the API checks the
+queue row first only to answer sooner, with the same problem types.
+"""
 
-from fastapi import APIRouter, Query
-from jsonschema import Draft202012Validator
-from sqlmodel import col, select
+from collections.abc import Awaitable
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, status
+from pydantic import BeforeValidator
+from sqlmodel import col, or_, select
 from temporalio.client import WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.auth import Principal, PrincipalDep, refuse_own_run, require
 from api.deps import SessionDep, SettingsDep, TemporalClientDep
 from api.problems import ErrorCode, ProblemError
-from keel.schemas.model import ToolCall
+from api.review_views import active_claim, refusal, review_view
+from keel.review_edits import edit_problem
+from keel.schemas.policy import ReviewReason
 from keel.schemas.reviews import (
-    Citation,
+    ClaimInput,
+    ClaimRequest,
     DecisionInput,
+    DecisionRequest,
+    ReleaseInput,
     ReviewDecision,
     ReviewList,
     ReviewStatus,
     ReviewView,
 )
-from keel.settings import Settings
 from keel.tables import ReviewRow
 from workflows.agent import AgentWorkflow
 
-__all__ = ["decide", "get_review", "list_reviews", "router"]
+__all__ = ["claim", "decide", "get_review", "list_reviews", "release", "router"]
 
-router = APIRouter(prefix="/v1/reviews", tags=["reviews"])
+_LONGEST_AGE = timedelta(days=100 * 366)
+"""Ages beyond this cannot be subtracted from now (datetime's range)."""
+
+
+def _seconds(value: object) -> object:
+    """A number of seconds as a duration; anything else is left to the ISO 8601 parser."""
+    try:
+        return timedelta(seconds=float(value))  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return value
+
+
+_Duration = Annotated[timedelta, BeforeValidator(_seconds)]
+
+
+def _age(bound: str) -> Any:
+    """A `Query` for a review's age: a duration from zero to `_LONGEST_AGE`."""
+    return Query(
+        ge=timedelta(0),
+        le=_LONGEST_AGE,
+        description=f"Opened {bound} this long ago (s or ISO 8601).",
+    )
+
+
+_EDIT_CODES = {
+    "wrong_replacement": ErrorCode.VALIDATION,
+    "invalid_arguments": ErrorCode.INVALID_ARGUMENTS,
+}
+
+router = APIRouter(
+    prefix="/v1/reviews", tags=["reviews"], dependencies=[require("reviewer", "operator")]
+)
 
 
 @router.get("")
 async def list_reviews(
+    request: Request,
     session: SessionDep,
     settings: SettingsDep,
+    queue: str | None = None,
     status: ReviewStatus | None = None,
+    reason: ReviewReason | None = None,
+    agent: str | None = None,
     run_id: str | None = None,
+    claimed: Annotated[
+        bool | None, Query(description="true: under an unexpired claim; false: free.")
+    ] = None,
+    older_than: Annotated[_Duration | None, _age("at least")] = None,
+    newer_than: Annotated[_Duration | None, _age("at most")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,  # SQL integers are 64-bit
 ) -> ReviewList:
-    """Reviews, oldest first (the order a queue is worked)."""
+    """Reviews, oldest first (the order a queue is worked); `next` is the next page."""
+    now = datetime.now(UTC)
     query = select(ReviewRow).order_by(col(ReviewRow.created_at), col(ReviewRow.id))
-    if status is not None:
-        query = query.where(ReviewRow.status == status)
-    if run_id is not None:
-        query = query.where(ReviewRow.run_id == run_id)
-    rows = await session.exec(query.offset(offset).limit(limit))
-    return ReviewList(reviews=[_view(row, settings) for row in rows])
+    for column, value in (
+        (ReviewRow.queue, queue),
+        (ReviewRow.status, status),
+        (ReviewRow.reason, reason),
+        (ReviewRow.agent, agent),
+        (ReviewRow.run_id, run_id),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if older_than is not None:
+        query = query.where(col(ReviewRow.created_at) <= now - older_than)
+    if newer_than is not None:
+        query = query.where(col(ReviewRow.created_at) >= now - newer_than)
+    held = (col(ReviewRow.claimed_by).is_not(None)) & (col(ReviewRow.claim_expires_at) > now)
+    if claimed is True:
+        query = query.where(held, ReviewRow.status == "pending")
+    elif claimed is False:
+        query = query.where(or_(~held, ReviewRow.status != "pending"))
+    rows = list(await session.exec(query.offset(offset).limit(limit + 1)))
+    following = None
+    if len(rows) > limit:
+        url = request.url.include_query_params(offset=offset + limit, limit=limit)
+        following = f"{url.path}?{url.query}"
+    return ReviewList(
+        reviews=[review_view(row, settings, now) for row in rows[:limit]], next=following
+    )
 
 
 @router.get("/{review_id}")
 async def get_review(review_id: str, session: SessionDep, settings: SettingsDep) -> ReviewView:
-    """One review with its evidence and, once decided, its decision."""
-    return _view(await _row(session, review_id), settings)
+    """One review: the pending action and its hash, the evidence, the claim, the decision."""
+    return review_view(await _row(session, review_id), settings, datetime.now(UTC))
+
+
+@router.post("/{review_id}/claim")
+async def claim(
+    review_id: str,
+    body: ClaimRequest,
+    session: SessionDep,
+    client: TemporalClientDep,
+    settings: SettingsDep,
+    principal: Annotated[Principal, require("reviewer")],
+) -> ReviewView:
+    """Take a pending review for a lease (renewable by its holder); it expires by itself."""
+    row = await _pending_row(session, review_id)
+    claimant = _identity(principal, body.reviewer)
+    _refuse_foreign_claim(row, claimant)
+    await refuse_own_run(client, row.run_id, principal)  # holding it would block the others
+    lease = min(body.lease_s or settings.review_claim_lease_s, settings.review_claim_lease_s)
+    handle = client.get_workflow_handle_for(AgentWorkflow.run, row.run_id)
+    await _update(
+        review_id,
+        handle.execute_update(
+            AgentWorkflow.claim, ClaimInput(review_id=review_id, claimant=claimant, lease_s=lease)
+        ),
+    )
+    # The Update returns once the workflow has written the claim to the queue.
+    await session.refresh(row)
+    return review_view(row, settings, datetime.now(UTC))
+
+
+@router.delete("/{review_id}/claim", status_code=status.HTTP_204_NO_CONTENT)
+async def release(
+    review_id: str,
+    session: SessionDep,
+    client: TemporalClientDep,
+    principal: PrincipalDep,
+    reviewer: Annotated[str | None, Query(description="Who releases (open mode).")] = None,
+) -> None:
+    """Give a claimed review back to its queue; only its holder can, until the lease ends."""
+    row = await _pending_row(session, review_id)
+    claimant = principal.id or reviewer
+    _refuse_foreign_claim(row, claimant)
+    handle = client.get_workflow_handle_for(AgentWorkflow.run, row.run_id)
+    await _update(
+        review_id,
+        handle.execute_update(
+            AgentWorkflow.release, ReleaseInput(review_id=review_id, claimant=claimant)
+        ),
+    )
 
 
 @router.post("/{review_id}/decision")
 async def decide(
     review_id: str,
-    decision: ReviewDecision,
+    decision: DecisionRequest,
     session: SessionDep,
     client: TemporalClientDep,
     settings: SettingsDep,
+    principal: Annotated[Principal, require("reviewer")],
 ) -> ReviewView:
-    """Approve, edit or reject a pending review; the run resumes with the decision."""
-    row = await _row(session, review_id)
-    if row.status != "pending":
-        raise _not_pending(review_id, row.status)
-    _check_edit(row, decision)
-    handle = client.get_workflow_handle_for(AgentWorkflow.run, row.run_id)
-    try:
-        await handle.execute_update(
-            AgentWorkflow.decide,
-            DecisionInput(review_id=review_id, **decision.model_dump()),
+    """Approve, edit or reject the pending action whose `action_hash` the decision names."""
+    row = await _pending_row(session, review_id)
+    if decision.action_hash != row.action_hash:
+        raise ProblemError(
+            409,
+            ErrorCode.STALE_ACTION,
+            f"review {review_id!r}: action_hash {decision.action_hash} is not the pending "
+            f"action's ({row.action_hash}); read the review again",
         )
+    # Who decides is the caller's key, never what the body says (open mode: the body's name).
+    who = {"reviewer_id": principal.id}
+    if principal.id is not None:
+        who["reviewer"] = principal.name
+    _refuse_foreign_claim(row, principal.id or decision.reviewer)
+    _check_edit(row, decision)
+    await refuse_own_run(client, row.run_id, principal)
+    handle = client.get_workflow_handle_for(AgentWorkflow.run, row.run_id)
+    await _update(
+        review_id,
+        handle.execute_update(
+            AgentWorkflow.decide,
+            DecisionInput(review_id=review_id, **{**decision.model_dump(), **who}),
+        ),
+    )
+    # The Update returns once the workflow has written the decision to the queue.
+    await session.refresh(row)
+    return review_view(row, settings, datetime.now(UTC))
+
+
+async def _update(review_id: str, update: Awaitable[object]) -> None:
+    try:
+        await update
     except WorkflowUpdateFailedError as err:
-        if isinstance(err.cause, ApplicationError) and err.cause.type == "ReviewNotPending":
-            raise ProblemError(409, ErrorCode.REVIEW_NOT_PENDING, err.cause.message) from err
+        problem = refusal(err)
+        if problem is not None:
+            raise problem from err
         raise
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:  # the run ended meanwhile
             raise _not_pending(review_id, "closed") from err
         raise
-    # The Update returns once the workflow has written the decision to the queue.
-    await session.refresh(row)
-    return _view(row, settings)
 
 
 async def _row(session: SessionDep, review_id: str) -> ReviewRow:
@@ -93,59 +234,44 @@ async def _row(session: SessionDep, review_id: str) -> ReviewRow:
     return row
 
 
+async def _pending_row(session: SessionDep, review_id: str) -> ReviewRow:
+    row = await _row(session, review_id)
+    if row.status != "pending":
+        raise _not_pending(review_id, row.status)
+    return row
+
+
+def _identity(principal: Principal, reviewer: str | None) -> str:
+    """Who acts: the caller's key; in open mode, the name the request gives."""
+    if principal.id is not None:
+        return principal.id
+    if reviewer is None:
+        detail = "name who claims the review in 'reviewer' (the API runs without keys)"
+        raise ProblemError(
+            422, ErrorCode.VALIDATION, detail, [{"field": "reviewer", "message": detail}]
+        )
+    return reviewer
+
+
+def _refuse_foreign_claim(row: ReviewRow, who: str | None) -> None:
+    held = active_claim(row, datetime.now(UTC))
+    if held is not None and held.claimant != who:
+        raise ProblemError(
+            409,
+            ErrorCode.CLAIMED_BY_ANOTHER,
+            f"review {row.id!r} is claimed by {held.claimant} until {held.expires_at.isoformat()}",
+        )
+
+
 def _check_edit(row: ReviewRow, decision: ReviewDecision) -> None:
     """An edit replaces what the review is about: a tool call's arguments, or an answer."""
-    if decision.action != "edit":
-        return
-    if row.tool_call is None:
-        if decision.arguments is not None:
-            raise _bad_edit("this review is about an answer: edit it with 'answer'", "answer")
-        return
-    if decision.arguments is None:
-        raise _bad_edit("this review is about a tool call: edit it with 'arguments'", "arguments")
-    validator = Draft202012Validator(row.tool_parameters or {})
-    errors = [
-        {
-            "field": ".".join(["arguments", *(str(p) for p in e.absolute_path)]),
-            "message": e.message,
-        }
-        for e in validator.iter_errors(decision.arguments)
-    ]
-    if errors:
-        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-        raise ProblemError(422, ErrorCode.INVALID_ARGUMENTS, detail, errors)
-
-
-def _bad_edit(detail: str, field: str) -> ProblemError:
-    return ProblemError(422, ErrorCode.VALIDATION, detail, [{"field": field, "message": detail}])
+    problem = edit_problem(row.tool_parameters, row.tool_call is not None, decision)
+    if problem is not None:
+        code = _EDIT_CODES[problem.kind]
+        raise ProblemError(422, code, problem.detail, problem.errors)
 
 
 def _not_pending(review_id: str, state: str) -> ProblemError:
     return ProblemError(
         409, ErrorCode.REVIEW_NOT_PENDING, f"review {review_id!r} is not pending ({state})"
-    )
-
-
-def _view(row: ReviewRow, settings: Settings) -> ReviewView:
-    return ReviewView(
-        id=row.id,
-        run_id=row.run_id,
-        agent=row.agent,
-        status=row.status,  # type: ignore[arg-type]
-        reason=row.reason,  # type: ignore[arg-type]
-        question=row.question,
-        proposed_answer=row.proposed_answer,
-        citations=[Citation.model_validate(c) for c in row.citations],
-        confidence=row.confidence,
-        threshold=row.threshold,
-        cost_usd=row.cost_usd,
-        tool_call=ToolCall.model_validate(row.tool_call) if row.tool_call else None,
-        answer=row.answer,
-        arguments=row.arguments,
-        comment=row.comment,
-        reviewer=row.reviewer,
-        created_at=row.created_at,
-        deadline=row.deadline,
-        decided_at=row.decided_at,
-        ui_url=settings.run_ui_url(row.run_id),
     )

@@ -1,30 +1,50 @@
-"""Human review: what a graph asks a person, and what the person decides."""
+"""Human review: what a graph asks a person, and what the person decides.
 
+A review is bound to the exact action it would let happen: `action_hash` is the SHA-256 of
+the canonical JSON of the review id and the proposed answer or tool call. A decision
+carries the hash it was made on, so it can never approve something else.
+"""
+
+import hashlib
+import json
 from datetime import datetime
 from typing import Literal, Self
 
 from pydantic import BaseModel, Field, JsonValue, model_validator
 
+from keel.schemas.guards import GuardFinding
 from keel.schemas.model import ToolCall
+from keel.schemas.policy import ExpiryPath, ReviewReason
 from keel.schemas.retrieval import Passage
 
 __all__ = [
+    "CLAIM_REVIEW",
     "CLOSE_REVIEW",
+    "MOVE_REVIEW",
     "OPEN_REVIEW",
     "Citation",
+    "Claim",
+    "ClaimInput",
+    "ClaimRecord",
+    "ClaimRequest",
     "CloseReviewInput",
     "DecisionInput",
+    "DecisionRequest",
+    "MoveReviewInput",
     "PendingReview",
+    "ReleaseInput",
     "ReviewDecision",
     "ReviewList",
     "ReviewReason",
     "ReviewRequest",
     "ReviewStatus",
     "ReviewView",
+    "action_hash",
 ]
 
-ReviewReason = Literal["low_confidence", "off_topic", "budget", "tool_approval"]
 ReviewStatus = Literal["pending", "approved", "edited", "rejected", "expired", "cancelled"]
+
+_HASH = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the pending action.")
 
 
 class Citation(BaseModel):
@@ -49,6 +69,29 @@ class ReviewRequest(BaseModel):
     tool_parameters: dict[str, JsonValue] | None = Field(
         default=None, description="The tool's JSON schema: an edit's arguments must fit it."
     )
+    node: str | None = Field(default=None, description="The graph node that escalated.")
+    findings: list[GuardFinding] = Field(
+        default_factory=list, description="What the guards flagged, as evidence."
+    )
+
+
+def action_hash(review_id: str, request: ReviewRequest) -> str:
+    """SHA-256 of the canonical JSON of the exact action `request` would let happen."""
+    call = request.tool_call
+    action = {
+        "review_id": review_id,
+        "proposed_answer": request.proposed_answer,
+        "tool_call": None if call is None else {"name": call.name, "arguments": call.arguments},
+    }
+    canonical = json.dumps(action, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class Claim(BaseModel):
+    """Who holds a review, until when (workflow time)."""
+
+    claimant: str
+    expires_at: datetime
 
 
 class PendingReview(ReviewRequest):
@@ -59,6 +102,9 @@ class PendingReview(ReviewRequest):
     agent: str
     opened_at: datetime
     deadline: datetime
+    queue: str = "default"
+    action_hash: str = ""
+    claim: Claim | None = None
 
 
 class ReviewDecision(BaseModel):
@@ -83,10 +129,69 @@ class ReviewDecision(BaseModel):
         return self
 
 
+class DecisionRequest(ReviewDecision):
+    """`POST /v1/reviews/{id}/decision`: a decision on the action whose hash it names."""
+
+    action_hash: str = _HASH
+
+
 class DecisionInput(ReviewDecision):
-    """The `decide` Update's argument: a decision for one review."""
+    """The `decide` Update's argument: a decision for one review, bound to its action."""
 
     review_id: str
+    action_hash: str | None = Field(default=None, description="Refused unless it is current.")
+    reviewer_id: str | None = Field(
+        default=None, description="The deciding key's id, set by the API from the caller."
+    )
+
+    @property
+    def decider(self) -> str | None:
+        """Who decides, as claims name them: the key's id, else the name given (open mode)."""
+        return self.reviewer_id or self.reviewer
+
+
+class ClaimRequest(BaseModel):
+    """`POST /v1/reviews/{id}/claim`: take a review for a while."""
+
+    reviewer: str | None = Field(
+        default=None, min_length=1, max_length=200, description="Who claims (open mode)."
+    )
+    lease_s: float | None = Field(
+        default=None, gt=0, description="How long; at most (and by default) the configured lease."
+    )
+
+
+class ClaimInput(BaseModel):
+    """The `claim` Update's argument."""
+
+    review_id: str
+    claimant: str = Field(min_length=1, max_length=200)
+    lease_s: float = Field(gt=0)
+
+
+class ReleaseInput(BaseModel):
+    """The `release` Update's argument: give a claimed review back to its queue."""
+
+    review_id: str
+    claimant: str | None
+
+
+class ClaimRecord(BaseModel):
+    """Activity input: show a review's claim (or its release) on its queue row."""
+
+    review_id: str
+    claimant: str | None
+    expires_at: datetime | None
+    version: int = Field(ge=1, description="Only a newer record overwrites the row.")
+
+
+class MoveReviewInput(BaseModel):
+    """Activity input: a review passed its deadline and moves to another queue."""
+
+    review_id: str
+    queue: str
+    deadline: datetime
+    version: int = Field(ge=1, description="Claim records older than the move are dropped.")
 
 
 class CloseReviewInput(BaseModel):
@@ -98,24 +203,35 @@ class CloseReviewInput(BaseModel):
     arguments: dict[str, JsonValue] | None = None
     comment: str | None = None
     reviewer: str | None = None
+    reviewer_id: str | None = Field(default=None, description="The deciding key's id.")
     decided_at: datetime
+    deadline_path: ExpiryPath | None = Field(
+        default=None, description="Set when the deadline, not a person, decided."
+    )
 
 
 class ReviewView(BaseModel):
-    """A review as the REST API shows it."""
+    """A review as the REST API shows it: the pending action, its evidence, its decision."""
 
     id: str
     run_id: str
     agent: str
+    queue: str
     status: ReviewStatus
     reason: ReviewReason
+    node: str | None = None
     question: str
     proposed_answer: str
     citations: list[Citation]
+    passages: list[Passage] = Field(default_factory=list)
+    findings: list[GuardFinding] = Field(default_factory=list)
     confidence: float | None
     threshold: float | None
     cost_usd: float
     tool_call: ToolCall | None = None
+    tool_parameters: dict[str, JsonValue] | None = None
+    action_hash: str = Field(description="Send it back with the decision.")
+    claim: Claim | None = Field(default=None, description="The current, unexpired claim.")
     answer: str | None = Field(default=None, description="The edited answer, if any.")
     arguments: dict[str, JsonValue] | None = Field(
         default=None, description="The edited tool arguments, if any."
@@ -124,17 +240,26 @@ class ReviewView(BaseModel):
     reviewer: str | None = None
     created_at: datetime
     deadline: datetime
+    deadline_path: ExpiryPath | None = Field(
+        default=None, description="What the deadline did: moved it here, approved, rejected."
+    )
     decided_at: datetime | None = None
     ui_url: str
 
 
 class ReviewList(BaseModel):
-    """A page of reviews."""
+    """A page of reviews; `next` is the address of the next page, if there is one."""
 
     reviews: list[ReviewView]
+    next_cursor: str | None = None
+    next: str | None = None
 
 
 OPEN_REVIEW = "review.open"
 """Activity type that writes a pending review into the queue."""
 CLOSE_REVIEW = "review.close"
 """Activity type that records a review's decision in the queue."""
+CLAIM_REVIEW = "review.claim"
+"""Activity type that shows a review's claim on its queue row."""
+MOVE_REVIEW = "review.move"
+"""Activity type that moves a review past its deadline to another queue."""

@@ -86,6 +86,11 @@ class Deployment(BaseModel):
     capabilities: list[Capability] = Field(default_factory=lambda: ["tools", "json"])
     timeout_s: float = Field(default=60.0, gt=0)
     max_attempts: int = Field(default=3, ge=1, description="Temporal attempts before moving on.")
+    local_activity: bool = Field(
+        default=False,
+        description="Call as a local activity, on the worker running the run: no task-queue "
+        "round trip per call. For a model that answers at once on the worker itself (`local`).",
+    )
 
     @model_validator(mode="after")
     def _needs_base_url(self) -> "Deployment":

@@ -5,6 +5,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, JsonValue
 
+from keel.schemas.continuation import Carried, HistoryLimits
+from keel.schemas.policy import RunPolicy
 from keel.schemas.reviews import Citation, PendingReview
 from keel.schemas.routing import Ledger
 
@@ -49,6 +51,18 @@ class RunInput(BaseModel):
     review_timeout_s: float = Field(gt=0)
     budget_usd: float | None = Field(default=None, gt=0, description="Model spend allowed.")
     budget_action: Literal["escalate", "fail"] = "escalate"
+    policy: RunPolicy | None = Field(
+        default=None, description="The agent's escalation policy, resolved at start."
+    )
+    submitted_by: str | None = Field(
+        default=None, description="The id of the API key that started the run (None: open)."
+    )
+    history: HistoryLimits = Field(
+        default_factory=HistoryLimits, description="When the run continues as new."
+    )
+    carried: Carried | None = Field(
+        default=None, description="Set on a continuation: where the run before it stopped."
+    )
 
 
 class Outcome(BaseModel):
@@ -95,6 +109,9 @@ class RunSummary(BaseModel):
     created_at: datetime
     closed_at: datetime | None = None
     cost_usd: float = Field(default=0.0, description="Model spend (search attribute KeelCostUsd).")
+    submitted_by: str | None = Field(
+        default=None, description="The key that started it (search attribute KeelSubmitter)."
+    )
     ui_url: str
 
 
@@ -146,7 +163,8 @@ class RunEvent(BaseModel):
 
     Types: `run.started`, `step.started` / `step.finished` / `step.failed` (an activity:
     a tool, a model call, a retrieval; `step` is its type, `detail` its summary),
-    `review.decided`, `status` (the run's status or cost changed), `run.finished`.
+    `review.decided`, `status` (the run's status or cost changed), `run.continued` (the run
+    went on in a fresh history: continue-as-new), `run.finished`.
     """
 
     type: Literal[
@@ -156,6 +174,7 @@ class RunEvent(BaseModel):
         "step.failed",
         "review.decided",
         "status",
+        "run.continued",
         "run.finished",
     ]
     at: datetime

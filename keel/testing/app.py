@@ -103,9 +103,15 @@ class WireApp:
         return _answer(dialect, turn, {dialect.request_id_header: rid})
 
     async def _embeddings(self, request: Request) -> Response:
+        """Vectors from `keel.testing.embeddings`; a queued error reply is played instead."""
         body = await _json_object(request)
-        _, number = self._record(request, "openai", body or {})
+        seen, number = self._record(request, "openai", body or {})
         rid = f"req_keel{number:04d}"
+        reply = self.script.queued(seen)
+        if reply is not None and reply.delay and not await _wait(request, reply.delay):
+            return Response(status_code=499)
+        if reply is not None and reply.status != 200:
+            return _error(OpenAIChat(), reply.status, reply.message, rid, reply.retry_after)
         try:
             answer = embeddings_response(body or {})
         except EmbeddingInputError as exc:

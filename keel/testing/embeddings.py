@@ -1,14 +1,19 @@
-"""OpenAI embeddings (`POST /v1/embeddings`): deterministic unit vectors from a text hash.
+"""OpenAI embeddings (`POST /v1/embeddings`): deterministic hashed bag-of-words vectors.
 
-The same text always gets the same vector, different texts get unrelated ones. Vectors
-are rounded to float32 first, so `encoding_format="float"` and `"base64"` (the SDK's
-default, little-endian float32) decode to identical numbers.
+Each lowercase word adds +1 or -1 to one coordinate chosen by its hash, and the sum is
+scaled to unit length; a text without words gets a vector hashed from the whole text. So
+the same text always gets the same vector, and texts that share words are near each other
+(cosine is word overlap, up to hash collisions), which lets retrieval tests see a real
+ranking through the real SDK. Vectors are rounded to float32 first, so
+`encoding_format="float"` and `"base64"` (the SDK's default, little-endian float32) decode
+to identical numbers.
 """
 
 import base64
 import hashlib
 import json
 import math
+import re
 import struct
 from typing import Any
 
@@ -18,6 +23,7 @@ __all__ = ["DEFAULT_DIMENSIONS", "EmbeddingInputError", "embed", "embeddings_res
 
 DEFAULT_DIMENSIONS = 1536
 _MODEL_DIMENSIONS = {"text-embedding-3-large": 3072}
+_WORD = re.compile(r"[a-z0-9]+")
 
 
 class EmbeddingInputError(ValueError):
@@ -26,8 +32,14 @@ class EmbeddingInputError(ValueError):
 
 def embed(text: str, dimensions: int = DEFAULT_DIMENSIONS) -> list[float]:
     """The unit vector of `text`, as float32 values."""
-    digest = hashlib.shake_256(text.encode()).digest(4 * dimensions)
-    raw = [n / 2**31 - 1.0 for n in struct.unpack(f"<{dimensions}I", digest)]
+    raw = [0.0] * dimensions
+    words = _WORD.findall(text.lower())
+    for word in words:
+        slot = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
+        raw[(slot >> 1) % dimensions] += 1.0 if slot & 1 else -1.0
+    if not words:
+        digest = hashlib.shake_256(text.encode()).digest(4 * dimensions)
+        raw = [n / 2**31 - 1.0 for n in struct.unpack(f"<{dimensions}I", digest)]
     norm = math.sqrt(sum(x * x for x in raw)) or 1.0
     return list(struct.unpack(f"<{dimensions}f", _pack([x / norm for x in raw])))
 

@@ -41,6 +41,11 @@ class Script:
 
     def next_reply(self, request: WireRequest) -> Reply:
         """The reply for `request`, taken off its queue or made by the responder."""
+        queued = self.queued(request)
+        return queued if queued is not None else self.responder(request)
+
+    def queued(self, request: WireRequest) -> Reply | None:
+        """The next queued reply for `request`, if any (the responder is not asked)."""
         keys = [
             (request.protocol, request.model),
             (request.protocol, None),
@@ -49,9 +54,7 @@ class Script:
         ]
         with self._lock:
             queue = next((q for key in keys if (q := self._queues.get(key))), None)
-            if queue is not None:
-                return queue.popleft()
-        return self.responder(request)
+            return queue.popleft() if queue is not None else None
 
     @property
     def pending(self) -> int:

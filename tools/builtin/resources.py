@@ -10,7 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from keel.errors import KeelUserError
 from keel.settings import Settings
 from tools.registry import ToolContext
-from tools.retrieval.knowledge_base import KnowledgeBase, default_knowledge_base
+from tools.retrieval.service import RetrievalService
 
 __all__ = ["Resources"]
 
@@ -21,8 +21,8 @@ class Resources:
 
     sessions: async_sessionmaker[AsyncSession]
     """The SQL database (`keel.db.session_factory`): `create_ticket` writes to it."""
-    knowledge_base: KnowledgeBase
-    """What `search_knowledge` searches."""
+    retrieval: RetrievalService | None
+    """What `search_knowledge` searches (its `quillpad` collection); None: no search."""
     http_allow_hosts: frozenset[str]
     """Host names `http_get` may fetch: lower-case ASCII (IDNA), compared exactly."""
     http_allow_private: bool
@@ -39,21 +39,22 @@ class Resources:
         cls,
         settings: Settings,
         sessions: async_sessionmaker[AsyncSession],
-        knowledge_base: KnowledgeBase | None = None,
+        retrieval: RetrievalService | None = None,
     ) -> Self:
         """The resources a worker configured by `settings` gives its tools.
 
         Args:
             settings: The `http_get_*` settings.
             sessions: Sessions of the worker's database.
-            knowledge_base: What to search; the shipped help-centre articles by default.
+            retrieval: The worker's retrieval service, for `search_knowledge`.
         """
         hosts = frozenset(h.lower().rstrip(".") for h in settings.http_get_allow_hosts)
         return cls(
             sessions=sessions,
-            knowledge_base=knowledge_base or default_knowledge_base(),
+            retrieval=retrieval,
             http_allow_hosts=hosts,
             http_allow_private=settings.http_get_allow_private,
+            http_max_bytes=settings.http_get_max_bytes,
         )
 
     @classmethod

@@ -4,9 +4,11 @@ from datetime import timedelta
 
 from pydantic import BaseModel, Field
 
-from keel.schemas.retrieval import Passage
+from keel.errors import KeelUserError
+from keel.schemas.retrieval import Passage, SearchQuery
 from tools.builtin.resources import Resources
 from tools.registry import ToolContext, tool
+from tools.retrieval.builtin import QUILLPAD
 
 __all__ = ["SearchKnowledgeArgs", "SearchKnowledgeResult", "search_knowledge"]
 
@@ -24,13 +26,17 @@ class SearchKnowledgeResult(BaseModel):
     passages: list[Passage]
 
 
-# Synchronous on purpose: BM25 is CPU work, and the registry runs sync tools in a thread.
 @tool(idempotent=True, timeout=timedelta(seconds=10))
-def search_knowledge(args: SearchKnowledgeArgs, context: ToolContext) -> SearchKnowledgeResult:
+async def search_knowledge(
+    args: SearchKnowledgeArgs, context: ToolContext
+) -> SearchKnowledgeResult:
     """Search the help-centre knowledge base and return the best-matching passages.
 
     Each passage has an `id` to cite, a `title` (article and section) and its `text`.
     An empty list means no passage shares a word with the query: try other words.
     """
-    found = Resources.of(context).knowledge_base.search(args.query, k=args.k)
-    return SearchKnowledgeResult(passages=found)
+    retrieval = Resources.of(context).retrieval
+    if retrieval is None:
+        raise KeelUserError("`search_knowledge` needs `Resources.retrieval`: none was given")
+    found = await retrieval.search(SearchQuery(collection=QUILLPAD, query=args.query, k=args.k))
+    return SearchKnowledgeResult(passages=found.passages)

@@ -11,8 +11,13 @@ text, and never a key.
 `ModelActivities` is built once per worker: it keeps one provider object (and so one
 HTTP client) per deployment, and one circuit breaker for all of them. Prices are resolved
 at construction, so a deployment without a price fails the worker's start, not a run.
+With `pii`, what a non-local deployment receives has its PII replaced by placeholders, and
+the answer gets the values back (`tools.guards.redaction`). With an `audit` log, each
+answered call is an entry of the run's audit trail (model, tokens, cost), keyed by the
+activity's id so a retried attempt writes it once.
 """
 
+import asyncio
 from collections.abc import Mapping
 from typing import Protocol, Self
 
@@ -21,6 +26,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from keel.audit import AuditLog
 from keel.schemas.model import ModelRequest, ModelResponse
 from keel.schemas.routing import (
     MODEL_CALL,
@@ -32,6 +38,8 @@ from keel.schemas.routing import (
     RoutePlan,
 )
 from keel.settings import Settings
+from tools.guards.pii import PiiDetector, Redactor
+from tools.guards.redaction import redact_request, restore_response
 from tools.routing.errors import NON_RETRYABLE_TYPES, provider_error
 from tools.routing.health import TRIPPING_TYPES, CircuitBreaker
 from tools.routing.local import LocalProvider
@@ -76,6 +84,10 @@ class ModelActivities:
         self.prices = {name: price_for(name, spec) for name, spec in self.deployments.items()}
         self._providers: dict[str, tuple[Deployment, _Provider]] = {}
         self._local = LocalProvider()
+        self.audit: AuditLog | None = None
+        """Where answered calls are recorded (set by the worker once its database is up)."""
+        self.pii: PiiDetector | None = None
+        """When set, PII in what goes to a non-local deployment is redacted (`redact`)."""
 
     @classmethod
     def from_settings(cls, settings: Settings, breaker: CircuitBreaker | None = None) -> Self:
@@ -177,6 +189,8 @@ class ModelActivities:
                     "keel.cost_usd": response.cost_usd,
                 }
             )
+        if self.audit is not None:
+            await _audit(self.audit, call, response)
         return response
 
     async def aclose(self) -> None:
@@ -189,7 +203,12 @@ class ModelActivities:
         if call.spec.provider == "local":
             response = await self._local.complete(call.request)
             return response.model_copy(update={"deployment": call.deployment, "cost_usd": 0.0})
-        return await self._provider(call.deployment, call.spec).complete(call.request, call.price)
+        provider = self._provider(call.deployment, call.spec)
+        if self.pii is None:
+            return await provider.complete(call.request, call.price)
+        redactor = Redactor(self.pii)
+        request = await asyncio.to_thread(redact_request, redactor, call.request)
+        return restore_response(redactor, await provider.complete(request, call.price))
 
     def _provider(self, name: str, spec: Deployment) -> _Provider:
         held = self._providers.get(name)
@@ -209,3 +228,22 @@ class ModelActivities:
             self.breaker.record_failure(deployment)
         elif kind in _ANSWERED:
             self.breaker.record_success(deployment)
+
+
+async def _audit(audit: AuditLog, call: ModelCall, response: ModelResponse) -> None:
+    """Record an answered call in the run's audit trail, once per activity."""
+    info = activity.info()
+    await audit.append(
+        info.workflow_id or "",
+        f"{info.workflow_run_id}:{info.activity_id}",
+        "model.call",
+        None,
+        {
+            "deployment": call.deployment,
+            "provider": call.spec.provider,
+            "model": response.model,
+            "input_tokens": response.usage.input_tokens,
+            "output_tokens": response.usage.output_tokens,
+            "cost_usd": response.cost_usd,
+        },
+    )

@@ -18,27 +18,37 @@ and with ``m`` matched tokens::
 
     confidence = m / (m + 1)        # 0 when nothing matched, 0.5 for one token, ...
 
-Extractive answer (no labels). Every document is split into sentences and BM25 is built
-over that sentence collection. Sentences are scored against the distinct question
-tokens Q; up to three of the best are kept if they score above zero and at least 40% of
-the best score, and are joined in reading order (document order as given, then sentence
-order). ``citations`` lists the ids of their passages, deduplicated, in that order.
-Let E be the evidence: the tokens of the selected sentences and of the titles of the
-passages they come from, since a heading such as "Resolve sync conflicts" is part of
-what is cited. With ``idf`` from the sentence BM25 (a question token absent from every
-sentence gets the largest idf)::
+Extractive answer (no labels). A question token no document contains is first read as a
+typo of the most frequent document token one edit away, if there is one
+(`tools.text.respellings`: "pasword" is "password"). Every document is split into
+sentences. Sentences are scored against the distinct question tokens Q with BM25 over
+the sentences, each indexed with the title of its passage, since a heading such as "The
+reset email never arrived" says what the sentences under it are about. Up to three of
+the best are kept if they score above zero and at least 40% of the best score, and are
+joined in reading order (document order as given, then sentence order). ``citations``
+lists the ids of their passages, deduplicated, in that order.
 
-    coverage    = sum(idf(q) for q in Q & E) / sum(idf(q) for q in Q)
-    specificity = min(1, 0.4 * |Q & E|)
-    confidence  = round(coverage * specificity, 3)
+Confidence asks whether the cited text speaks to the whole question, from one article.
+The evidence E_d of an article d is the tokens of the selected sentences from its
+passages and of those passages' titles, since a heading such as "Resolve sync conflicts"
+is part of what is cited. Each question token q has a weight: 1, or 0.5 when q is in none
+of the documents given (their titles and texts) and is not a name. A name is a word
+capitalised inside the question ("Linux", "Notion") or an acronym of two or more capitals
+("HIPAA"); the question is usually about the thing it names, while an everyday side word
+("colleague", "laptop") is often missing from the very article that answers it. Then::
 
-Coverage asks whether the answer speaks to every part of the question, weighting the
-rare, telling words most. Specificity asks how many distinct question words the evidence
-corroborates: a single shared word (a bare "help", or "work" in "it doesn't work") is
-weak evidence that the answer is on topic and caps confidence at 0.4, two shared words
-cap it at 0.8 and three or more at 1.0. With no documents, no question tokens or no
-sentence scoring above zero, the answer is `NOT_FOUND_TEXT` with no citations and
-confidence 0.
+    coverage(d)    = sum(w(q) for q in Q & E_d) / sum(w(q) for q in Q)
+    specificity(d) = min(1, 0.4 * |Q & E_d|)
+    confidence     = round(max over d of coverage(d) * specificity(d), 3)
+
+Taking the best single article, not the union of all, means an answer stitched from
+articles that each match a different word of the question ("transfer" from billing,
+"workspace" from sharing) does not count as covering it. Specificity asks how many
+distinct question words the evidence corroborates: a single shared word (a bare "help",
+or "work" in "it doesn't work") is weak evidence that the answer is on topic and caps
+confidence at 0.4, two shared words cap it at 0.8 and three or more at 1.0. With no
+documents, no question tokens or no sentence scoring above zero, the answer is
+`NOT_FOUND_TEXT` with no citations and confidence 0.
 
 Tools (``request.tools`` is non-empty) and tool results. The provider calls tools by
 fixed intent rules on the last user message: an arithmetic expression for
@@ -57,7 +67,9 @@ words in the messages and the documents' titles and texts, ``output_tokens`` the
 in the answer (0 for a tool-calling response). The provider is free, so ``cost_usd`` is always 0.
 """
 
+import re
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 from keel.schemas.model import ModelRequest, ModelResponse, ToolCall, Usage
@@ -68,7 +80,7 @@ from tools.routing.local_tools import (
     no_tool_text,
     plan_tool_calls,
 )
-from tools.text import BM25, split_sentences, tokenize
+from tools.text import BM25, respellings, split_sentences, tokenize
 
 __all__ = ["NOT_FOUND_TEXT", "LocalProvider"]
 
@@ -79,6 +91,10 @@ _MAX_SENTENCES = 3
 _RELATIVE_CUTOFF = 0.4
 # Specificity earned per distinct question token found in the evidence.
 _SPECIFICITY_PER_TOKEN = 0.4
+# Weight of a question token no document uses, unless it is a name.
+_UNKNOWN_WEIGHT = 0.5
+# A capitalised word after another word, or an acronym of two or more capitals.
+_NAME = re.compile(r"(?<=\S\s)[A-Z][A-Za-z0-9]*|\b(?=[A-Z0-9]*[A-Z][A-Z0-9]*\b)[A-Z0-9]{2,}\b")
 
 
 @dataclass(frozen=True)
@@ -136,7 +152,7 @@ class LocalProvider:
         elif request.tools and not request.documents:
             answer = _Answer(no_tool_text(request.tools), None, [], 0.0)
         else:
-            answer = _extract(tokenize(request.question), request.documents)
+            answer = _extract(request.question, request.documents)
         input_words = sum(len(m.content.split()) for m in request.messages) + sum(
             len(d.title.split()) + len(d.text.split()) for d in request.documents
         )
@@ -167,16 +183,19 @@ def _classify(question: list[str], labels: list[str]) -> _Answer:
     return _Answer(names[best], names[best], [], round(matched / (matched + 1), 3))
 
 
-def _extract(question: list[str], documents: list[Passage]) -> _Answer:
-    wanted = set(question)
+def _extract(question: str, documents: list[Passage]) -> _Answer:
     sentences = [
         _Sentence(i, j, text)
         for i, doc in enumerate(documents)
         for j, text in enumerate(split_sentences(doc.text))
     ]
     tokens = [tokenize(s.text) for s in sentences]
-    index = BM25(tokens)
-    scores = index.scores(question)
+    titles = [tokenize(doc.title) for doc in documents]
+    known = Counter(t for words in titles + tokens for t in words)
+    asked = [_respelt(t, known) for t in tokenize(question)]
+    wanted = set(asked)
+    headed = BM25([titles[s.passage_index] + t for s, t in zip(sentences, tokens, strict=True)])
+    scores = headed.scores(asked)
     best = max(scores, default=0.0)
     if not wanted or best <= 0:
         return _Answer(NOT_FOUND_TEXT, None, [], 0.0)
@@ -185,18 +204,28 @@ def _extract(question: list[str], documents: list[Passage]) -> _Answer:
         (i for i in ranked if scores[i] >= _RELATIVE_CUTOFF * best),
         key=lambda i: (sentences[i].passage_index, sentences[i].position),
     )
-    evidence = {t for i in chosen for t in tokens[i]}
-    for passage_index in {sentences[i].passage_index for i in chosen}:
-        evidence.update(tokenize(documents[passage_index].title))
+    evidence: dict[str, set[str]] = {}
+    for i in chosen:
+        passage = sentences[i].passage_index
+        article = evidence.setdefault(documents[passage].document_id, set())
+        article.update(tokens[i], titles[passage])
+    names = {t for name in _NAME.findall(question) for t in tokenize(name)}
+    weights = {t: 1.0 if t in known or t in names else _UNKNOWN_WEIGHT for t in wanted}
     return _Answer(
         text=" ".join(sentences[i].text for i in chosen),
         label=None,
         citations=list(dict.fromkeys(documents[sentences[i].passage_index].id for i in chosen)),
-        confidence=_confidence(wanted, wanted & evidence, index),
+        confidence=max(_confidence(weights, wanted & e) for e in evidence.values()),
     )
 
 
-def _confidence(wanted: set[str], found: set[str], index: BM25) -> float:
-    coverage = sum(index.idf(t) for t in found) / sum(index.idf(t) for t in wanted)
+def _respelt(token: str, known: Counter[str]) -> str:
+    """`token`, or the most frequent known word it may be a typo of."""
+    candidates = respellings(token, known)
+    return min(candidates, key=lambda w: (-known[w], w)) if candidates else token
+
+
+def _confidence(weights: dict[str, float], found: set[str]) -> float:
+    coverage = sum(weights[t] for t in found) / sum(weights.values())
     specificity = min(1.0, _SPECIFICITY_PER_TOKEN * len(found))
     return round(coverage * specificity, 3)

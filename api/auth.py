@@ -1,0 +1,215 @@
+"""Who is calling: API keys resolved to a `Principal`, roles, open mode, per-key rate limits.
+
+A request under `/v1/` carries its key as `Authorization: Bearer <key>` or `X-API-Key`.
+A missing, unknown or revoked key gets 401 (with `WWW-Authenticate`); a key whose role may
+not do what the route does gets 403; a key over its rate gets 429 with `Retry-After`.
+
+Open mode (`KEEL_AUTH=auto`, the default): while no API key was ever created and the API
+binds a loopback address, a request without a key acts as an admin, and each successful
+answer says so in `X-Keel-Auth: open`. The first key created ends open mode at once, in
+every process (each keyless request looks for a key). On any other address the API refuses
+to start open.
+
+Rate limits are a token bucket per key in each API process (`KEEL_API_RATE_PER_S`, burst
+`KEEL_API_RATE_BURST`): with N API processes a key may reach N times the rate.
+"""
+
+import logging
+import math
+import time
+from typing import Annotated, Any
+
+from fastapi import Depends, Request, Response
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.problems import ErrorCode, ProblemError
+from keel.db import create_engine, init_db, session_factory
+from keel.errors import KeelUserError
+from keel.keys import Role, any_key_exists, is_loopback, resolve_key
+from keel.search_attributes import KEEL_SUBMITTER
+from keel.settings import Settings
+
+__all__ = [
+    "OPEN_PRINCIPAL",
+    "AuthState",
+    "Principal",
+    "PrincipalDep",
+    "TokenBucket",
+    "authenticate",
+    "check_auth_mode",
+    "refuse_own_run",
+    "require",
+    "v1_guard",
+]
+
+log = logging.getLogger("keel.api")
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `keel keys create`.")
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key.")
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="keel"'}
+
+
+class Principal(BaseModel, frozen=True):
+    """The caller: an API key's id, name and role (`id` is None in open mode)."""
+
+    id: str | None
+    name: str
+    role: Role
+
+
+OPEN_PRINCIPAL = Principal(id=None, name="open", role="admin")
+"""Every keyless caller while the API runs open."""
+
+
+class TokenBucket:
+    """Per-key token buckets: `rate` tokens a second, at most `burst` saved up."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, burst
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def take(self, key: str) -> float:
+        """Spend one token of `key`: 0 when there was one, else seconds until there is."""
+        now = time.monotonic()
+        tokens, last = self._buckets.get(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+        if tokens < 1.0:
+            self._buckets[key] = (tokens, now)
+            return (1.0 - tokens) / self.rate
+        self._buckets[key] = (tokens - 1.0, now)
+        return 0.0
+
+
+class AuthState:
+    """One API process's view of authentication: whether keys are required, rate buckets."""
+
+    def __init__(self, settings: Settings) -> None:
+        # Keys are never deleted, so once required, always required.
+        self.required = settings.auth == "required" or not is_loopback(settings.api_host)
+        self.buckets = TokenBucket(settings.api_rate_per_s, settings.api_rate_burst)
+
+
+async def _is_open(request: Request) -> bool:
+    state: AuthState = request.app.state.auth
+    if state.required:
+        return False
+    async with request.app.state.sessions() as session:
+        state.required = await any_key_exists(session)
+    return not state.required
+
+
+def _unauthorized(detail: str) -> ProblemError:
+    return ProblemError(401, ErrorCode.UNAUTHORIZED, detail, headers=_CHALLENGE)
+
+
+async def authenticate(
+    request: Request,
+    response: Response,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    api_key: Annotated[str | None, Depends(_api_key)],
+) -> Principal:
+    """The request's principal; 401 without a valid key (unless open), 429 over the rate."""
+    cached: Principal | None = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached
+    token = bearer.credentials if bearer is not None else api_key
+    if token:
+        async with request.app.state.sessions() as session:
+            row = await resolve_key(session, token)
+        if row is None:
+            raise _unauthorized("the API key is unknown or revoked")
+        request.app.state.auth.required = True
+        principal = Principal(id=row.id, name=row.name, role=row.role)  # type: ignore[arg-type]
+        wait = request.app.state.auth.buckets.take(row.id)
+        if wait > 0:
+            raise ProblemError(
+                429,
+                ErrorCode.RATE_LIMITED,
+                f"key {row.id} is over its rate of {request.app.state.auth.buckets.rate:g}/s",
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
+    elif await _is_open(request):
+        principal = OPEN_PRINCIPAL
+        response.headers["X-Keel-Auth"] = "open"
+    else:
+        raise _unauthorized("an API key is required: send 'Authorization: Bearer <key>'")
+    request.state.principal = principal
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(authenticate)]
+"""The request's principal (any role)."""
+
+
+def require(*roles: Role) -> Any:
+    """A dependency: the principal, when its role is one of `roles` (admins always); else 403."""
+    allowed = {*roles, "admin"}
+
+    async def _allowed(principal: PrincipalDep) -> Principal:
+        if principal.role not in allowed:
+            raise ProblemError(
+                403,
+                ErrorCode.FORBIDDEN,
+                f"role {principal.role!r} may not do this; it takes: {', '.join(sorted(allowed))}",
+            )
+        return principal
+
+    return Depends(_allowed)
+
+
+async def refuse_own_run(client: Client, run_id: str, principal: Principal) -> None:
+    """403 `self-approval` when `principal` submitted the run: nobody decides their own."""
+    if principal.id is None:
+        return
+    try:
+        description = await client.get_workflow_handle(run_id).describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return  # no run, no submitter: the decision itself is refused as not pending
+        raise
+    if description.typed_search_attributes.get(KEEL_SUBMITTER) == principal.id:
+        raise ProblemError(
+            403,
+            ErrorCode.SELF_APPROVAL,
+            f"key {principal.id} submitted run {run_id}: someone else must decide its reviews",
+        )
+
+
+async def v1_guard(
+    request: Request,
+    response: Response,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    api_key: Annotated[str | None, Depends(_api_key)],
+) -> None:
+    """App-wide dependency: every route under `/v1/` authenticates, whatever it declares."""
+    if request.url.path == "/v1" or request.url.path.startswith("/v1/"):
+        await authenticate(request, response, bearer, api_key)
+
+
+async def check_auth_mode(settings: Settings) -> bool:
+    """Before serving: whether the API will run open; refuses to run open off loopback."""
+    if settings.auth == "required":
+        return False
+    engine = create_engine(settings.sql_url)
+    try:
+        await init_db(engine)
+        async with session_factory(engine)() as session:
+            keys = await any_key_exists(session)
+    finally:
+        await engine.dispose()
+    if keys:
+        return False
+    if not is_loopback(settings.api_host):
+        raise KeelUserError(
+            f"refusing to serve the API open on {settings.api_host}: no API key exists. Create "
+            "one first (`keel keys create --role admin --name you`), or set KEEL_AUTH=required"
+        )
+    log.warning(
+        "the API is OPEN: no API key exists, so every caller on %s is an admin. Fine for a "
+        "first try on this machine; `keel keys create --role admin --name you` ends it",
+        settings.api_host,
+    )
+    return True

@@ -1,0 +1,438 @@
+"""Scenario 7: the embedded stack under load, as `keel up` runs it.
+
+Real processes: the tuned dev server, one `keel worker` and one `keel api` (each started
+like `keel up` starts them, with the default workflow cache), sharing one SQLite file;
+they are launched by `tests.stack.Stack`, the launcher of the fault-injection tests.
+Runs go through the API (`POST /v1/runs`), results are awaited on Temporal (a long poll,
+no API polling), so runs/s is what an application sees end to end.
+
+- `support` runs/s at each `--stack-concurrency` level: that many runs in flight at once
+  (one batch), and activities/s (rows of the step journal, local activities included);
+  optionally again with the `local` model's calls run as local activities.
+- `POST /v1/runs` latency with `--post-clients` clients sending at once.
+- Review decision → run resumed: the time from sending a decision until the API answers
+  (the `decide` Update returns once the workflow has taken the decision and closed the
+  review, i.e. the run is running again), sequential.
+- Resident memory (VmRSS from /proc) summed over the dev server, the worker and the API
+  and their children: idle after warm-up, and the peak sampled under the largest load.
+
+Every figure carries the machine's load average when it was taken: the machine may be
+shared, and a busy neighbour shows up there.
+"""
+
+import asyncio
+import json
+import os
+import sqlite3
+import statistics
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from temporalio.client import Client
+
+from bench._harness import Options, Row, Stats, progress, server_label
+from keel.devserver import DevServer
+from keel.schemas.runs import RunResult
+from keel.settings import LOCAL_DEPLOYMENT, Settings
+from tests.stack import Stack
+from worker.temporal import connect
+from workflows.agent import AgentWorkflow
+
+__all__ = [
+    "CONFIDENT",
+    "TARGETS",
+    "UNSURE",
+    "EmbeddedStack",
+    "Load",
+    "embedded_stack",
+    "load_average",
+    "resident_by_process",
+    "resident_mb",
+    "run",
+]
+
+CONFIDENT = "How do I reset my password?"
+"""Answered without review by the keyless `local` model."""
+UNSURE = "it doesn't work"
+"""Escalated to a reviewer (too vague to answer with confidence)."""
+
+TARGETS = {
+    "runs_per_s": 25.0,
+    "post_p99_ms": 50.0,
+    "resume_p50_ms": 200.0,
+    "idle_mb": 450.0,
+}
+"""What the embedded stack should reach on 2 cores."""
+
+
+def load_average() -> str:
+    """The 1-minute load average and the CPU count, e.g. `load 3.2/2 cpu`."""
+    return f"load {os.getloadavg()[0]:.1f}/{len(os.sched_getaffinity(0))} cpu"
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _tree(pids: list[int]) -> set[int]:
+    seen: set[int] = set()
+    todo = list(pids)
+    while todo:
+        pid = todo.pop()
+        if pid not in seen:
+            seen.add(pid)
+            todo += _children(pid)
+    return seen
+
+
+def resident_mb(pids: list[int]) -> float:
+    """VmRSS of `pids` and all their descendants, in MB (each process counted once)."""
+    return sum(_rss_kb(pid) for pid in _tree(pids)) / 1024
+
+
+def resident_by_process(pids: list[int]) -> dict[str, float]:
+    """MB of VmRSS per process of `pids` (with its descendants), named by its command."""
+    named: dict[str, float] = {}
+    for pid in pids:
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        words = [Path(a.decode(errors="replace")).name for a in argv if a]
+        name = "temporal" if words and words[0] == "temporal" else " ".join(words[1:3])
+        named[name] = named.get(name, 0.0) + resident_mb([pid])
+    return named
+
+
+@dataclass
+class EmbeddedStack:
+    """The processes of one embedded deployment and clients to drive it."""
+
+    stack: Stack
+    server: DevServer
+    client: Client
+    http: httpx.AsyncClient
+
+    @property
+    def pids(self) -> list[int]:
+        """The dev server, the worker and the API: every process this bench started."""
+        return _children(os.getpid())
+
+    def journal_rows(self) -> int:
+        """Activity executions the worker journaled so far."""
+        with sqlite3.connect(self.stack.db_file) as db:
+            return int(db.execute("SELECT count(*) FROM steps").fetchone()[0])
+
+    async def start(self, question: str) -> str:
+        """`POST /v1/runs` a support question; the run's id."""
+        response = await self.http.post(
+            "/v1/runs", json={"agent": "support", "input": {"question": question}}
+        )
+        if response.status_code != 202:
+            raise RuntimeError(f"POST /v1/runs answered {response.status_code}: {response.text}")
+        return response.json()["run_id"]
+
+    async def finish(self, run_id: str) -> RunResult:
+        """The run's result (a long poll on Temporal)."""
+        return await self.client.get_workflow_handle_for(AgentWorkflow.run, run_id).result()
+
+    async def support_run(self) -> None:
+        """One confident support run, start to result."""
+        result = await self.finish(await self.start(CONFIDENT))
+        if result.status != "completed" or result.outcome.reviewed:
+            raise RuntimeError(f"the support run did not complete without review: {result!r}")
+
+
+@asynccontextmanager
+async def embedded_stack(server: DevServer, **settings: str) -> AsyncIterator[EmbeddedStack]:
+    """A worker and an API process on `server`, their state in a temporary directory."""
+    with tempfile.TemporaryDirectory(prefix="keel-bench-stack-") as tmp:
+        # The default workflow cache, as `keel up` runs it (tests replay every task).
+        stack = Stack(
+            server.address,
+            Path(tmp),
+            {"KEEL_WORKER_MAX_CACHED_WORKFLOWS": str(Settings().worker_max_cached_workflows)}
+            | settings,
+        )
+        try:
+            await stack.start_worker()
+            await stack.start_api()
+            client = await connect(Settings(temporal_address=server.address, data_dir=Path(tmp)))
+            limits = httpx.Limits(max_connections=500, max_keepalive_connections=500)
+            async with httpx.AsyncClient(
+                base_url=stack.api_url, timeout=120, limits=limits
+            ) as http:
+                yield EmbeddedStack(stack, server, client, http)
+        finally:
+            stack.stop_all()
+
+
+@contextmanager
+def _peak_rss(pids: list[int], every: float = 0.25) -> Iterator[list[float]]:
+    """Sample the summed RSS from the event loop while the block runs; yields the samples."""
+    samples: list[float] = []
+    stop = asyncio.Event()
+
+    async def sample() -> None:
+        while not stop.is_set():
+            samples.append(resident_mb(pids))
+            try:
+                await asyncio.wait_for(stop.wait(), every)
+            except TimeoutError:
+                pass
+
+    task = asyncio.get_running_loop().create_task(sample())
+    try:
+        yield samples
+    finally:
+        stop.set()
+        task.cancel()
+
+
+@dataclass
+class Load:
+    """Throughput at one concurrency level."""
+
+    concurrency: int
+    runs_per_s: float
+    activities_per_s: float
+    latency: Stats
+    load: str
+    peak_mb: float = 0.0
+
+
+async def _throughput(stack: EmbeddedStack, concurrency: int) -> Load:
+    """`concurrency` support runs started at once (after a warm-up batch of 10)."""
+    await asyncio.gather(*(stack.support_run() for _ in range(10)))
+    await asyncio.sleep(0.5)  # the journal writes in batches: let the warm-up's land
+
+    async def timed() -> float:
+        start = time.perf_counter()
+        await stack.support_run()
+        return time.perf_counter() - start
+
+    rows = stack.journal_rows()
+    with _peak_rss(stack.pids) as rss:
+        start = time.perf_counter()
+        latencies = await asyncio.gather(*(timed() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    await asyncio.sleep(0.5)
+    activities = stack.journal_rows() - rows
+    return Load(
+        concurrency,
+        concurrency / elapsed,
+        activities / elapsed,
+        Stats(tuple(latencies)),
+        load_average(),
+        max(rss, default=0.0),
+    )
+
+
+async def _post_latency(stack: EmbeddedStack, clients: int, per_client: int) -> Stats:
+    """`POST /v1/runs` latency, `clients` clients each sending `per_client` in a row."""
+
+    async def client() -> list[float]:
+        samples = []
+        for _ in range(per_client):
+            start = time.perf_counter()
+            await stack.start(CONFIDENT)
+            samples.append(time.perf_counter() - start)
+        return samples
+
+    started = time.perf_counter()
+    per = await asyncio.gather(*(client() for _ in range(clients)))
+    progress(f"  {clients * per_client} POSTs in {time.perf_counter() - started:.1f} s")
+    return Stats(tuple(s for samples in per for s in samples))
+
+
+async def _drain(stack: EmbeddedStack, timeout: float = 120.0) -> None:
+    """Wait until no run is open: the POST scenario leaves its runs to the worker."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        count = await stack.client.count_workflows("ExecutionStatus = 'Running'")
+        if count.count == 0:
+            return
+        await asyncio.sleep(0.5)
+
+
+async def _resume_latency(stack: EmbeddedStack, samples: int) -> tuple[Stats, Stats]:
+    """Decision → resumed, and decision → completed, for `samples` escalated runs."""
+    resumed, completed = [], []
+    for _ in range(samples):
+        run_id = await stack.start(UNSURE)
+        review = None
+        while review is None:
+            view = (await stack.http.get(f"/v1/runs/{run_id}")).json()
+            review = view.get("pending_review")
+            if review is None:
+                await asyncio.sleep(0.02)
+        start = time.perf_counter()
+        decided = await stack.http.post(
+            f"/v1/reviews/{review['review_id']}/decision",
+            json={"action": "approve", "action_hash": review.get("action_hash", "")},
+        )
+        resumed.append(time.perf_counter() - start)
+        if decided.status_code != 200:
+            raise RuntimeError(f"the decision was refused: {decided.text}")
+        await stack.finish(run_id)
+        completed.append(time.perf_counter() - start)
+    return Stats(tuple(resumed)), Stats(tuple(completed))
+
+
+@dataclass
+class _Figures:
+    idle_mb: float = 0.0
+    idle_parts: dict[str, float] = field(default_factory=dict)
+    idle_load: str = ""
+    loads: list[Load] = field(default_factory=list)
+    local_loads: list[Load] = field(default_factory=list)
+    post: Stats | None = None
+    post_clients: int = 0
+    post_load: str = ""
+    resumed: Stats | None = None
+    completed: Stats | None = None
+    resume_load: str = ""
+
+
+def _local_activity_settings() -> dict[str, str]:
+    local = LOCAL_DEPLOYMENT.model_copy(update={"local_activity": True})
+    return {"KEEL_DEPLOYMENTS": json.dumps({"local": local.model_dump(mode="json")})}
+
+
+async def run(opts: Options, server: DevServer) -> list[Row]:
+    """Every embedded-stack figure, as rows of the main table."""
+    label = f"embedded, {server_label(server).removeprefix('dev, ')}"
+    figures = _Figures()
+    progress("embedded stack: keel worker + keel api on the tuned dev server")
+    async with embedded_stack(server) as stack:
+        await asyncio.gather(*(stack.support_run() for _ in range(5)))
+        await asyncio.sleep(2)
+        figures.idle_mb, figures.idle_load = resident_mb(stack.pids), load_average()
+        figures.idle_parts = resident_by_process(stack.pids)
+        for concurrency in opts.stack_concurrency:
+            progress(f"embedded stack: {concurrency} concurrent support runs")
+            figures.loads.append(await _throughput(stack, concurrency))
+        progress(f"embedded stack: POST /v1/runs, {opts.post_clients} clients")
+        figures.post = await _post_latency(stack, opts.post_clients, opts.post_per_client)
+        figures.post_clients = opts.post_clients
+        figures.post_load = load_average()
+        await _drain(stack)
+        progress(f"embedded stack: review decision → resumed, {opts.resume_samples} runs")
+        figures.resumed, figures.completed = await _resume_latency(stack, opts.resume_samples)
+        figures.resume_load = load_average()
+    if opts.local_activities:
+        progress("embedded stack: `local` model calls as local activities")
+        async with embedded_stack(server, **_local_activity_settings()) as stack:
+            await asyncio.gather(*(stack.support_run() for _ in range(5)))
+            for concurrency in opts.stack_concurrency:
+                progress(f"embedded stack (local activities): {concurrency} concurrent")
+                figures.local_loads.append(await _throughput(stack, concurrency))
+    return _rows(figures, label)
+
+
+def _mark(value: float, target: float, *, at_most: bool) -> str:
+    met = value <= target if at_most else value >= target
+    return "✓" if met else "✗"
+
+
+def _rows(f: _Figures, label: str) -> list[Row]:
+    rows = []
+    for loads, how in ((f.loads, "activities"), (f.local_loads, "model calls as local activities")):
+        for load in loads:
+            rate = load.runs_per_s
+            mark = _mark(rate, TARGETS["runs_per_s"], at_most=False)
+            rows.append(
+                Row(
+                    key=f"stack-{load.concurrency}{'-local' if loads is f.local_loads else ''}",
+                    scenario=f"support via API, {load.concurrency} concurrent ({how})",
+                    server=label,
+                    per_node=None,
+                    per_run=load.latency,
+                    notes=(
+                        f"**{rate:.1f} runs/s** {mark} (target ≥ {TARGETS['runs_per_s']:.0f}); "
+                        f"{load.activities_per_s:.0f} activities/s; p95 "
+                        f"{load.latency.p95_ms:.0f} ms/run; peak RSS {load.peak_mb:.0f} MB; "
+                        f"{load.load}"
+                    ),
+                )
+            )
+    if f.post is not None:
+        p99 = _quantile(f.post, 99)
+        rows.append(
+            Row(
+                key="post-latency",
+                scenario=f"`POST /v1/runs`, {f.post_clients} concurrent clients",
+                server=label,
+                per_node=None,
+                per_run=f.post,
+                notes=(
+                    f"p50 {f.post.median_ms:.1f} ms, **p99 {p99:.1f} ms** "
+                    f"{_mark(p99, TARGETS['post_p99_ms'], at_most=True)} "
+                    f"(target ≤ {TARGETS['post_p99_ms']:.0f}); {len(f.post.samples)} requests; "
+                    f"{f.post_load}"
+                ),
+            )
+        )
+    if f.resumed is not None and f.completed is not None:
+        p50 = f.resumed.median_ms
+        rows.append(
+            Row(
+                key="resume-latency",
+                scenario="review decision → run resumed",
+                server=label,
+                per_node=None,
+                per_run=f.resumed,
+                notes=(
+                    f"**p50 {p50:.1f} ms** "
+                    f"{_mark(p50, TARGETS['resume_p50_ms'], at_most=True)} "
+                    f"(target ≤ {TARGETS['resume_p50_ms']:.0f}); p95 {f.resumed.p95_ms:.0f} ms; "
+                    f"→ completed p50 {f.completed.median_ms:.0f} ms; "
+                    f"{len(f.resumed.samples)} runs; {f.resume_load}"
+                ),
+            )
+        )
+    peak = max((load.peak_mb for load in f.loads), default=0.0)
+    parts = ", ".join(f"{name} {mb:.0f}" for name, mb in sorted(f.idle_parts.items()))
+    rows.append(
+        Row(
+            key="rss",
+            scenario="resident memory: dev server + worker + API",
+            server=label,
+            per_node=None,
+            per_run=None,
+            notes=(
+                f"**idle {f.idle_mb:.0f} MB** "
+                f"{_mark(f.idle_mb, TARGETS['idle_mb'], at_most=True)} "
+                f"(target ≤ {TARGETS['idle_mb']:.0f}): {parts}; under load (peak) "
+                f"{peak:.0f} MB; {f.idle_load}"
+            ),
+        )
+    )
+    return rows
+
+
+def _quantile(stats: Stats, q: int) -> float:
+    if len(stats.samples) < 2:
+        return stats.samples[0] * 1000
+    return statistics.quantiles(stats.samples, n=100, method="inclusive")[q - 1] * 1000

@@ -1,0 +1,109 @@
+"""`keel keys` and `keel audit`: commands that work on Keel's database directly.
+
+They need no API and no key: whoever can open the database (`KEEL_DATABASE_URL`, or the
+SQLite file in `KEEL_DATA_DIR`) already holds everything a key protects, and the first
+admin key has to come from somewhere. Over HTTP, admins manage keys at `/v1/keys`.
+"""
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from keel.audit import verify_trails
+from keel.db import create_engine, init_db, session_factory
+from keel.keys import ROLES, create_key, list_keys, revoke_key
+from keel.schemas.keys import KeyCreated, KeyView
+from keel.settings import Settings
+
+__all__ = ["COMMANDS", "add_parsers", "run"]
+
+COMMANDS = ("keys", "audit")
+"""The top-level commands this module serves."""
+
+
+def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Add `keys` and `audit` to the `keel` parser."""
+    keys = sub.add_parser("keys", help="create, list and revoke API keys (on the database)")
+    actions = keys.add_subparsers(dest="keys_command", required=True)
+    create = actions.add_parser("create", help="create a key and print it (shown only once)")
+    create.add_argument("--role", required=True, choices=ROLES)
+    create.add_argument("--name", required=True, help="whose key it is")
+    actions.add_parser("list", help="list keys (never their secrets)")
+    revoke = actions.add_parser("revoke", help="revoke a key: it gets 401 from now on")
+    revoke.add_argument("key_id")
+    audit = sub.add_parser("audit", help="check audit trails")
+    checks = audit.add_subparsers(dest="audit_command", required=True)
+    verify = checks.add_parser("verify", help="recompute hash chains; exit 1 at a broken link")
+    verify.add_argument("run_id", nargs="?", help="one run (default: every run)")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Run a `keys` or `audit` command; its exit code."""
+    if args.command == "keys":
+        command = {"create": _create, "list": _list, "revoke": _revoke}[args.keys_command]
+    else:
+        command = _verify
+    return asyncio.run(_with_session(settings, lambda session: command(session, args)))
+
+
+async def _with_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[int]]) -> int:
+    engine = create_engine(settings.sql_url)
+    try:
+        await init_db(engine)
+        async with session_factory(engine)() as session:
+            return await work(session)
+    finally:
+        await engine.dispose()
+
+
+async def _create(session: AsyncSession, args: argparse.Namespace) -> int:
+    row, key = await create_key(session, args.role, args.name)
+    created = KeyCreated(**_view(row).model_dump(), key=key)
+    if args.json:
+        print(created.model_dump_json(indent=2))
+    else:
+        print(f"key      {key}\nid       {row.id}\nrole     {row.role}\nname     {row.name}")
+        print("Keep the key now: Keel stores only its hash and cannot show it again.")
+    return 0
+
+
+async def _list(session: AsyncSession, args: argparse.Namespace) -> int:
+    views = [_view(row) for row in await list_keys(session)]
+    if args.json:
+        print(json.dumps([v.model_dump(mode="json") for v in views], indent=2))
+        return 0
+    for view in views:
+        state = f"revoked {view.revoked_at:%Y-%m-%d %H:%M}" if view.revoked_at else "active"
+        print(f"{view.id}  {view.role:<9}  {state:<24}  {view.name}")
+    if not views:
+        print("no keys: the API runs open on loopback until one is created")
+    return 0
+
+
+async def _revoke(session: AsyncSession, args: argparse.Namespace) -> int:
+    row = await revoke_key(session, args.key_id)
+    if row is None:
+        print(f"keel: no API key {args.key_id!r}", file=sys.stderr)
+        return 1
+    print(f"revoked {row.id} ({row.role}, {row.name})")
+    return 0
+
+
+async def _verify(session: AsyncSession, args: argparse.Namespace) -> int:
+    runs, entries, breaks = await verify_trails(session, args.run_id)
+    if args.run_id is not None and entries == 0:
+        print(f"keel: run {args.run_id} has no audit trail", file=sys.stderr)
+        return 1
+    for broken in breaks:
+        print(f"BROKEN  {broken}")
+    verdict = "ok" if not breaks else f"{len(breaks)} broken"
+    print(f"{verdict}: {runs} run(s), {entries} entries checked")
+    return 1 if breaks else 0
+
+
+def _view(row: object) -> KeyView:
+    return KeyView.model_validate(row, from_attributes=True)

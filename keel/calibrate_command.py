@@ -1,0 +1,157 @@
+"""`keel calibrate AGENT`: how well the agent's escalations match what people decided.
+
+It reads the reviewer verdicts kept as labels in Keel's database (`keel.labels`) and, with
+`--labelled FILE`, also runs the agent on a labelled set of questions on a throwaway
+embedded stack (a dev server and data directory of its own; the configured models, routes
+and escalation policy). For each source it prints escalation precision and recall at the
+agent's threshold, and the lowest threshold whose recall reaches `--target-recall`.
+"""
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from keel.calibration import (
+    agent_threshold,
+    load_labelled,
+    render_scores,
+    score,
+    suggest_threshold,
+)
+from keel.db import create_engine, init_db, session_factory
+from keel.errors import KeelUserError
+from keel.labels import agent_labels, observations
+from keel.schemas.calibration import Observation, Scores
+from keel.settings import Settings
+
+__all__ = ["COMMAND", "Calibration", "add_parser", "run"]
+
+COMMAND = "calibrate"
+"""The top-level command this module serves."""
+
+
+class Calibration(BaseModel):
+    """One source of labels scored: at the threshold in force, and the suggested one."""
+
+    source: str
+    labels: int
+    at_threshold: Scores
+    suggested: Scores | None
+    splits: dict[str, Scores] = {}
+
+
+def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Add `calibrate` to the `keel` parser."""
+    calibrate = sub.add_parser(
+        COMMAND, help="escalation precision/recall against reviewer verdicts and labelled sets"
+    )
+    calibrate.add_argument("agent")
+    calibrate.add_argument(
+        "--labelled",
+        type=Path,
+        help="JSON Lines of {question, answerable[, split]}: each is run on a temporary stack",
+    )
+    calibrate.add_argument(
+        "--target-recall", type=float, default=0.95, help="recall the suggestion must reach"
+    )
+    calibrate.add_argument(
+        "--threshold", type=float, help="score at this threshold (default: the agent's)"
+    )
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Run `keel calibrate`; its exit code."""
+    if not 0 < args.target_recall <= 1:
+        raise KeelUserError("--target-recall must be in (0, 1]")
+    if args.threshold is not None and not 0 <= args.threshold <= 1:
+        raise KeelUserError("--threshold must be in [0, 1]")
+    threshold = (
+        args.threshold if args.threshold is not None else agent_threshold(settings, args.agent)
+    )
+    results = [asyncio.run(_from_verdicts(settings, args.agent, threshold, args.target_recall))]
+    if args.labelled is not None:
+        results.append(asyncio.run(_from_labelled(settings, args, threshold)))
+    if args.json:
+        print(json.dumps([r.model_dump(mode="json") for r in results], indent=2))
+        return 0
+    print(f"agent {args.agent}: escalates below confidence {threshold:.3f}")
+    for result in results:
+        _print(result, args.target_recall)
+    return 0
+
+
+def _calibration(
+    source: str, found: list[Observation], threshold: float, target_recall: float
+) -> Calibration:
+    splits = {
+        split: score([o for o in found if o.split == split], threshold)
+        for split in ("tune", "holdout")
+        if any(o.split == split for o in found)
+    }
+    return Calibration(
+        source=source,
+        labels=len(found),
+        at_threshold=score(found, threshold),
+        suggested=suggest_threshold(found, target_recall),
+        splits=splits,
+    )
+
+
+async def _from_verdicts(
+    settings: Settings, agent: str, threshold: float, target_recall: float
+) -> Calibration:
+    engine = create_engine(settings.sql_url)
+    try:
+        await init_db(engine)
+        async with session_factory(engine)() as session:
+            labels = await agent_labels(session, agent)
+    finally:
+        await engine.dispose()
+    return _calibration("reviewer verdicts", observations(labels), threshold, target_recall)
+
+
+async def _from_labelled(
+    settings: Settings, args: argparse.Namespace, threshold: float
+) -> Calibration:
+    # A worker's imports are heavy: only a labelled set needs them, so only it pays for them.
+    from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+
+    from worker.labelled import calibration_stack, observe_labelled
+
+    # The report is the output: the SDK's warnings about the runs calibration ends stay out.
+    quiet = LoggingConfig(filter=TelemetryFilter(core_level="ERROR", other_level="ERROR"))
+    Runtime.set_default(Runtime(telemetry=TelemetryConfig(logging=quiet)))
+    logging.getLogger("temporalio").setLevel(logging.ERROR)
+
+    questions = load_labelled(args.labelled)
+    print(
+        f"running {len(questions)} labelled questions on a temporary embedded stack…",
+        file=sys.stderr,
+    )
+    async with calibration_stack(settings) as isolated:
+        found = await observe_labelled(isolated, args.agent, questions)
+    return _calibration(f"labelled set {args.labelled}", found, threshold, args.target_recall)
+
+
+def _print(result: Calibration, target_recall: float) -> None:
+    print(f"\n{result.source}: {result.labels} labels")
+    if result.labels == 0:
+        print("  none yet: decided reviews opened on confidence become labels")
+        return
+    print("  " + render_scores("at the threshold", result.at_threshold))
+    for split, scores in result.splits.items():
+        print("  " + render_scores(f"  {split} half", scores))
+    if result.suggested is None:
+        print("  no label says a person was needed: no threshold to suggest")
+    else:
+        print("  " + render_scores(f"suggested (recall ≥ {target_recall:g})", result.suggested))
+    if result.source == "reviewer verdicts":
+        print(
+            "  (every verdict is on a run that escalated: recall here is among reviewed runs, "
+            "what a lower threshold would still catch)"
+        )

@@ -1,0 +1,86 @@
+"""Reviewer verdicts kept as labels, for calibrating when an agent asks a person.
+
+A review decided by a person becomes one `LabelRow`: *approve* means the proposed answer
+was fit to send as it was, so the escalation was not needed (`needed_person` False);
+*edit* and *reject* mean it was not, so it was (`needed_person` True). A review that the
+deadline decided, or that was cancelled, has no verdict and no label. Labels are written
+with the decision (the same activity, idempotent on the review id) and read by
+`keel calibrate`.
+"""
+
+from collections.abc import Sequence
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from keel.schemas.calibration import Observation
+from keel.tables import LabelRow, ReviewRow
+
+__all__ = [
+    "CONFIDENCE_REASONS",
+    "VERDICTS",
+    "agent_labels",
+    "label_for",
+    "observations",
+    "record_label",
+]
+
+VERDICTS = {"approved": "approve", "edited": "edit", "rejected": "reject"}
+"""Review statuses a person decided, and the verdict each is."""
+CONFIDENCE_REASONS = frozenset({"low_confidence", "off_topic"})
+"""Reasons a confidence threshold decides; other reviews escalate by rule, whatever it is."""
+
+
+def label_for(row: ReviewRow) -> LabelRow | None:
+    """The label a decided review gives, or None when no person decided it."""
+    verdict = VERDICTS.get(row.status)
+    if verdict is None or row.deadline_path is not None or row.decided_at is None:
+        return None
+    return LabelRow(
+        review_id=row.id,
+        run_id=row.run_id,
+        agent=row.agent,
+        reason=row.reason,
+        confidence=row.confidence,
+        threshold=row.threshold,
+        verdict=verdict,
+        needed_person=verdict != "approve",
+        reviewer=row.reviewer,
+        decided_at=row.decided_at,
+    )
+
+
+async def record_label(session: AsyncSession, row: ReviewRow) -> None:
+    """Keep a decided review's verdict as a label (once: a retry finds it there)."""
+    label = label_for(row)
+    if label is None or await session.get(LabelRow, label.review_id) is not None:
+        return
+    session.add(label)
+    await session.commit()
+
+
+async def agent_labels(session: AsyncSession, agent: str) -> list[LabelRow]:
+    """Every label of `agent`, oldest first."""
+    query = select(LabelRow).where(LabelRow.agent == agent).order_by(col(LabelRow.decided_at))
+    return list(await session.exec(query))
+
+
+def observations(labels: Sequence[LabelRow]) -> list[Observation]:
+    """The labels a threshold decides, as observations.
+
+    A review with no confidence, or whose confidence was at or above the threshold it was
+    opened with, escalated for another reason: it is `forced`.
+    """
+    found = []
+    for label in labels:
+        if label.reason not in CONFIDENCE_REASONS:
+            continue
+        confidence = label.confidence if label.confidence is not None else 0.0
+        threshold = label.threshold if label.threshold is not None else 1.0
+        forced = (
+            label.reason != "low_confidence" or label.confidence is None or confidence >= threshold
+        )
+        found.append(
+            Observation(confidence=confidence, needed_person=label.needed_person, forced=forced)
+        )
+    return found

@@ -1,0 +1,53 @@
+"""The audit trail: entries of a run's hash-chained log, and the activity that appends one."""
+
+import hashlib
+from datetime import datetime
+from typing import Self
+
+from pydantic import BaseModel, Field, JsonValue
+
+__all__ = ["AUDIT_APPEND", "AuditAppend", "AuditEntry", "AuditTrail"]
+
+
+class AuditAppend(BaseModel):
+    """Activity input: append one entry to a run's trail, at most once per `key`."""
+
+    run_id: str
+    key: str = Field(description="Idempotency key: a retried write finds its entry.")
+    kind: str
+    actor: str | None = None
+    data: dict[str, JsonValue] = Field(default_factory=dict)
+
+    @classmethod
+    def run_finished(
+        cls, run_id: str, execution: str, status: str, cost_usd: float, answer: str | None
+    ) -> Self:
+        """The last entry of a run (`execution`: Temporal's run id, so a retry finds it)."""
+        data: dict[str, JsonValue] = {"status": status, "cost_usd": cost_usd}
+        if answer is not None:
+            data["answer_sha256"] = hashlib.sha256(answer.encode()).hexdigest()
+        return cls(run_id=run_id, key=f"{execution}:finished", kind="run.finished", data=data)
+
+
+class AuditEntry(BaseModel):
+    """One link of the chain: `hash` is the SHA-256 of the entry's canonical JSON."""
+
+    seq: int
+    run_id: str
+    kind: str
+    actor: str | None
+    data: dict[str, JsonValue]
+    at: datetime
+    prev_hash: str
+    hash: str
+
+
+class AuditTrail(BaseModel):
+    """`GET /v1/runs/{id}/audit`: a run's entries in chain order."""
+
+    run_id: str
+    entries: list[AuditEntry]
+
+
+AUDIT_APPEND = "audit.append"
+"""Activity type that appends an entry to a run's audit trail."""

@@ -1,0 +1,60 @@
+"""Calibration: labelled questions, what a run did with each, and how escalation scored."""
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, computed_field
+
+__all__ = ["LabelledQuestion", "Observation", "Scores"]
+
+
+class LabelledQuestion(BaseModel):
+    """One line of a labelled set: a question, and whether the knowledge base answers it."""
+
+    question: str = Field(min_length=1)
+    answerable: bool = Field(description="True when the help centre holds the answer.")
+    article: str | None = Field(default=None, description="The article that answers it.")
+    split: Literal["tune", "holdout"] | None = Field(
+        default=None, description="Tune a heuristic on one half, report the other unseen."
+    )
+
+
+class Observation(BaseModel):
+    """One escalation decision and its ground truth.
+
+    `needed_person` is the label: True when the run should have gone to a reviewer.
+    `forced` is True when the run escalated for a reason no confidence threshold changes
+    (off-topic, a guard, no citations), so it escalates whatever the threshold.
+    """
+
+    confidence: float = Field(ge=0.0, le=1.0)
+    needed_person: bool
+    forced: bool = False
+    split: Literal["tune", "holdout"] | None = None
+
+    def escalates(self, threshold: float) -> bool:
+        """Whether this run escalates at `threshold`."""
+        return self.forced or self.confidence < threshold
+
+
+class Scores(BaseModel):
+    """Escalation at one threshold, scored against labels (escalating is the positive)."""
+
+    threshold: float
+    true_positives: int
+    false_positives: int
+    false_negatives: int
+    true_negatives: int
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def precision(self) -> float | None:
+        """Of the runs that escalated, the share that needed a person."""
+        escalated = self.true_positives + self.false_positives
+        return self.true_positives / escalated if escalated else None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def recall(self) -> float | None:
+        """Of the runs that needed a person, the share that escalated."""
+        needed = self.true_positives + self.false_negatives
+        return self.true_positives / needed if needed else None

