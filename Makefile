@@ -20,8 +20,9 @@ lint: $(BIN)/keel
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Three processes, a test module each at a time: most tests wait on real servers, not the CPU.
 test: lint $(CHROMIUM)
-	$(BIN)/pytest
+	$(BIN)/pytest -n 3 --dist loadfile
 
 # The review page's test drives Debian's Chromium headless; CI runs as root on Debian.
 $(CHROMIUM):

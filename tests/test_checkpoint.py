@@ -14,6 +14,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.serde.event_hooks import SerdeEvent, register_serde_event_listener
 from pydantic import BaseModel
 
+from keel.schemas.guards import GuardFinding
 from keel.schemas.model import Usage
 from keel.schemas.retrieval import Passage
 from keel.schemas.reviews import Citation, ReviewDecision
@@ -60,6 +61,7 @@ def test_state_models_finds_every_nested_model() -> None:
         Ledger,
         LedgerEntry,
         Usage,
+        GuardFinding,
     }
     # Parents are not part of the state: only field annotations are followed.
     assert AgentState not in state_models(SupportState)
