@@ -1,6 +1,7 @@
 """Real processes for tests: `keel worker` and `keel api`, as production runs them."""
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +14,8 @@ from typing import Any
 import httpx
 
 from keel.devserver import free_port
+from keel.testing.replies import Reply, Usage
+from keel.testing.server import WireServer
 
 KEEL = str(Path(sys.executable).parent / "keel")
 DONE = {"completed", "rejected", "failed", "cancelled"}
@@ -144,3 +147,34 @@ async def eventually(check: Any, timeout: float = 15.0) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"still not true after {timeout:.0f} s: {check.__name__}")
         await asyncio.sleep(0.2)
+
+
+def openai_route(
+    wire: WireServer, price: dict[str, float] | None = None, **deployment: Any
+) -> dict[str, str]:
+    """Stack settings whose `default` route is one OpenAI deployment, `gpt`, served by `wire`."""
+    gpt = {
+        "provider": "openai",
+        "model": "gpt-4o-mini",
+        "base_url": wire.openai_base_url,
+        "price": price or {"input": 1.0, "output": 2.0},
+        **deployment,
+    }
+    return {
+        "KEEL_DEPLOYMENTS": json.dumps({"gpt": gpt}),
+        "KEEL_ROUTES": json.dumps({"default": {"candidates": ["gpt"]}}),
+        "OPENAI_API_KEY": "sk-test",
+    }
+
+
+def hang_the_answer(wire: WireServer, usage: Usage, seconds: float) -> None:
+    """Script a support run: `classify` answers at once, the `answer` call hangs `seconds`,
+    and every later request (the retried answer) answers confidently."""
+    wire.push(
+        Reply(text="account", usage=usage, confidence=0.9),
+        Reply.slow(seconds, then=Reply(text="never delivered", usage=usage)),
+        protocol="openai",
+    )
+    wire.script.responder = lambda request: Reply(
+        text="Click Forgot password.", usage=usage, confidence=0.9
+    )

@@ -9,7 +9,7 @@ from temporalio.client import Client
 
 from keel.testing.replies import Reply
 from keel.testing.server import WireServer
-from tests.stack import Stack, wait_status
+from tests.stack import Stack, openai_route, wait_status
 
 
 async def _ask(http: httpx.AsyncClient, message: str, **extra: object) -> str:
@@ -134,19 +134,7 @@ async def test_a_rejected_call_is_reported_to_the_model_and_never_runs(
 async def scripted(make_stack):  # type: ignore[no-untyped-def]
     """A stack whose `default` route is an OpenAI deployment served by the wire server."""
     async with WireServer() as wire:
-        deployments = {
-            "gpt": {
-                "provider": "openai",
-                "model": "gpt-4o-mini",
-                "base_url": wire.openai_base_url,
-                "price": {"input": 0.15, "output": 0.6},
-            }
-        }
-        stack = make_stack(
-            KEEL_DEPLOYMENTS=json.dumps(deployments),
-            KEEL_ROUTES=json.dumps({"default": {"candidates": ["gpt"]}}),
-            OPENAI_API_KEY="sk-test",
-        )
+        stack = make_stack(**openai_route(wire, {"input": 0.15, "output": 0.6}))
         await stack.start_worker()
         await stack.start_api()
         async with httpx.AsyncClient(base_url=stack.api_url, timeout=30) as http:

@@ -5,7 +5,6 @@ Each case asserts what must survive: the run finishes, nothing that completed ru
 """
 
 import asyncio
-import json
 import signal
 import sqlite3
 from collections import Counter
@@ -16,7 +15,14 @@ from keel.devserver import DevServer, free_port
 from keel.testing.replies import Reply, Usage
 from keel.testing.server import WireServer
 from tests.conftest import CONFIDENT, UNSURE
-from tests.stack import Stack, eventually, start_run, wait_status
+from tests.stack import (
+    Stack,
+    eventually,
+    hang_the_answer,
+    openai_route,
+    start_run,
+    wait_status,
+)
 
 
 async def test_temporal_restarting_mid_run_loses_nothing(tmp_path):
@@ -55,29 +61,8 @@ async def test_temporal_restarting_mid_run_loses_nothing(tmp_path):
 async def test_worker_killed_during_a_model_call_bills_it_once(make_stack):
     usage = Usage(input_tokens=1000, output_tokens=100)
     async with WireServer() as wire:
-        # classify answers at once; the answer call is slow, and the worker dies meanwhile.
-        wire.push(
-            Reply(text="account", usage=usage, confidence=0.9),
-            Reply.slow(30.0, then=Reply(text="never delivered", usage=usage)),
-            protocol="openai",
-        )
-        wire.script.responder = lambda request: Reply(
-            text="Click Forgot password.", usage=usage, confidence=0.9
-        )
-        deployments = {
-            "gpt": {
-                "provider": "openai",
-                "model": "gpt-4o-mini",
-                "base_url": wire.openai_base_url,
-                "price": {"input": 1.0, "output": 2.0},
-                "timeout_s": 2,
-            }
-        }
-        stack = make_stack(
-            KEEL_DEPLOYMENTS=json.dumps(deployments),
-            KEEL_ROUTES=json.dumps({"default": {"candidates": ["gpt"]}}),
-            OPENAI_API_KEY="sk-test",
-        )
+        hang_the_answer(wire, usage, 30.0)  # the worker dies while the answer call hangs
+        stack = make_stack(**openai_route(wire, timeout_s=2))
         worker = await stack.start_worker()
         await stack.start_api()
         async with httpx.AsyncClient(base_url=stack.api_url, timeout=30) as http:
@@ -158,20 +143,10 @@ async def test_worker_killed_during_a_tool_call_opens_one_ticket(make_stack):
             Reply(text="Ticket opened; order 7 has shipped.", usage=usage),
             protocol="openai",
         )
-        deployments = {
-            "gpt": {
-                "provider": "openai",
-                "model": "gpt-4o-mini",
-                "base_url": wire.openai_base_url,
-                "price": {"input": 1.0, "output": 2.0},
-            }
-        }
         stack = make_stack(
-            KEEL_DEPLOYMENTS=json.dumps(deployments),
-            KEEL_ROUTES=json.dumps({"default": {"candidates": ["gpt"]}}),
+            **openai_route(wire),
             KEEL_HTTP_GET_ALLOW_HOSTS='["127.0.0.1"]',
             KEEL_HTTP_GET_ALLOW_PRIVATE="true",
-            OPENAI_API_KEY="sk-test",
         )
         worker = await stack.start_worker()
         await stack.start_api()

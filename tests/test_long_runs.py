@@ -19,7 +19,7 @@ from keel.settings import Settings
 from keel.testing.recording import WireRequest
 from keel.testing.replies import Reply
 from keel.testing.server import WireServer
-from tests.stack import wait_status
+from tests.stack import openai_route, wait_status
 from worker.agents import build_graphs
 from worker.plugin import graph_plugins
 
@@ -44,23 +44,6 @@ def _loop(steps: int):  # type: ignore[no-untyped-def]
 async def wire() -> AsyncIterator[WireServer]:
     async with WireServer() as server:
         yield server
-
-
-def _stack_settings(wire: WireServer, **extra: str) -> dict[str, str]:
-    deployments = {
-        "gpt": {
-            "provider": "openai",
-            "model": "gpt-4o-mini",
-            "base_url": wire.openai_base_url,
-            "price": PRICE,
-        }
-    }
-    return {
-        "KEEL_DEPLOYMENTS": json.dumps(deployments),
-        "KEEL_ROUTES": json.dumps({"default": {"candidates": ["gpt"]}}),
-        "OPENAI_API_KEY": "sk-test",
-        **extra,
-    }
 
 
 async def _chain(client: Client, run_id: str) -> list[WorkflowHistory]:
@@ -108,7 +91,7 @@ async def _run_loop(
     make_stack: Any, wire: WireServer, client: Client, steps: int, timeout: float, **settings: str
 ) -> tuple[dict[str, Any], list[WorkflowHistory], list[dict[str, Any]]]:
     wire.script.responder = _loop(steps)
-    stack = make_stack(**_stack_settings(wire, **settings))
+    stack = make_stack(**openai_route(wire, PRICE), **settings)
     await stack.start_worker()
     await stack.start_api()
     async with httpx.AsyncClient(base_url=stack.api_url, timeout=60) as http:

@@ -7,10 +7,10 @@ import signal
 import httpx
 from temporalio.client import Client
 
-from keel.testing.replies import Reply, Usage
+from keel.testing.replies import Usage
 from keel.testing.server import WireServer
 from tests.conftest import CONFIDENT
-from tests.stack import start_run, wait_status
+from tests.stack import hang_the_answer, openai_route, start_run, wait_status
 
 
 async def _started_by(client: Client, run_id: str, activity: str) -> list[tuple[int, str]]:
@@ -34,29 +34,8 @@ async def test_a_standby_worker_takes_over_a_call_whose_worker_was_killed(
 ):
     usage = Usage(input_tokens=1000, output_tokens=100)
     async with WireServer() as wire:
-        # classify answers at once; the answer call hangs far longer than the test waits.
-        wire.push(
-            Reply(text="account", usage=usage, confidence=0.9),
-            Reply.slow(300.0, then=Reply(text="never delivered", usage=usage)),
-            protocol="openai",
-        )
-        wire.script.responder = lambda request: Reply(
-            text="Click Forgot password.", usage=usage, confidence=0.9
-        )
-        deployments = {
-            "gpt": {
-                "provider": "openai",
-                "model": "gpt-4o-mini",
-                "base_url": wire.openai_base_url,
-                "price": {"input": 1.0, "output": 2.0},
-                "timeout_s": 300,
-            }
-        }
-        stack = make_stack(
-            KEEL_DEPLOYMENTS=json.dumps(deployments),
-            KEEL_ROUTES=json.dumps({"default": {"candidates": ["gpt"]}}),
-            OPENAI_API_KEY="sk-test",
-        )
+        hang_the_answer(wire, usage, 300.0)  # far longer than the test waits
+        stack = make_stack(**openai_route(wire, timeout_s=300))
         doomed = await stack.start_worker()
         await stack.start_api()
         async with httpx.AsyncClient(base_url=stack.api_url, timeout=30) as http:
