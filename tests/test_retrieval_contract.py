@@ -336,9 +336,8 @@ async def test_collection_create_is_idempotent_and_refuses_other_config(
     assert caught.value.type == "CollectionExists"
 
 
+@pytest.mark.parametrize("backend", ["hybrid", "pgvector"], indirect=True)
 async def test_embedding_failures_are_classified(backend: Backend) -> None:
-    if not backend.vectors:
-        pytest.skip("no embedding model")
     name = await _collection(backend)
     backend.wire.push(Reply.rate_limited(retry_after=2), model=EMBED_MODEL)
     with pytest.raises(ApplicationError) as caught:
