@@ -12,11 +12,12 @@ from keel.settings import Settings
 __all__ = ["SessionDep", "SettingsDep", "TemporalClientDep"]
 
 
-def _settings(request: Request) -> Settings:
+# `async def`, though they do not wait: FastAPI runs a plain `def` dependency in a thread.
+async def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def _temporal(request: Request) -> Client:
+async def _temporal(request: Request) -> Client:
     return request.app.state.temporal
 
 

@@ -2,8 +2,9 @@
 
 The API long-polls the history (`wait_new_event`), so a client gets each step as soon as
 Temporal records it, without polling the API. Activities are the steps (their type and the
-summary the workflow gave them); search-attribute upserts carry status and cost changes;
-an accepted `decide` Update is a review decision.
+summary the workflow gave them); a local activity is recorded once it has ended, as a marker
+that gives both its start and its end. Search-attribute upserts carry status and cost
+changes; an accepted `decide` Update is a review decision.
 """
 
 import json
@@ -18,6 +19,8 @@ from keel.schemas.runs import RunEvent
 from keel.search_attributes import KEEL_COST_USD, KEEL_STATUS
 
 __all__ = ["run_events", "sse"]
+
+_LOCAL_ACTIVITY_MARKER = "core_local_activity"
 
 _CLOSED = {
     "workflow_execution_completed_event_attributes": None,
@@ -54,8 +57,7 @@ async def run_events(client: Client, run_id: str) -> AsyncIterator[RunEvent]:
                 final = _CLOSED[kind] or (status if status == "rejected" else "completed")
                 yield RunEvent(type="run.finished", at=at, status=final)  # type: ignore[arg-type]
                 return
-            found = _translate(event, kind, at, steps)
-            if found is not None:
+            for found in _translate(event, kind, at, steps):
                 status = found.status or status
                 yield found
         if execution is None:
@@ -69,6 +71,15 @@ async def _first_execution(client: Client, run_id: str) -> str | None:
 
 
 def _translate(
+    event: HistoryEvent, kind: str, at: datetime, steps: dict[int, str]
+) -> list[RunEvent]:
+    if kind == "marker_recorded_event_attributes":
+        return _local_activity(event, at)
+    found = _translate_one(event, kind, at, steps)
+    return [] if found is None else [found]
+
+
+def _translate_one(
     event: HistoryEvent, kind: str, at: datetime, steps: dict[int, str]
 ) -> RunEvent | None:
     match kind:
@@ -104,6 +115,33 @@ def _translate(
                 return None
             return RunEvent(type="status", at=at, status=status, cost_usd=cost)  # type: ignore[arg-type]
     return None
+
+
+def _local_activity(event: HistoryEvent, at: datetime) -> list[RunEvent]:
+    """A local activity's start and end, from the marker recorded when it ended (`at`)."""
+    marker = event.marker_recorded_event_attributes
+    payloads = marker.details["data"].payloads if "data" in marker.details else []
+    if marker.marker_name != _LOCAL_ACTIVITY_MARKER or not payloads:
+        return []
+    data = json.loads(payloads[0].data)
+    name = data["activity_type"]
+    started = RunEvent(
+        type="step.started",
+        at=_timestamp(data.get("original_schedule_time"), at),
+        step=name,
+        detail=_summary(event),
+    )
+    ended = _timestamp(data.get("complete_time"), at)
+    if marker.HasField("failure"):
+        failure = marker.failure.cause.message or marker.failure.message
+        return [started, RunEvent(type="step.failed", at=ended, step=name, detail=failure)]
+    return [started, RunEvent(type="step.finished", at=ended, step=name)]
+
+
+def _timestamp(value: dict[str, int] | None, otherwise: datetime) -> datetime:
+    if not value:
+        return otherwise
+    return datetime.fromtimestamp(value.get("seconds", 0) + value.get("nanos", 0) / 1e9, UTC)
 
 
 def _summary(event: HistoryEvent) -> str | None:

@@ -15,10 +15,17 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.problems import ErrorCode, ProblemError
-from keel.schemas.runs import RunState, RunStatus, RunSummary, RunView
+from keel.schemas.runs import (
+    AGENT_WORKFLOW,
+    RUN_STATE_QUERY,
+    RunResult,
+    RunState,
+    RunStatus,
+    RunSummary,
+    RunView,
+)
 from keel.search_attributes import KEEL_AGENT, KEEL_COST_USD, KEEL_STATUS, KEEL_SUBMITTER
 from keel.settings import Settings
-from workflows.agent import AgentWorkflow
 
 __all__ = ["describe_run", "run_status", "run_summary", "run_view", "status_query"]
 
@@ -76,7 +83,7 @@ async def describe_run(client: Client, run_id: str) -> WorkflowExecutionDescript
         if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
             raise ProblemError(404, ErrorCode.UNKNOWN_RUN, f"no run {run_id!r}") from err
         raise
-    if description.workflow_type != AgentWorkflow.__name__:
+    if description.workflow_type != AGENT_WORKFLOW:
         raise ProblemError(404, ErrorCode.UNKNOWN_RUN, f"no run {run_id!r}")
     return description
 
@@ -84,7 +91,7 @@ async def describe_run(client: Client, run_id: str) -> WorkflowExecutionDescript
 async def run_view(client: Client, run_id: str, settings: Settings) -> RunView:
     """A run in full: its result once it ended, its live state while it runs."""
     description = await describe_run(client, run_id)
-    handle = client.get_workflow_handle_for(AgentWorkflow.run, run_id)
+    handle = client.get_workflow_handle(run_id, result_type=RunResult)
     if description.status == WorkflowExecutionStatus.RUNNING:
         state = await _live_state(client, run_id)
         if state is None or state.status in ("running", "awaiting_review"):
@@ -118,8 +125,8 @@ def _failure_message(err: BaseException) -> str:
 
 async def _live_state(client: Client, run_id: str) -> RunState | None:
     """The workflow's own view; None when no worker answers (the run goes on regardless)."""
-    handle = client.get_workflow_handle_for(AgentWorkflow.run, run_id)
+    handle = client.get_workflow_handle(run_id)
     try:
-        return await handle.query(AgentWorkflow.state, rpc_timeout=_QUERY_TIMEOUT)
+        return await handle.query(RUN_STATE_QUERY, result_type=RunState, rpc_timeout=_QUERY_TIMEOUT)
     except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError):
         return None

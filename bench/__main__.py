@@ -73,9 +73,9 @@ def _parse() -> tuple[Options, bool, retrieval.RetrievalOptions | None]:
         help="support runs in flight on the embedded stack, one batch per value",
     )
     parser.add_argument(
-        "--no-local-activities",
+        "--no-queued-calls",
         action="store_true",
-        help="skip the embedded stack with the `local` model as local activities",
+        help="skip the embedded stack with the `local` model's calls through the task queue",
     )
     parser.add_argument("--no-retrieval", action="store_true", help="skip retrieval quality")
     parser.add_argument(
@@ -100,7 +100,7 @@ def _parse() -> tuple[Options, bool, retrieval.RetrievalOptions | None]:
         router_calls=args.router_calls,
         cascade_items=args.cascade_items,
         stack_concurrency=tuple(args.stack_concurrency),
-        local_activities=not args.no_local_activities,
+        queued_model_calls=not args.no_queued_calls,
     )
     quality = retrieval.RetrievalOptions(max_queries=args.retrieval_queries)
     return opts, not args.no_throughput, None if args.no_retrieval else quality

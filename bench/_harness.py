@@ -78,8 +78,9 @@ class Options:
     """Requests each of those clients sends, one after another."""
     resume_samples: int = 20
     """Escalated runs whose decision → resumed time is measured."""
-    local_activities: bool = True
-    """Also measure the embedded stack with the `local` model called as local activities."""
+    queued_model_calls: bool = True
+    """Also measure the embedded stack with the `local` model's calls as activities of their
+    own (through the task queue), to show what calling it as a local activity gains."""
 
 
 @dataclass(frozen=True)

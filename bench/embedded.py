@@ -8,13 +8,16 @@ no API polling), so runs/s is what an application sees end to end.
 
 - `support` runs/s at each `--stack-concurrency` level: that many runs in flight at once
   (one batch), and activities/s (rows of the step journal, local activities included);
-  optionally again with the `local` model's calls run as local activities.
+  optionally again with the `local` model's calls as activities of their own (through the
+  task queue) rather than as local activities, its default.
 - `POST /v1/runs` latency with `--post-clients` clients sending at once.
 - Review decision → run resumed: the time from sending a decision until the API answers
   (the `decide` Update returns once the workflow has taken the decision and closed the
   review, i.e. the run is running again), sequential.
 - Resident memory (VmRSS from /proc) summed over the dev server, the worker and the API
   and their children: idle after warm-up, and the peak sampled under the largest load.
+  And the embedded stack as `keel up` runs it, its own dev server as a child and the worker
+  and the API in one process: idle after a few runs.
 
 Every figure carries the machine's load average when it was taken: the machine may be
 shared, and a busy neighbour shows up there.
@@ -36,10 +39,10 @@ import httpx
 from temporalio.client import Client
 
 from bench._harness import Options, Row, Stats, progress, server_label
-from keel.devserver import DevServer
+from keel.devserver import DevServer, free_port
 from keel.schemas.runs import RunResult
 from keel.settings import LOCAL_DEPLOYMENT, Settings
-from tests.stack import Stack
+from tests.stack import Stack, wait_status
 from worker.temporal import connect
 from workflows.agent import AgentWorkflow
 
@@ -50,6 +53,7 @@ __all__ = [
     "EmbeddedStack",
     "Load",
     "embedded_stack",
+    "keel_up_idle",
     "load_average",
     "resident_by_process",
     "resident_mb",
@@ -188,6 +192,29 @@ async def embedded_stack(server: DevServer, **settings: str) -> AsyncIterator[Em
             stack.stop_all()
 
 
+async def keel_up_idle(runs: int = 5) -> tuple[float, dict[str, float], str]:
+    """`keel up` alone: resident MB idle after `runs` support runs, per part, and the load."""
+    with tempfile.TemporaryDirectory(prefix="keel-bench-up-") as tmp:
+        settings = {
+            "KEEL_TEMPORAL_UI_PORT": str(free_port()),
+            "KEEL_WORKER_MAX_CACHED_WORKFLOWS": str(Settings().worker_max_cached_workflows),
+        }
+        stack = Stack(f"127.0.0.1:{free_port()}", Path(tmp), settings)
+        try:
+            up = await stack.start_up()
+            async with httpx.AsyncClient(base_url=stack.api_url, timeout=60) as http:
+                for _ in range(runs):
+                    response = await http.post(
+                        "/v1/runs", json={"agent": "support", "input": {"question": CONFIDENT}}
+                    )
+                    await wait_status(http, response.json()["run_id"], {"completed"})
+            await asyncio.sleep(2)
+            parts = {"keel up": _rss_kb(up.pid) / 1024, "temporal": resident_mb(_children(up.pid))}
+            return sum(parts.values()), parts, load_average()
+        finally:
+            stack.stop_all()
+
+
 @contextmanager
 def _peak_rss(pids: list[int], every: float = 0.25) -> Iterator[list[float]]:
     """Sample the summed RSS from the event loop while the block runs; yields the samples."""
@@ -305,8 +332,11 @@ class _Figures:
     idle_mb: float = 0.0
     idle_parts: dict[str, float] = field(default_factory=dict)
     idle_load: str = ""
+    up_mb: float = 0.0
+    up_parts: dict[str, float] = field(default_factory=dict)
+    up_load: str = ""
     loads: list[Load] = field(default_factory=list)
-    local_loads: list[Load] = field(default_factory=list)
+    queued_loads: list[Load] = field(default_factory=list)
     post: Stats | None = None
     post_clients: int = 0
     post_load: str = ""
@@ -315,8 +345,8 @@ class _Figures:
     resume_load: str = ""
 
 
-def _local_activity_settings() -> dict[str, str]:
-    local = LOCAL_DEPLOYMENT.model_copy(update={"local_activity": True})
+def _queued_call_settings() -> dict[str, str]:
+    local = LOCAL_DEPLOYMENT.model_copy(update={"local_activity": False})
     return {"KEEL_DEPLOYMENTS": json.dumps({"local": local.model_dump(mode="json")})}
 
 
@@ -341,13 +371,15 @@ async def run(opts: Options, server: DevServer) -> list[Row]:
         progress(f"embedded stack: review decision → resumed, {opts.resume_samples} runs")
         figures.resumed, figures.completed = await _resume_latency(stack, opts.resume_samples)
         figures.resume_load = load_average()
-    if opts.local_activities:
-        progress("embedded stack: `local` model calls as local activities")
-        async with embedded_stack(server, **_local_activity_settings()) as stack:
+    progress("embedded stack: `keel up` idle")
+    figures.up_mb, figures.up_parts, figures.up_load = await keel_up_idle()
+    if opts.queued_model_calls:
+        progress("embedded stack: `local` model calls through the task queue")
+        async with embedded_stack(server, **_queued_call_settings()) as stack:
             await asyncio.gather(*(stack.support_run() for _ in range(5)))
             for concurrency in opts.stack_concurrency:
-                progress(f"embedded stack (local activities): {concurrency} concurrent")
-                figures.local_loads.append(await _throughput(stack, concurrency))
+                progress(f"embedded stack (queued model calls): {concurrency} concurrent")
+                figures.queued_loads.append(await _throughput(stack, concurrency))
     return _rows(figures, label)
 
 
@@ -358,13 +390,14 @@ def _mark(value: float, target: float, *, at_most: bool) -> str:
 
 def _rows(f: _Figures, label: str) -> list[Row]:
     rows = []
-    for loads, how in ((f.loads, "activities"), (f.local_loads, "model calls as local activities")):
+    kinds = ((f.loads, "default"), (f.queued_loads, "model calls through the task queue"))
+    for loads, how in kinds:
         for load in loads:
             rate = load.runs_per_s
             mark = _mark(rate, TARGETS["runs_per_s"], at_most=False)
             rows.append(
                 Row(
-                    key=f"stack-{load.concurrency}{'-local' if loads is f.local_loads else ''}",
+                    key=f"stack-{load.concurrency}{'-queued' if loads is f.queued_loads else ''}",
                     scenario=f"support via API, {load.concurrency} concurrent ({how})",
                     server=label,
                     per_node=None,
@@ -417,7 +450,7 @@ def _rows(f: _Figures, label: str) -> list[Row]:
     rows.append(
         Row(
             key="rss",
-            scenario="resident memory: dev server + worker + API",
+            scenario="resident memory: dev server + `keel worker` + `keel api`",
             server=label,
             per_node=None,
             per_run=None,
@@ -429,6 +462,22 @@ def _rows(f: _Figures, label: str) -> list[Row]:
             ),
         )
     )
+    if f.up_parts:
+        up_parts = ", ".join(f"{name} {mb:.0f}" for name, mb in sorted(f.up_parts.items()))
+        rows.append(
+            Row(
+                key="rss-up",
+                scenario="resident memory: `keel up` (dev server + worker and API in one process)",
+                server="embedded, its own dev server",
+                per_node=None,
+                per_run=None,
+                notes=(
+                    f"**idle {f.up_mb:.0f} MB** "
+                    f"{_mark(f.up_mb, TARGETS['idle_mb'], at_most=True)} "
+                    f"(target ≤ {TARGETS['idle_mb']:.0f}): {up_parts}; {f.up_load}"
+                ),
+            )
+        )
     return rows
 
 

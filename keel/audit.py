@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
@@ -91,17 +92,15 @@ async def append_audit(
     """Append an entry to `run_id`'s trail and commit, unless an entry with `key` exists.
 
     Commits on its own and rolls back to retry a lost race, so `session` must carry no
-    other pending change.
+    other pending change. Plain statements, not the ORM's unit of work: an API request
+    and every model call write one.
     """
     if session.new or session.dirty or session.deleted:
         raise ValueError("append_audit needs a session without pending changes")
     for attempt in range(_ATTEMPTS):
-        found = (await session.exec(select(AuditRow).where(AuditRow.key == key))).first()
-        if found is not None:
-            return found
         head = (
-            await session.exec(
-                select(AuditRow)
+            await session.execute(
+                select(AuditRow.seq, AuditRow.hash)
                 .where(AuditRow.run_id == run_id)
                 .order_by(col(AuditRow.seq).desc())
                 .limit(1)
@@ -118,12 +117,17 @@ async def append_audit(
             "prev_hash": prev_hash,
         }
         row = AuditRow(key=key, hash=entry_hash(**fields), **fields)
-        session.add(row)
         try:
+            values = row.model_dump(exclude={"id"})
+            await session.execute(insert(AuditRow.__table__).values(**values))  # type: ignore[arg-type]
             await session.commit()
         except IntegrityError:
-            # Another writer took this seq (or this key) first: read the head again.
+            # The entry was written before (a retried activity), or another writer took
+            # this seq first: then read the head again.
             await session.rollback()
+            found = (await session.exec(select(AuditRow).where(AuditRow.key == key))).first()
+            if found is not None:
+                return found
             await asyncio.sleep(random.uniform(0, 0.005 * (attempt + 1)))
             continue
         return row

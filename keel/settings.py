@@ -29,8 +29,11 @@ LOCAL_DEPLOYMENT = Deployment(
     context_window=1_000_000,
     capabilities=[],
     timeout_s=30.0,
+    local_activity=True,
 )
-"""The keyless built-in provider, always available as deployment `local`."""
+"""The keyless built-in provider, always available as deployment `local`.
+
+It answers in a millisecond on the worker itself, so it is called as a local activity."""
 
 
 class Settings(BaseSettings):

@@ -19,6 +19,7 @@ import os
 import threading
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import metrics, trace
@@ -37,7 +38,6 @@ from temporalio.runtime import (
     BUFFERED_METRIC_KIND_COUNTER,
     BUFFERED_METRIC_KIND_HISTOGRAM,
     BufferedMetric,
-    BufferedMetricUpdate,
     MetricBuffer,
     Runtime,
     TelemetryConfig,
@@ -135,6 +135,15 @@ _VIEWS = [
 ]
 
 
+@dataclass
+class _Sum:
+    """A counter's updates within one drain, for one attribute set."""
+
+    metric: BufferedMetric
+    value: float
+    attributes: dict[str, Any]
+
+
 class _TemporalMetrics:
     """Moves Temporal's metrics (the SDK's and the workflows' own) into OpenTelemetry.
 
@@ -153,21 +162,31 @@ class _TemporalMetrics:
             await asyncio.sleep(self._interval)
 
     def drain(self) -> None:
-        """Apply every buffered update."""
+        """Apply every buffered update; a counter's updates are summed per attribute set first."""
+        sums: dict[tuple[str, tuple[tuple[str, Any], ...]], _Sum] = {}
         for update in self._buffer.retrieve_updates():
-            self._apply(update)
+            attributes = dict(update.attributes)
+            if update.metric.kind != BUFFERED_METRIC_KIND_COUNTER:
+                self._apply(update.metric, update.value, attributes)
+                continue
+            key = (update.metric.name, tuple(sorted(attributes.items())))
+            if (total := sums.get(key)) is None:
+                sums[key] = _Sum(update.metric, update.value, attributes)
+            else:
+                total.value += update.value
+        for total in sums.values():
+            self._apply(total.metric, total.value, total.attributes)
 
-    def _apply(self, update: BufferedMetricUpdate) -> None:
-        instrument = self._instruments.get(update.metric.name) or self._create(update.metric)
-        attributes = dict(update.attributes)
+    def _apply(self, metric: BufferedMetric, value: float, attributes: dict[str, Any]) -> None:
+        instrument = self._instruments.get(metric.name) or self._create(metric)
         if isinstance(instrument, dict):  # a gauge: the latest value per attribute set wins
             key = tuple(sorted(attributes.items()))
             with _GAUGE_LOCK:
-                instrument[key] = Observation(update.value, attributes)
+                instrument[key] = Observation(value, attributes)
         elif isinstance(instrument, Histogram):
-            instrument.record(update.value, attributes)
+            instrument.record(value, attributes)
         else:
-            instrument.add(update.value, attributes)
+            instrument.add(value, attributes)
 
     def _create(self, metric: BufferedMetric) -> Counter | Histogram | dict[Any, Observation]:
         unit, description = metric.unit or "", metric.description or ""

@@ -74,7 +74,14 @@ class Stack:
         return worker
 
     async def start_api(self) -> subprocess.Popen[bytes]:
-        api = self.spawn("api", log="api.log")
+        return await self._serving(self.spawn("api", log="api.log"), "api.log")
+
+    async def start_up(self) -> subprocess.Popen[bytes]:
+        """`keel up`: its own dev server at `temporal_address`, the worker and the API."""
+        return await self._serving(self.spawn("up", log="up.log"), "up.log")
+
+    async def _serving(self, api: subprocess.Popen[bytes], log: str) -> subprocess.Popen[bytes]:
+        """`api` once its API answers (it fails the test if the process ended first)."""
         async with httpx.AsyncClient(base_url=self.api_url) as http:
 
             async def healthy() -> bool:
@@ -84,7 +91,7 @@ class Stack:
                     return False
 
             await _until_async(healthy, lambda: api.poll() is not None)
-        assert api.poll() is None, self.log("api.log")
+        assert api.poll() is None, self.log(log)
         return api
 
     def log(self, name: str) -> str:

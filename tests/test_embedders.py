@@ -14,10 +14,10 @@ from tools.retrieval.embedders import (
     LOCAL_EMBEDDING,
     EmbeddingCache,
     LocalEmbedder,
-    OpenAIEmbedder,
     build_embedder,
     content_hash,
 )
+from tools.retrieval.openai_embedder import OpenAIEmbedder
 
 
 @pytest.fixture(scope="module")

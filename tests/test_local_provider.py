@@ -90,11 +90,30 @@ def test_a_misspelt_question_is_read_as_the_documents_words(kb):
 
 
 def test_a_missing_side_word_weighs_less_than_a_missing_name():
+    docs = [_passage("s#1", "To share a Quillpad note, click Share.", "Share a note")]
+    side = LocalProvider().respond(_ask("How do I share a Quillpad note with a colleague?", docs))
+    named = LocalProvider().respond(_ask("How do I share a Quillpad note with Trello?", docs))
+    assert side.confidence == round(3 / 3.5, 3)
+    assert named.confidence == round(3 / 4, 3)
+
+
+def test_documents_that_mention_none_of_the_questions_names_halve_confidence():
+    docs = [_passage("apps#1", "Every version of the desktop app syncs your notes.", "Apps")]
+    response = LocalProvider().respond(_ask("Is there a Linux version of the desktop app?", docs))
+    assert response.confidence == round(3 / 4 * 0.5, 3)
+
+
+def test_a_name_may_be_answered_by_implication_when_another_is_mentioned():
+    text = "The Zapier integration is available on the Plus and Business plans."
+    question = "Is the Zapier integration available on the Free plan?"
+    response = LocalProvider().respond(_ask(question, [_passage("z#1", text, "Zapier")]))
+    assert response.confidence == round(4 / 5, 3)
+
+
+def test_a_capitalised_word_opening_a_sentence_is_not_a_name():
     docs = [_passage("s#1", "To share a note, click Share and pick people.", "Share a note")]
-    side = LocalProvider().respond(_ask("How do I share a note with a colleague?", docs))
-    named = LocalProvider().respond(_ask("How do I share a note with Trello?", docs))
-    assert side.confidence == round(2 / 2.5 * 0.8, 3)
-    assert named.confidence == round(2 / 3 * 0.8, 3)
+    response = LocalProvider().respond(_ask("How do I share a note? Thanks!", docs))
+    assert response.confidence == round(2 / 2.5 * 0.8, 3)
 
 
 def test_confidence_comes_from_one_article_not_words_spread_over_several():

@@ -20,8 +20,7 @@ from temporalio.worker import Replayer
 from keel.settings import Settings
 from tests.conftest import CONFIDENT, UNSURE
 from tests.stack import Stack, start_run, wait_status
-from worker.agents import build_graphs
-from worker.plugin import graph_plugins
+from worker.agents import build_graphs, graph_plugins
 
 HISTORIES = Path(__file__).parent / "histories"
 PATHS = {

@@ -1,4 +1,4 @@
-"""A deployment marked `local_activity` is called as a local activity, with the same result."""
+"""The built-in `local` model is called as a local activity; `local_activity = false` is not."""
 
 import json
 
@@ -9,9 +9,8 @@ from tests.conftest import CONFIDENT
 from tests.stack import start_run, wait_status
 
 
-async def test_local_model_calls_run_as_local_activities(make_stack, temporal_client):
-    local = LOCAL_DEPLOYMENT.model_copy(update={"local_activity": True})
-    stack = make_stack(KEEL_DEPLOYMENTS=json.dumps({"local": local.model_dump(mode="json")}))
+async def _history_of_one_run(make_stack, temporal_client, **settings: str):
+    stack = make_stack(**settings)
     await stack.start_worker()
     await stack.start_api()
     async with httpx.AsyncClient(base_url=stack.api_url, timeout=30) as http:
@@ -19,14 +18,21 @@ async def test_local_model_calls_run_as_local_activities(make_stack, temporal_cl
         done = await wait_status(http, run_id, {"completed"})
     assert done["result"]["citations"]
     assert [e["step"] for e in done["cost"]["entries"]] == ["classify", "answer"]
+    return await temporal_client.get_workflow_handle(run_id).fetch_history()
 
-    history = await temporal_client.get_workflow_handle(run_id).fetch_history()
-    scheduled = [
+
+def _scheduled(history) -> list[str]:
+    return [
         e.activity_task_scheduled_event_attributes.activity_type.name
         for e in history.events
         if e.WhichOneof("attributes") == "activity_task_scheduled_event_attributes"
     ]
-    assert "model.call" not in scheduled  # no task-queue round trip for a model call
+
+
+async def test_local_model_calls_run_as_local_activities(make_stack, temporal_client):
+    history = await _history_of_one_run(make_stack, temporal_client)
+
+    assert "model.call" not in _scheduled(history)  # no task-queue round trip for a model call
     # classify and answer are recorded as local-activity markers that name `model.call`
     local_calls = [
         e
@@ -38,3 +44,14 @@ async def test_local_model_calls_run_as_local_activities(make_stack, temporal_cl
         )
     ]
     assert len(local_calls) == 2
+
+
+async def test_a_deployment_can_go_through_the_task_queue(make_stack, temporal_client):
+    queued = LOCAL_DEPLOYMENT.model_copy(update={"local_activity": False})
+    history = await _history_of_one_run(
+        make_stack,
+        temporal_client,
+        KEEL_DEPLOYMENTS=json.dumps({"local": queued.model_dump(mode="json")}),
+    )
+
+    assert _scheduled(history).count("model.call") == 2

@@ -22,8 +22,7 @@ from keel.testing.replies import Reply, Usage
 from keel.testing.server import WireServer
 from tests.conftest import CONFIDENT
 from tests.stack import Stack, eventually, start_run, wait_status
-from worker.agents import build_graphs
-from worker.plugin import graph_plugins
+from worker.agents import build_graphs, graph_plugins
 
 MINI = {"input": 0.15, "output": 0.6, "cached": 0.075}
 HAIKU = {"input": 0.8, "output": 4.0}

@@ -1,15 +1,25 @@
-"""Graph factories: each agent's graph, wired to its tools."""
+"""Graph factories: each agent's graph, wired to its tools, and the plugins that run them."""
 
+from collections.abc import Callable, Sequence
 from importlib import import_module
 from typing import Any
 
 from langgraph.graph import StateGraph
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
+from temporalio.langgraph import LangGraphPlugin
+from temporalio.plugin import SimplePlugin
+from temporalio.worker import Interceptor
 
 from keel.agents import agent_catalog
 from keel.errors import KeelUserError
 from keel.settings import Settings
+from worker.plugin import KeelPlugin
+from workflows.agent import AgentWorkflow
+from workflows.checkpoint import state_models
+from workflows.retrieval import RETRIEVAL_WORKFLOWS
 
-__all__ = ["build_graphs"]
+__all__ = ["build_graphs", "graph_plugins"]
 
 
 def build_graphs(settings: Settings) -> dict[str, StateGraph[Any, Any, Any, Any]]:
@@ -29,3 +39,30 @@ def build_graphs(settings: Settings) -> dict[str, StateGraph[Any, Any, Any, Any]
             raise KeelUserError(f"agent {name!r}: cannot load graph {spec.graph!r}: {err}") from err
         graphs[name] = build()
     return graphs
+
+
+def graph_plugins(
+    graphs: dict[str, StateGraph[Any, Any, Any, Any]],
+    activities: Sequence[Callable[..., object]] = (),
+    interceptors: Sequence[Interceptor] = (),
+    data_converter: DataConverter = pydantic_data_converter,
+) -> list[SimplePlugin]:
+    """Keel's plugin and the LangGraph plugin for `graphs`, for a worker or a replayer.
+
+    The modules that define the graphs' state models pass through the sandbox: LangGraph's
+    checkpointer rebuilds those models by importing their module, and a copy re-imported in
+    the sandbox would define classes the graph's own state does not accept.
+    """
+    modules = sorted(
+        {model.__module__ for g in graphs.values() for model in state_models(g.state_schema)}
+    )
+    return [
+        KeelPlugin(
+            [AgentWorkflow, *RETRIEVAL_WORKFLOWS],
+            activities,
+            interceptors,
+            passthrough_modules=modules,
+            data_converter=data_converter,
+        ),
+        LangGraphPlugin(graphs=graphs),
+    ]

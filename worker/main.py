@@ -25,9 +25,8 @@ from tools.retrieval.builtin import ensure_quillpad
 from tools.retrieval.service import RetrievalService
 from tools.reviews import ReviewQueue
 from tools.routing.activities import ModelActivities
-from worker.agents import build_graphs
+from worker.agents import build_graphs, graph_plugins
 from worker.heartbeats import Heartbeats
-from worker.plugin import graph_plugins
 from worker.temporal import connect, ensure_search_attributes, keel_data_converter
 from workflows.policy import check_policy
 

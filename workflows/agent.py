@@ -42,10 +42,22 @@ with workflow.unsafe.imports_passed_through():
         ReviewStatus,
         action_hash,
     )
-    from keel.schemas.runs import AgentState, Outcome, RunInput, RunResult, RunState, RunStatus
+    from keel.schemas.runs import (
+        AGENT_WORKFLOW,
+        CLAIM_UPDATE,
+        DECIDE_UPDATE,
+        RELEASE_UPDATE,
+        RUN_STATE_QUERY,
+        AgentState,
+        Outcome,
+        RunInput,
+        RunResult,
+        RunState,
+        RunStatus,
+    )
     from keel.search_attributes import KEEL_COST_USD, KEEL_STATUS
     from workflows import metrics, routing
-    from workflows.checkpoint import checkpointer_for
+    from workflows.checkpoint import compiled
     from workflows.continuation import StopWhenDue, restore_checkpoint, saved_checkpoint
     from workflows.guards import Screening
     from workflows.policy import is_low_risk, queue_for, queue_spec
@@ -104,7 +116,7 @@ def _why(request: ReviewRequest) -> str:
     return f"{request.reason}, ${request.cost_usd:.4f} spent"
 
 
-@workflow.defn
+@workflow.defn(name=AGENT_WORKFLOW)
 class AgentWorkflow:
     """Runs an agent graph; escalates to a person when the graph interrupts."""
 
@@ -136,7 +148,7 @@ class AgentWorkflow:
         if input.carried is None:  # a continuation is the same run
             metrics.run_started(input.agent)
         agent_graph = graph(input.agent)
-        app = agent_graph.compile(checkpointer=checkpointer_for(agent_graph.state_schema))
+        app = compiled(agent_graph)
         config: Any = {"configurable": {"thread_id": workflow.info().workflow_id}}
         state = AgentState(input=input.input, review_threshold=input.review_threshold)
         command: Any = state.model_dump(mode="json")
@@ -204,7 +216,7 @@ class AgentWorkflow:
             AUDIT_APPEND, entry, start_to_close_timeout=timedelta(seconds=10)
         )
 
-    @workflow.query
+    @workflow.query(name=RUN_STATE_QUERY)
     def state(self) -> RunState:
         """Where the run is: its status, its current node, the review it waits on."""
         return RunState(
@@ -214,7 +226,7 @@ class AgentWorkflow:
             ledger=self.model_router.ledger,
         )
 
-    @workflow.update
+    @workflow.update(name=DECIDE_UPDATE)
     async def decide(self, decision: DecisionInput) -> None:
         """Record a reviewer's decision; returns once the review queue shows it."""
         review_id = decision.review_id
@@ -238,7 +250,7 @@ class AgentWorkflow:
         if problem is not None:
             raise _refusal("InvalidEdit", problem.detail)
 
-    @workflow.update
+    @workflow.update(name=CLAIM_UPDATE)
     async def claim(self, claim: ClaimInput) -> Claim:
         """Give `claim.claimant` the pending review for a lease; returns the claim."""
         await self._opened(claim.review_id)
@@ -256,7 +268,7 @@ class AgentWorkflow:
             raise _self_approval(claim.review_id)
         self._refuse_claim_of_another(claim.review_id, claim.claimant)
 
-    @workflow.update
+    @workflow.update(name=RELEASE_UPDATE)
     async def release(self, release: ReleaseInput) -> None:
         """Give a claimed review back to its queue (nothing to do when it is not claimed)."""
         await self._opened(release.review_id)

@@ -7,12 +7,30 @@ the graph's state may hold, so nothing else is ever deserialised.
 
 from functools import cache
 from typing import Any, get_args
+from weakref import WeakKeyDictionary
 
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+from langgraph.graph import StateGraph
+from langgraph.graph.state import CompiledStateGraph
 from pydantic import BaseModel
 
-__all__ = ["checkpointer_for", "state_models"]
+__all__ = ["checkpointer_for", "compiled", "state_models"]
+
+_COMPILED: WeakKeyDictionary[Any, CompiledStateGraph[Any, Any, Any, Any]] = WeakKeyDictionary()
+
+
+def compiled(graph: StateGraph[Any, Any, Any, Any]) -> CompiledStateGraph[Any, Any, Any, Any]:
+    """`graph` compiled for one run, with an in-memory checkpointer of the run's own.
+
+    Compiling inspects every node (signatures, bytecode), so a graph is compiled once per
+    process; each run gets a copy that differs only in its checkpointer, which is how one
+    compiled LangGraph graph serves many threads.
+    """
+    app = _COMPILED.get(graph)
+    if app is None:
+        app = _COMPILED[graph] = graph.compile(checkpointer=checkpointer_for(graph.state_schema))
+    return app.copy({"checkpointer": checkpointer_for(graph.state_schema)})
 
 
 def checkpointer_for(state_schema: type[BaseModel]) -> InMemorySaver:

@@ -51,6 +51,9 @@ with workflow.unsafe.imports_passed_through():
 
 __all__ = ["FAILOVER_ERRORS", "Budget", "Router", "router"]
 
+# Patch id: a run's cost search attribute is only upserted when a call cost something.
+_FREE_CALLS_KEEP_COST = "keel.free-calls-keep-cost"
+
 FAILOVER_ERRORS = frozenset(RETRYABLE_TYPES) | {"CircuitOpen"}
 """`ApplicationError` types after which a route tries its next candidate."""
 
@@ -150,7 +153,10 @@ class Router:
         self._answers[(step, name)] = answer
         self.ledger.record(step, answer)
         metrics.model_call(request.route, answer)
-        self._on_cost(self.ledger.total_usd)
+        # A free call leaves the run's cost where it was (runs started before this patch
+        # recorded it anyway, and replay the same).
+        if answer.cost_usd or not workflow.patched(_FREE_CALLS_KEEP_COST):
+            self._on_cost(self.ledger.total_usd)
         return answer
 
     async def _within_budget(self, request: ModelRequest, estimate: float) -> None:

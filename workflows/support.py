@@ -21,7 +21,6 @@ from pydantic import BaseModel, Field
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
-from keel.agents import AgentSpec
 from keel.schemas.guards import GuardFinding, GuardText
 from keel.schemas.model import Message, ModelRequest
 from keel.schemas.policy import RunPolicy
@@ -31,14 +30,13 @@ from keel.schemas.runs import AgentState, Outcome, RunResult
 from workflows.guards import screening
 from workflows.policy import node_threshold, passage_findings, support_reason, unquoted_pii
 from workflows.routing import router
+from workflows.support_spec import SupportInput
 
 __all__ = [
     "CATEGORIES",
     "COLLECTION",
     "PASSAGES",
-    "SPEC",
     "Draft",
-    "SupportInput",
     "SupportState",
     "answer",
     "build_graph",
@@ -65,12 +63,6 @@ COLLECTION = "quillpad"
 """The collection `retrieve` searches: the help-centre articles the worker ships."""
 PASSAGES = 4
 """How many passages `retrieve` hands to `answer`."""
-
-
-class SupportInput(BaseModel):
-    """A customer's question."""
-
-    question: str = Field(min_length=3, max_length=4_000, description="The customer's question.")
 
 
 class Draft(BaseModel):
@@ -264,16 +256,3 @@ def build_graph() -> StateGraph[SupportState, None, SupportState, SupportState]:
     g.add_edge("review", "finalize")
     g.add_edge("finalize", END)
     return g
-
-
-SPEC = AgentSpec(
-    name="support",
-    description=(
-        "Answers a customer's question about Quillpad from the help centre, citing the "
-        "articles it used; a question it cannot answer confidently goes to a reviewer."
-    ),
-    input_model=SupportInput,
-    text_field="question",
-    graph="workflows.support:build_graph",
-    routes=("default",),
-)

@@ -33,8 +33,8 @@ from keel.schemas.reviews import (
     ReviewStatus,
     ReviewView,
 )
+from keel.schemas.runs import CLAIM_UPDATE, DECIDE_UPDATE, RELEASE_UPDATE
 from keel.tables import ReviewRow
-from workflows.agent import AgentWorkflow
 
 __all__ = ["claim", "decide", "get_review", "list_reviews", "release", "router"]
 
@@ -142,11 +142,11 @@ async def claim(
     _refuse_foreign_claim(row, claimant)
     await refuse_own_run(client, row.run_id, principal)  # holding it would block the others
     lease = min(body.lease_s or settings.review_claim_lease_s, settings.review_claim_lease_s)
-    handle = client.get_workflow_handle_for(AgentWorkflow.run, row.run_id)
+    handle = client.get_workflow_handle(row.run_id)
     await _update(
         review_id,
         handle.execute_update(
-            AgentWorkflow.claim, ClaimInput(review_id=review_id, claimant=claimant, lease_s=lease)
+            CLAIM_UPDATE, ClaimInput(review_id=review_id, claimant=claimant, lease_s=lease)
         ),
     )
     # The Update returns once the workflow has written the claim to the queue.
@@ -166,12 +166,10 @@ async def release(
     row = await _pending_row(session, review_id)
     claimant = principal.id or reviewer
     _refuse_foreign_claim(row, claimant)
-    handle = client.get_workflow_handle_for(AgentWorkflow.run, row.run_id)
+    handle = client.get_workflow_handle(row.run_id)
     await _update(
         review_id,
-        handle.execute_update(
-            AgentWorkflow.release, ReleaseInput(review_id=review_id, claimant=claimant)
-        ),
+        handle.execute_update(RELEASE_UPDATE, ReleaseInput(review_id=review_id, claimant=claimant)),
     )
 
 
@@ -200,11 +198,11 @@ async def decide(
     _refuse_foreign_claim(row, principal.id or decision.reviewer)
     _check_edit(row, decision)
     await refuse_own_run(client, row.run_id, principal)
-    handle = client.get_workflow_handle_for(AgentWorkflow.run, row.run_id)
+    handle = client.get_workflow_handle(row.run_id)
     await _update(
         review_id,
         handle.execute_update(
-            AgentWorkflow.decide,
+            DECIDE_UPDATE,
             DecisionInput(review_id=review_id, **{**decision.model_dump(), **who}),
         ),
     )

@@ -30,10 +30,17 @@ from keel.agents import AgentSpec, agent_catalog
 from keel.audit import append_audit, read_trail
 from keel.schemas.audit import AuditTrail
 from keel.schemas.continuation import HistoryLimits
-from keel.schemas.runs import RunInput, RunList, RunRequest, RunStarted, RunStatus, RunView
+from keel.schemas.runs import (
+    AGENT_WORKFLOW,
+    RunInput,
+    RunList,
+    RunRequest,
+    RunStarted,
+    RunStatus,
+    RunView,
+)
 from keel.search_attributes import KEEL_AGENT, KEEL_STATUS, KEEL_SUBMITTER
 from keel.settings import Settings
-from workflows.agent import AgentWorkflow
 
 __all__ = [
     "cancel_run",
@@ -81,7 +88,7 @@ async def start_run(
         attributes.append(SearchAttributePair(KEEL_SUBMITTER, principal.id))
     try:
         await client.start_workflow(
-            AgentWorkflow.run,
+            AGENT_WORKFLOW,
             RunInput(
                 agent=spec.name,
                 input=payload,
@@ -138,7 +145,7 @@ async def list_runs(
 ) -> RunList:
     """Runs, newest first, found through Temporal visibility on Keel's search attributes."""
     # A run that continued as new is one run: only the latest execution of its chain counts.
-    clauses = [f"WorkflowType = '{AgentWorkflow.__name__}'", "ExecutionStatus != 'ContinuedAsNew'"]
+    clauses = [f"WorkflowType = '{AGENT_WORKFLOW}'", "ExecutionStatus != 'ContinuedAsNew'"]
     if principal.role == "submitter":
         clauses.append(f"{KEEL_SUBMITTER.name} = {json.dumps(principal.id)}")
     if agent is not None:

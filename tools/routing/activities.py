@@ -44,8 +44,6 @@ from tools.routing.errors import NON_RETRYABLE_TYPES, provider_error
 from tools.routing.health import TRIPPING_TYPES, CircuitBreaker
 from tools.routing.local import LocalProvider
 from tools.routing.prices import price_for
-from tools.routing.providers.anthropic import AnthropicProvider
-from tools.routing.providers.openai import OpenAIProvider
 
 __all__ = ["GEN_AI_SYSTEMS", "ModelActivities"]
 
@@ -83,6 +81,9 @@ class ModelActivities:
         self.breaker = breaker or CircuitBreaker()
         self.prices = {name: price_for(name, spec) for name, spec in self.deployments.items()}
         self._providers: dict[str, tuple[Deployment, _Provider]] = {}
+        for name, spec in self.deployments.items():  # each SDK loads here, not in a call
+            if spec.provider != "local":
+                self._provider(name, spec)
         self._local = LocalProvider()
         self.audit: AuditLog | None = None
         """Where answered calls are recorded (set by the worker once its database is up)."""
@@ -214,10 +215,16 @@ class ModelActivities:
         held = self._providers.get(name)
         if held is not None and held[0] == spec:
             return held[1]
+        # An SDK is imported with the first deployment that uses it: a worker whose
+        # deployments use neither holds neither (they are large).
         provider: _Provider
         if spec.provider == "anthropic":
+            from tools.routing.providers.anthropic import AnthropicProvider
+
             provider = AnthropicProvider(name, spec)
         else:
+            from tools.routing.providers.openai import OpenAIProvider
+
             provider = OpenAIProvider(name, spec)
         # A changed spec (a run started under other settings) gets a provider of its own.
         self._providers[name] = (spec, provider)

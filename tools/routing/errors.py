@@ -27,19 +27,22 @@ Messages name the deployment, the HTTP status, the provider's error code and req
 They never quote the provider's error text or the request: an OpenAI 401 echoes part of
 the key, and a 400 may quote the prompt. For the same reason callers raise these errors
 ``from None``, so the SDK exception does not travel along as the cause.
+
+The SDKs' own exception types are looked up among the modules already loaded: each SDK is
+imported by its provider only, and a worker whose deployments never use it holds none of
+its (many) modules; an SDK that was never imported raised nothing.
 """
 
 import email.utils
 import json
 import re
+import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import anthropic
 import httpx
 import httpx2
-import openai
 import pydantic
 from temporalio.exceptions import ApplicationError
 
@@ -71,23 +74,10 @@ _FILTER_TEXT = re.compile(
     r"content.(management|filter|policy)|safety system|flagged", re.IGNORECASE
 )
 
-_TIMEOUTS = (
-    openai.APITimeoutError,
-    anthropic.APITimeoutError,
-    httpx.TimeoutException,
-    httpx2.TimeoutException,
-    TimeoutError,
-)
-_UNREACHABLE = (
-    openai.APIConnectionError,
-    anthropic.APIConnectionError,
-    httpx.TransportError,
-    httpx2.TransportError,
-    ConnectionError,
-)
+_SDKS = ("openai", "anthropic")
+_TIMEOUTS = (httpx.TimeoutException, httpx2.TimeoutException, TimeoutError)
+_UNREACHABLE = (httpx.TransportError, httpx2.TransportError, ConnectionError)
 _MALFORMED = (
-    openai.APIResponseValidationError,
-    anthropic.APIResponseValidationError,
     httpx.DecodingError,
     httpx2.DecodingError,
     json.JSONDecodeError,
@@ -110,14 +100,14 @@ def provider_error(exc: BaseException, deployment: str) -> ApplicationError:
     """
     if isinstance(exc, ApplicationError):
         return exc
-    if isinstance(exc, _MALFORMED):
+    if isinstance(exc, _with_sdks(_MALFORMED, "APIResponseValidationError")):
         return malformed_response(deployment, type(exc).__name__)
     status = _status(exc)
     if status is not None:
         return _from_status(exc, status, deployment)
-    if isinstance(exc, _TIMEOUTS):
+    if isinstance(exc, _with_sdks(_TIMEOUTS, "APITimeoutError")):
         return _error(f"{deployment}: the provider did not answer in time", "ProviderTimeout")
-    if isinstance(exc, _UNREACHABLE):
+    if isinstance(exc, _with_sdks(_UNREACHABLE, "APIConnectionError")):
         return _error(
             f"{deployment}: could not reach the provider ({type(exc).__name__})",
             "ProviderUnreachable",
@@ -158,6 +148,14 @@ def malformed_response(deployment: str, why: str) -> ApplicationError:
     return _error(
         f"{deployment}: the provider's response could not be read ({why})", "MalformedResponse"
     )
+
+
+def _with_sdks(
+    kinds: tuple[type[BaseException], ...], sdk_kind: str
+) -> tuple[type[BaseException], ...]:
+    """`kinds` and the exception type `sdk_kind` of every provider SDK loaded so far."""
+    loaded = (getattr(sys.modules.get(name), sdk_kind, None) for name in _SDKS)
+    return (*kinds, *(kind for kind in loaded if isinstance(kind, type)))
 
 
 def _error(

@@ -33,13 +33,22 @@ The evidence E_d of an article d is the tokens of the selected sentences from it
 passages and of those passages' titles, since a heading such as "Resolve sync conflicts"
 is part of what is cited. Each question token q has a weight: 1, or 0.5 when q is in none
 of the documents given (their titles and texts) and is not a name. A name is a word
-capitalised inside the question ("Linux", "Notion") or an acronym of two or more capitals
-("HIPAA"); the question is usually about the thing it names, while an everyday side word
-("colleague", "laptop") is often missing from the very article that answers it. Then::
+capitalised inside a sentence of the question ("Linux", "Notion"; not "Thanks" in "Sync is
+stuck. Thanks!") or an acronym of two or more capitals ("HIPAA"); the question is usually
+about the thing it names, while an everyday side word ("colleague", "laptop") is often
+missing from the very article that answers it. Then::
 
     coverage(d)    = sum(w(q) for q in Q & E_d) / sum(w(q) for q in Q)
     specificity(d) = min(1, 0.4 * |Q & E_d|)
-    confidence     = round(max over d of coverage(d) * specificity(d), 3)
+    confidence     = round(max over d of coverage(d) * specificity(d) * unnamed, 3)
+
+where ``unnamed`` is 0.5 when the question has names and none of their tokens is in the
+documents given (titles and texts), else 1. Documents that mention nothing the question
+names speak about none of the things it asks about, however well they match its other
+words ("Is there a Linux version of the desktop app?" against articles about the desktop
+app). When they do mention one of its names, another may be answered by implication: an
+article saying a feature is "available on the Plus and Business plans" answers whether it
+is on the Free plan.
 
 Taking the best single article, not the union of all, means an answer stitched from
 articles that each match a different word of the question ("transfer" from billing,
@@ -93,8 +102,13 @@ _RELATIVE_CUTOFF = 0.4
 _SPECIFICITY_PER_TOKEN = 0.4
 # Weight of a question token no document uses, unless it is a name.
 _UNKNOWN_WEIGHT = 0.5
-# A capitalised word after another word, or an acronym of two or more capitals.
-_NAME = re.compile(r"(?<=\S\s)[A-Z][A-Za-z0-9]*|\b(?=[A-Z0-9]*[A-Z][A-Z0-9]*\b)[A-Z0-9]{2,}\b")
+# What confidence is multiplied by when the documents mention none of the question's names.
+_UNNAMED_FACTOR = 0.5
+# A capitalised word after a word that does not end a sentence, or an acronym of two or
+# more capitals.
+_NAME = re.compile(
+    r"(?<=[^\s.!?]\s)[A-Z][A-Za-z0-9]*|\b(?=[A-Z0-9]*[A-Z][A-Z0-9]*\b)[A-Z0-9]{2,}\b"
+)
 
 
 @dataclass(frozen=True)
@@ -209,13 +223,15 @@ def _extract(question: str, documents: list[Passage]) -> _Answer:
         passage = sentences[i].passage_index
         article = evidence.setdefault(documents[passage].document_id, set())
         article.update(tokens[i], titles[passage])
-    names = {t for name in _NAME.findall(question) for t in tokenize(name)}
+    names = {_respelt(t, known) for name in _NAME.findall(question) for t in tokenize(name)}
     weights = {t: 1.0 if t in known or t in names else _UNKNOWN_WEIGHT for t in wanted}
+    unnamed = _UNNAMED_FACTOR if names and not names & known.keys() else 1.0
+    covered = max(_confidence(weights, wanted & e) for e in evidence.values())
     return _Answer(
         text=" ".join(sentences[i].text for i in chosen),
         label=None,
         citations=list(dict.fromkeys(documents[sentences[i].passage_index].id for i in chosen)),
-        confidence=max(_confidence(weights, wanted & e) for e in evidence.values()),
+        confidence=round(covered * unnamed, 3),
     )
 
 
@@ -228,4 +244,4 @@ def _respelt(token: str, known: Counter[str]) -> str:
 def _confidence(weights: dict[str, float], found: set[str]) -> float:
     coverage = sum(weights[t] for t in found) / sum(weights.values())
     specificity = min(1.0, _SPECIFICITY_PER_TOKEN * len(found))
-    return round(coverage * specificity, 3)
+    return coverage * specificity

@@ -12,21 +12,14 @@ right only if no step ran twice and none was skipped.
 from typing import Any
 
 from langgraph.graph import END, START, StateGraph
-from pydantic import BaseModel, Field
 from temporalio.exceptions import ApplicationError
 
-from keel.agents import AgentSpec
 from keel.schemas.model import ToolCall
 from keel.schemas.runs import AgentState, Outcome, RunResult
+from keel_example_tools.tally_spec import TallyInput
 from workflows.toolbox import toolbox
 
-__all__ = ["SPEC", "TallyInput", "TallyState", "add", "build_graph", "finalize"]
-
-
-class TallyInput(BaseModel):
-    """How far to count."""
-
-    count: int = Field(ge=1, le=100_000, description="Steps to take, one tool call each.")
+__all__ = ["TallyState", "add", "build_graph", "finalize"]
 
 
 class TallyState(AgentState):
@@ -69,12 +62,3 @@ def build_graph() -> StateGraph[TallyState, None, TallyState, TallyState]:
     g.add_conditional_edges("add", _next, ["add", "finalize"])
     g.add_edge("finalize", END)
     return g
-
-
-SPEC = AgentSpec(
-    name="tally",
-    description="Counts to `count`, one calculator call per step: a long-running loop.",
-    input_model=TallyInput,
-    text_field="count",
-    graph="keel_example_tools.tally:build_graph",
-)
