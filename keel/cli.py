@@ -371,7 +371,6 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
         )
-        logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs each index build at DEBUG
         from keel import up
 
         # The long-running parts run on uvloop: asyncio's API, with a faster loop.

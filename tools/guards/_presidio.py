@@ -11,6 +11,7 @@ spaCy and Presidio load without PyTorch and Transformers even where the
 take hundreds of MB in every worker (see `tools.heavy_imports`).
 """
 
+import logging
 from collections.abc import Iterable
 
 from tools.heavy_imports import heavy_imports
@@ -31,6 +32,9 @@ with heavy_imports(without=("torch", "transformers")):
     )
 
 __all__ = ["build_analyzer"]
+
+# Presidio logs every recognizer it loads at INFO: one screenful on a worker's first check.
+logging.getLogger("presidio-analyzer").setLevel(logging.WARNING)
 
 _OFFLINE_SUFFIXES = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
 

@@ -12,6 +12,7 @@ A query token no chunk contains is read as a typo (`tools.text.respellings`): it
 replaced by the indexed terms one edit away from it, so "pasword" finds "password".
 """
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Self
@@ -25,6 +26,9 @@ from keel.schemas.retrieval import QueryStopwords
 from tools.text import STOPWORDS, respellings
 
 __all__ = ["LexicalIndex", "tokenize"]
+
+# bm25s sets its own logger to DEBUG when imported, and logs every index build there.
+logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 _STOPWORDS: dict[QueryStopwords, list[str]] = {
     "english": sorted(STOPWORDS_EN),
