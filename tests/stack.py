@@ -185,3 +185,15 @@ def hang_the_answer(wire: WireServer, usage: Usage, seconds: float) -> None:
     wire.script.responder = lambda request: Reply(
         text="Click Forgot password.", usage=usage, confidence=0.9
     )
+
+
+def fresh_python(script: str) -> list[str]:
+    """The lines `script` prints, run by a fresh interpreter in the repository."""
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=Path(__file__).parents[1],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.splitlines()

@@ -4,24 +4,12 @@ Each check runs in a fresh interpreter, because this one may hold those librarie
 """
 
 import importlib.util
-import subprocess
-import sys
-from pathlib import Path
 
-
-def _run(script: str) -> list[str]:
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=Path(__file__).parents[1],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return done.stdout.splitlines()
+from tests.stack import fresh_python
 
 
 def test_the_api_and_its_agent_catalog_load_no_langgraph() -> None:
-    lines = _run(
+    lines = fresh_python(
         "import sys\n"
         "from api.app import create_app\n"
         "from keel.agents import agent_catalog\n"
@@ -38,7 +26,7 @@ def test_the_api_and_its_agent_catalog_load_no_langgraph() -> None:
 
 
 def test_pii_detection_loads_no_pytorch_and_leaves_it_importable() -> None:
-    lines = _run(
+    lines = fresh_python(
         "import importlib.util, sys\n"
         "from tools.guards.pii import PiiDetector\n"
         "hits = PiiDetector(['EMAIL_ADDRESS'], 0.4).find('write to ana@example.com')\n"
@@ -49,7 +37,7 @@ def test_pii_detection_loads_no_pytorch_and_leaves_it_importable() -> None:
 
 
 def test_a_worker_on_the_local_model_loads_no_provider_sdk() -> None:
-    lines = _run(
+    lines = fresh_python(
         "import sys\n"
         "import worker.main\n"
         "from keel.settings import Settings\n"

@@ -6,6 +6,7 @@ from keel.devserver import DevServer
 from keel.schemas.runs import RunInput
 from keel.settings import Settings
 from tests.conftest import CONFIDENT
+from tests.stack import fresh_python
 from worker.main import keel_worker
 from worker.temporal import connect
 from workflows.agent import AgentWorkflow
@@ -49,3 +50,19 @@ async def test_a_run_is_one_trace_down_to_the_model_call(temporal: DevServer, tm
         assert ids[span.parent.span_id].name == "RunActivity:model.call"
         assert span.attributes["gen_ai.request.model"] == "extractive-bm25"
         assert span.attributes["gen_ai.usage.input_tokens"] > 0
+
+
+def test_without_a_tracer_provider_no_tracing_interceptor_runs() -> None:
+    # In a fresh interpreter: this one's spans fixture may have set a provider already.
+    script = (
+        "from opentelemetry import trace\n"
+        "from opentelemetry.sdk.trace import TracerProvider\n"
+        "from temporalio.contrib.opentelemetry import TracingInterceptor\n"
+        "from worker.plugin import KeelPlugin\n"
+        "def traced():\n"
+        "    return any(isinstance(i, TracingInterceptor) for i in KeelPlugin().interceptors)\n"
+        "print(traced())\n"
+        "trace.set_tracer_provider(TracerProvider())\n"
+        "print(traced())\n"
+    )
+    assert fresh_python(script) == ["False", "True"]

@@ -9,6 +9,8 @@ This module imports no workflow code, so a client loads neither the workflows no
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
@@ -60,8 +62,16 @@ class KeelPlugin(SimplePlugin):
             data_converter=data_converter,
             workflows=list(workflows),
             activities=list(activities),
-            # Client, workflow and activity spans; context crosses processes in headers.
-            interceptors=[TracingInterceptor(), ActivityRetries(), *interceptors],
+            interceptors=[*_tracing(), ActivityRetries(), *interceptors],
             workflow_runner=runner,
             workflow_failure_exception_types=[KeelUserError],
         )
+
+
+def _tracing() -> list[Interceptor]:
+    """Client, workflow and activity spans, their context carried across processes in headers.
+
+    Only where this process records spans (`keel.telemetry` set a tracer provider): without
+    one every span is a no-op, and its headers would still cost each task.
+    """
+    return [TracingInterceptor()] if isinstance(trace.get_tracer_provider(), TracerProvider) else []
