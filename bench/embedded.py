@@ -30,8 +30,8 @@ import sqlite3
 import statistics
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +39,7 @@ import httpx
 from temporalio.client import Client
 
 from bench._harness import Options, Row, Stats, progress, server_label
+from bench.memory import children, load_average, peak_rss, resident_by_process, resident_mb, rss_mb
 from keel.devserver import DevServer, free_port
 from keel.schemas.runs import RunResult
 from keel.settings import LOCAL_DEPLOYMENT, Settings
@@ -54,9 +55,6 @@ __all__ = [
     "Load",
     "embedded_stack",
     "keel_up_idle",
-    "load_average",
-    "resident_by_process",
-    "resident_mb",
     "run",
 ]
 
@@ -74,61 +72,6 @@ TARGETS = {
 """What the embedded stack should reach on 2 cores."""
 
 
-def load_average() -> str:
-    """The 1-minute load average and the CPU count, e.g. `load 3.2/2 cpu`."""
-    return f"load {os.getloadavg()[0]:.1f}/{len(os.sched_getaffinity(0))} cpu"
-
-
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            found += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            continue
-    return found
-
-
-def _rss_kb(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def _tree(pids: list[int]) -> set[int]:
-    seen: set[int] = set()
-    todo = list(pids)
-    while todo:
-        pid = todo.pop()
-        if pid not in seen:
-            seen.add(pid)
-            todo += _children(pid)
-    return seen
-
-
-def resident_mb(pids: list[int]) -> float:
-    """VmRSS of `pids` and all their descendants, in MB (each process counted once)."""
-    return sum(_rss_kb(pid) for pid in _tree(pids)) / 1024
-
-
-def resident_by_process(pids: list[int]) -> dict[str, float]:
-    """MB of VmRSS per process of `pids` (with its descendants), named by its command."""
-    named: dict[str, float] = {}
-    for pid in pids:
-        try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        words = [Path(a.decode(errors="replace")).name for a in argv if a]
-        name = "temporal" if words and words[0] == "temporal" else " ".join(words[1:3])
-        named[name] = named.get(name, 0.0) + resident_mb([pid])
-    return named
-
-
 @dataclass
 class EmbeddedStack:
     """The processes of one embedded deployment and clients to drive it."""
@@ -141,7 +84,7 @@ class EmbeddedStack:
     @property
     def pids(self) -> list[int]:
         """The dev server, the worker and the API: every process this bench started."""
-        return _children(os.getpid())
+        return children(os.getpid())
 
     def journal_rows(self) -> int:
         """Activity executions the worker journaled so far."""
@@ -209,32 +152,10 @@ async def keel_up_idle(runs: int = 5) -> tuple[float, dict[str, float], str]:
                     )
                     await wait_status(http, response.json()["run_id"], {"completed"})
             await asyncio.sleep(2)
-            parts = {"keel up": _rss_kb(up.pid) / 1024, "temporal": resident_mb(_children(up.pid))}
+            parts = {"keel up": rss_mb(up.pid), "temporal": resident_mb(children(up.pid))}
             return sum(parts.values()), parts, load_average()
         finally:
             stack.stop_all()
-
-
-@contextmanager
-def _peak_rss(pids: list[int], every: float = 0.25) -> Iterator[list[float]]:
-    """Sample the summed RSS from the event loop while the block runs; yields the samples."""
-    samples: list[float] = []
-    stop = asyncio.Event()
-
-    async def sample() -> None:
-        while not stop.is_set():
-            samples.append(resident_mb(pids))
-            try:
-                await asyncio.wait_for(stop.wait(), every)
-            except TimeoutError:
-                pass
-
-    task = asyncio.get_running_loop().create_task(sample())
-    try:
-        yield samples
-    finally:
-        stop.set()
-        task.cancel()
 
 
 @dataclass
@@ -260,7 +181,7 @@ async def _throughput(stack: EmbeddedStack, concurrency: int) -> Load:
         return time.perf_counter() - start
 
     rows = stack.journal_rows()
-    with _peak_rss(stack.pids) as rss:
+    with peak_rss(stack.pids) as rss:
         start = time.perf_counter()
         latencies = await asyncio.gather(*(timed() for _ in range(concurrency)))
         elapsed = time.perf_counter() - start
@@ -446,39 +367,45 @@ def _rows(f: _Figures, label: str) -> list[Row]:
             )
         )
     peak = max((load.peak_mb for load in f.loads), default=0.0)
-    parts = ", ".join(f"{name} {mb:.0f}" for name, mb in sorted(f.idle_parts.items()))
     rows.append(
-        Row(
-            key="rss",
-            scenario="resident memory: dev server + `keel worker` + `keel api`",
-            server=label,
-            per_node=None,
-            per_run=None,
-            notes=(
-                f"**idle {f.idle_mb:.0f} MB** "
-                f"{_mark(f.idle_mb, TARGETS['idle_mb'], at_most=True)} "
-                f"(target ≤ {TARGETS['idle_mb']:.0f}): {parts}; under load (peak) "
-                f"{peak:.0f} MB; {f.idle_load}"
-            ),
+        _memory_row(
+            "rss",
+            "dev server + `keel worker` + `keel api`",
+            label,
+            f.idle_mb,
+            f.idle_parts,
+            f"under load (peak) {peak:.0f} MB; {f.idle_load}",
         )
     )
     if f.up_parts:
-        up_parts = ", ".join(f"{name} {mb:.0f}" for name, mb in sorted(f.up_parts.items()))
         rows.append(
-            Row(
-                key="rss-up",
-                scenario="resident memory: `keel up` (dev server + worker and API in one process)",
-                server="embedded, its own dev server",
-                per_node=None,
-                per_run=None,
-                notes=(
-                    f"**idle {f.up_mb:.0f} MB** "
-                    f"{_mark(f.up_mb, TARGETS['idle_mb'], at_most=True)} "
-                    f"(target ≤ {TARGETS['idle_mb']:.0f}): {up_parts}; {f.up_load}"
-                ),
+            _memory_row(
+                "rss-up",
+                "`keel up` (dev server + worker and API in one process)",
+                "embedded, its own dev server",
+                f.up_mb,
+                f.up_parts,
+                f.up_load,
             )
         )
     return rows
+
+
+def _memory_row(
+    key: str, what: str, server: str, idle_mb: float, parts: dict[str, float], more: str
+) -> Row:
+    by_part = ", ".join(f"{name} {mb:.0f}" for name, mb in sorted(parts.items()))
+    return Row(
+        key=key,
+        scenario=f"resident memory: {what}",
+        server=server,
+        per_node=None,
+        per_run=None,
+        notes=(
+            f"**idle {idle_mb:.0f} MB** {_mark(idle_mb, TARGETS['idle_mb'], at_most=True)} "
+            f"(target ≤ {TARGETS['idle_mb']:.0f}): {by_part}; {more}"
+        ),
+    )
 
 
 def _quantile(stats: Stats, q: int) -> float:

@@ -188,7 +188,8 @@ async def test_a_key_over_its_rate_gets_429_with_retry_after(make_stack: Any) ->
         ]
         assert [a.status_code for a in answers] == [200, 200, 200, 429]
         assert_problem(answers[-1], 429, "rate-limited")
-        assert 1 <= int(answers[-1].headers["retry-after"]) <= 5
+        # One token every 5 s, and the burst was spent a moment ago.
+        assert answers[-1].headers["retry-after"] in ("4", "5")
         calm_answer = await http.get("/v1/agents", headers={"X-API-Key": calm["key"]})
         assert calm_answer.status_code == 200
 
