@@ -12,6 +12,7 @@ from api.limits import BodySizeLimit
 from api.problems import PROBLEM_RESPONSES, install_problem_handlers
 from api.routes import agents, collections, keys, reviews, runs, tools
 from api.web.pages import install_pages
+from keel.audit import AuditLog
 from keel.db import create_engine, init_db, session_factory
 from keel.settings import Settings
 from worker.temporal import connect
@@ -29,6 +30,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await init_db(engine)
         app.state.settings = settings
         app.state.sessions = session_factory(engine)
+        app.state.audit = AuditLog(app.state.sessions)
         app.state.auth = AuthState(settings)
         app.state.temporal = await connect(settings)
         try:

@@ -10,14 +10,20 @@ answer says so in `X-Keel-Auth: open`. The first key created ends open mode at o
 every process (each keyless request looks for a key). On any other address the API refuses
 to start open.
 
+Concurrent requests asking the database the same question (is there a key? which key is
+this?) share one query: a request that finds the query in flight takes its answer, which is
+at most that query's duration older than the request.
+
 Rate limits are a token bucket per key in each API process (`KEEL_API_RATE_PER_S`, burst
 `KEEL_API_RATE_BURST`): with N API processes a key may reach N times the rate.
 """
 
+import asyncio
 import logging
 import math
 import time
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Request, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -31,6 +37,7 @@ from keel.errors import KeelUserError
 from keel.keys import Role, any_key_exists, is_loopback, resolve_key
 from keel.search_attributes import KEEL_SUBMITTER
 from keel.settings import Settings
+from keel.tables import ApiKeyRow
 
 __all__ = [
     "OPEN_PRINCIPAL",
@@ -46,6 +53,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("keel.api")
+
+_T = TypeVar("_T")
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `keel keys create`.")
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key.")
@@ -83,6 +92,22 @@ class TokenBucket:
         return 0.0
 
 
+class _Shared(Generic[_T]):
+    """Concurrent asks of one question share the query in flight."""
+
+    def __init__(self) -> None:
+        self._flights: dict[str, asyncio.Future[_T]] = {}
+
+    async def ask(self, question: str, query: Callable[[], Awaitable[_T]]) -> _T:
+        flight = self._flights.get(question)
+        if flight is None:
+            flight = asyncio.ensure_future(query())
+            self._flights[question] = flight
+            flight.add_done_callback(lambda _: self._flights.pop(question, None))
+        # One asker giving up (a client gone) does not cancel the others' query.
+        return await asyncio.shield(flight)
+
+
 class AuthState:
     """One API process's view of authentication: whether keys are required, rate buckets."""
 
@@ -90,15 +115,29 @@ class AuthState:
         # Keys are never deleted, so once required, always required.
         self.required = settings.auth == "required" or not is_loopback(settings.api_host)
         self.buckets = TokenBucket(settings.api_rate_per_s, settings.api_rate_burst)
+        self.any_key: _Shared[bool] = _Shared()
+        self.keys: _Shared[ApiKeyRow | None] = _Shared()
 
 
 async def _is_open(request: Request) -> bool:
     state: AuthState = request.app.state.auth
     if state.required:
         return False
-    async with request.app.state.sessions() as session:
-        state.required = await any_key_exists(session)
+
+    async def query() -> bool:
+        async with request.app.state.sessions() as session:
+            return await any_key_exists(session)
+
+    state.required = await state.any_key.ask("", query)
     return not state.required
+
+
+async def _resolve(request: Request, token: str) -> ApiKeyRow | None:
+    async def query() -> ApiKeyRow | None:
+        async with request.app.state.sessions() as session:
+            return await resolve_key(session, token)
+
+    return await request.app.state.auth.keys.ask(token, query)
 
 
 def _unauthorized(detail: str) -> ProblemError:
@@ -117,8 +156,7 @@ async def authenticate(
         return cached
     token = bearer.credentials if bearer is not None else api_key
     if token:
-        async with request.app.state.sessions() as session:
-            row = await resolve_key(session, token)
+        row = await _resolve(request, token)
         if row is None:
             raise _unauthorized("the API key is unknown or revoked")
         request.app.state.auth.required = True

@@ -1,4 +1,4 @@
-"""Request dependencies: settings, the Temporal client, database sessions."""
+"""Request dependencies: settings, the Temporal client, database sessions, the audit log."""
 
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -7,9 +7,10 @@ from fastapi import Depends, Request
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
+from keel.audit import AuditLog
 from keel.settings import Settings
 
-__all__ = ["SessionDep", "SettingsDep", "TemporalClientDep"]
+__all__ = ["AuditDep", "SessionDep", "SettingsDep", "TemporalClientDep"]
 
 
 # `async def`, though they do not wait: FastAPI runs a plain `def` dependency in a thread.
@@ -26,6 +27,11 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def _audit(request: Request) -> AuditLog:
+    return request.app.state.audit
+
+
+AuditDep = Annotated[AuditLog, Depends(_audit)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 TemporalClientDep = Annotated[Client, Depends(_temporal)]
 SessionDep = Annotated[AsyncSession, Depends(_session)]

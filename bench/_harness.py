@@ -76,6 +76,8 @@ class Options:
     """Clients sending `POST /v1/runs` at once."""
     post_per_client: int = 4
     """Requests each of those clients sends, one after another."""
+    post_steady_s: float = 20.0
+    """How long the clients send at a steady rate (80 % of the measured runs/s)."""
     resume_samples: int = 20
     """Escalated runs whose decision → resumed time is measured."""
     queued_model_calls: bool = True

@@ -10,7 +10,13 @@ no API polling), so runs/s is what an application sees end to end.
   (one batch), and activities/s (rows of the step journal, local activities included);
   optionally again with the `local` model's calls as activities of their own (through the
   task queue) rather than as local activities, its default.
-- `POST /v1/runs` latency with `--post-clients` clients sending at once.
+- `POST /v1/runs` latency with `--post-clients` clients:
+  - sending one request after another, as fast as answers come (a closed loop: latency
+    is then clients ÷ rate, whatever the rate), beside the same clients starting the same
+    workflow with Temporal's client directly, the floor this dev server sets;
+  - sending at a steady rate, 80 % of the support runs/s measured before (an open loop:
+    each request at its own random moment, Poisson arrivals), so the stack also runs every
+    run it accepts, as in production.
 - Review decision → run resumed: the time from sending a decision until the API answers
   (the `decide` Update returns once the workflow has taken the decision and closed the
   review, i.e. the run is running again), sequential.
@@ -26,22 +32,26 @@ shared, and a busy neighbour shows up there.
 import asyncio
 import json
 import os
+import random
 import sqlite3
 import statistics
 import tempfile
 import time
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 from temporalio.client import Client
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from bench._harness import Options, Row, Stats, progress, server_label
 from bench.memory import children, load_average, peak_rss, resident_by_process, resident_mb, rss_mb
 from keel.devserver import DevServer, free_port
-from keel.schemas.runs import RunResult
+from keel.schemas.runs import RunInput, RunResult
+from keel.search_attributes import KEEL_AGENT, KEEL_STATUS
 from keel.settings import LOCAL_DEPLOYMENT, Settings
 from tests.stack import Stack, wait_status
 from worker.temporal import connect
@@ -53,6 +63,7 @@ __all__ = [
     "UNSURE",
     "EmbeddedStack",
     "Load",
+    "Starts",
     "embedded_stack",
     "keel_up_idle",
     "run",
@@ -197,21 +208,79 @@ async def _throughput(stack: EmbeddedStack, concurrency: int) -> Load:
     )
 
 
-async def _post_latency(stack: EmbeddedStack, clients: int, per_client: int) -> Stats:
-    """`POST /v1/runs` latency, `clients` clients each sending `per_client` in a row."""
+@dataclass
+class Starts:
+    """Latencies of run starts, and the rate they were sent at."""
+
+    latency: Stats
+    per_s: float
+
+    def p99_ms(self) -> float:
+        return _quantile(self.latency, 99)
+
+
+async def _timed(start: Callable[[], Awaitable[object]]) -> float:
+    began = time.perf_counter()
+    await start()
+    return time.perf_counter() - began
+
+
+async def _closed_loop(
+    start: Callable[[], Awaitable[object]], clients: int, per_client: int
+) -> Starts:
+    """`clients` clients each sending `per_client` starts, each once the one before answered."""
 
     async def client() -> list[float]:
-        samples = []
-        for _ in range(per_client):
-            start = time.perf_counter()
-            await stack.start(CONFIDENT)
-            samples.append(time.perf_counter() - start)
-        return samples
+        return [await _timed(start) for _ in range(per_client)]
 
-    started = time.perf_counter()
+    began = time.perf_counter()
     per = await asyncio.gather(*(client() for _ in range(clients)))
-    progress(f"  {clients * per_client} POSTs in {time.perf_counter() - started:.1f} s")
-    return Stats(tuple(s for samples in per for s in samples))
+    elapsed = time.perf_counter() - began
+    return Starts(
+        Stats(tuple(s for samples in per for s in samples)), clients * per_client / elapsed
+    )
+
+
+async def _open_loop(stack: EmbeddedStack, per_s: float, seconds: float) -> Starts:
+    """`POST /v1/runs` at `per_s` a second for `seconds`, each at a random moment (Poisson)."""
+    draw = random.Random(8)
+    moments, at = [], draw.expovariate(per_s)
+    while at < seconds:
+        moments.append(at)
+        at += draw.expovariate(per_s)
+    began = time.perf_counter()
+
+    async def at_moment(moment: float) -> float:
+        await asyncio.sleep(max(0.0, began + moment - time.perf_counter()))
+        return await _timed(lambda: stack.start(CONFIDENT))
+
+    latencies = await asyncio.gather(*(at_moment(moment) for moment in moments))
+    return Starts(Stats(tuple(latencies)), len(moments) / seconds)
+
+
+def _raw_start(stack: EmbeddedStack) -> Callable[[], Awaitable[object]]:
+    """A `support` run started with Temporal's client alone: no API, no audit entry."""
+    settings = Settings()
+    run = RunInput(
+        agent="support",
+        input={"question": CONFIDENT},
+        review_threshold=settings.review_threshold,
+        review_timeout_s=settings.review_timeout_s,
+    )
+    attributes = TypedSearchAttributes(
+        [SearchAttributePair(KEEL_AGENT, "support"), SearchAttributePair(KEEL_STATUS, "running")]
+    )
+
+    async def start() -> object:
+        return await stack.client.start_workflow(
+            AgentWorkflow.run,
+            run,
+            id=f"bench-raw-{uuid.uuid4()}",
+            task_queue=stack.stack.task_queue,
+            search_attributes=attributes,
+        )
+
+    return start
 
 
 async def _drain(stack: EmbeddedStack, timeout: float = 120.0) -> None:
@@ -258,9 +327,12 @@ class _Figures:
     up_load: str = ""
     loads: list[Load] = field(default_factory=list)
     queued_loads: list[Load] = field(default_factory=list)
-    post: Stats | None = None
+    post: Starts | None = None
+    post_raw: Starts | None = None
+    post_steady: Starts | None = None
     post_clients: int = 0
     post_load: str = ""
+    post_steady_load: str = ""
     resumed: Stats | None = None
     completed: Stats | None = None
     resume_load: str = ""
@@ -284,11 +356,21 @@ async def run(opts: Options, server: DevServer) -> list[Row]:
         for concurrency in opts.stack_concurrency:
             progress(f"embedded stack: {concurrency} concurrent support runs")
             figures.loads.append(await _throughput(stack, concurrency))
-        progress(f"embedded stack: POST /v1/runs, {opts.post_clients} clients")
-        figures.post = await _post_latency(stack, opts.post_clients, opts.post_per_client)
-        figures.post_clients = opts.post_clients
+        clients, per_client = opts.post_clients, opts.post_per_client
+        figures.post_clients = clients
+        progress(f"embedded stack: POST /v1/runs, {clients} clients, closed loop")
+        figures.post = await _closed_loop(lambda: stack.start(CONFIDENT), clients, per_client)
         figures.post_load = load_average()
         await _drain(stack)
+        progress(f"embedded stack: Temporal's start_workflow, {clients} clients, closed loop")
+        figures.post_raw = await _closed_loop(_raw_start(stack), clients, per_client)
+        await _drain(stack)
+        if figures.loads:
+            rate = 0.8 * figures.loads[0].runs_per_s
+            progress(f"embedded stack: POST /v1/runs at {rate:.1f}/s, {opts.post_steady_s:.0f} s")
+            figures.post_steady = await _open_loop(stack, rate, opts.post_steady_s)
+            figures.post_steady_load = load_average()
+            await _drain(stack)
         progress(f"embedded stack: review decision → resumed, {opts.resume_samples} runs")
         figures.resumed, figures.completed = await _resume_latency(stack, opts.resume_samples)
         figures.resume_load = load_average()
@@ -331,20 +413,42 @@ def _rows(f: _Figures, label: str) -> list[Row]:
                     ),
                 )
             )
-    if f.post is not None:
-        p99 = _quantile(f.post, 99)
+    starts = (
+        (
+            "post-latency",
+            f"`POST /v1/runs`, {f.post_clients} clients, closed loop",
+            f.post,
+            f.post_load,
+        ),
+        (
+            "post-raw",
+            f"Temporal's `start_workflow`, {f.post_clients} clients, closed loop",
+            f.post_raw,
+            f.post_load,
+        ),
+        (
+            "post-steady",
+            f"`POST /v1/runs`, {f.post_clients} clients, steady rate",
+            f.post_steady,
+            f.post_steady_load,
+        ),
+    )
+    for key, scenario, measured, load in starts:
+        if measured is None:
+            continue
+        p99 = measured.p99_ms()
         rows.append(
             Row(
-                key="post-latency",
-                scenario=f"`POST /v1/runs`, {f.post_clients} concurrent clients",
+                key=key,
+                scenario=scenario,
                 server=label,
                 per_node=None,
-                per_run=f.post,
+                per_run=measured.latency,
                 notes=(
-                    f"p50 {f.post.median_ms:.1f} ms, **p99 {p99:.1f} ms** "
-                    f"{_mark(p99, TARGETS['post_p99_ms'], at_most=True)} "
-                    f"(target ≤ {TARGETS['post_p99_ms']:.0f}); {len(f.post.samples)} requests; "
-                    f"{f.post_load}"
+                    f"{measured.per_s:.0f} starts/s: p50 {measured.latency.median_ms:.1f} ms, "
+                    f"**p99 {p99:.1f} ms** {_mark(p99, TARGETS['post_p99_ms'], at_most=True)} "
+                    f"(target ≤ {TARGETS['post_p99_ms']:.0f}); "
+                    f"{len(measured.latency.samples)} requests; {load}"
                 ),
             )
         )

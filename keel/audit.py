@@ -9,17 +9,21 @@ valid, shorter chain: the chain proves the order and content of what it holds.)
 Writes are idempotent on a key (workflow run id + activity id, or the run id + an event):
 an activity retried after writing finds its entry. Parallel writers on one run serialise on
 the unique `(run_id, seq)`: the loser of a race reads the new head and tries again.
+
+A process appends through one `AuditLog`, which writes the entries of concurrent callers
+together: one query for the heads of their runs, one insert and one commit per batch.
 """
 
 import asyncio
 import hashlib
 import json
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import and_, func, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
@@ -97,29 +101,12 @@ async def append_audit(
     """
     if session.new or session.dirty or session.deleted:
         raise ValueError("append_audit needs a session without pending changes")
+    entry = AuditAppend(run_id=run_id, key=key, kind=kind, actor=actor, data=data)
     for attempt in range(_ATTEMPTS):
-        head = (
-            await session.execute(
-                select(AuditRow.seq, AuditRow.hash)
-                .where(AuditRow.run_id == run_id)
-                .order_by(col(AuditRow.seq).desc())
-                .limit(1)
-            )
-        ).first()
-        seq, prev_hash = (head.seq + 1, head.hash) if head is not None else (1, GENESIS)
-        fields: dict[str, Any] = {
-            "seq": seq,
-            "run_id": run_id,
-            "kind": kind,
-            "actor": actor,
-            "data": data,
-            "at": datetime.now(UTC),
-            "prev_hash": prev_hash,
-        }
-        row = AuditRow(key=key, hash=entry_hash(**fields), **fields)
+        head = (await _heads(session, [run_id])).get(run_id)
+        row = _chained(entry, head, datetime.now(UTC))
         try:
-            values = row.model_dump(exclude={"id"})
-            await session.execute(insert(AuditRow.__table__).values(**values))  # type: ignore[arg-type]
+            await session.execute(_INSERT, [row.model_dump(exclude={"id"})])
             await session.commit()
         except IntegrityError:
             # The entry was written before (a retried activity), or another writer took
@@ -132,6 +119,57 @@ async def append_audit(
             continue
         return row
     raise RuntimeError(f"could not append to the audit trail of {run_id} ({_ATTEMPTS} races lost)")
+
+
+_INSERT = insert(AuditRow.__table__)  # type: ignore[arg-type]
+
+
+async def _heads(session: AsyncSession, run_ids: Sequence[str]) -> dict[str, tuple[int, str]]:
+    """The newest entry of each run that has one: `run_id -> (seq, hash)`."""
+    newest = (
+        select(AuditRow.run_id, func.max(AuditRow.seq).label("seq"))
+        .where(col(AuditRow.run_id).in_(run_ids))
+        .group_by(col(AuditRow.run_id))
+        .subquery()
+    )
+    rows = await session.execute(
+        select(AuditRow.run_id, AuditRow.seq, AuditRow.hash).join(
+            newest, and_(AuditRow.run_id == newest.c.run_id, AuditRow.seq == newest.c.seq)
+        )
+    )
+    return {row.run_id: (row.seq, row.hash) for row in rows}
+
+
+def _chained(entry: AuditAppend, head: tuple[int, str] | None, at: datetime) -> AuditRow:
+    """`entry` as the row that follows `head` (the run's newest entry, or none yet)."""
+    seq, prev_hash = (head[0] + 1, head[1]) if head is not None else (1, GENESIS)
+    fields: dict[str, Any] = {
+        "seq": seq,
+        "run_id": entry.run_id,
+        "kind": entry.kind,
+        "actor": entry.actor,
+        "data": entry.data,
+        "at": at,
+        "prev_hash": prev_hash,
+    }
+    return AuditRow(key=entry.key, hash=entry_hash(**fields), **fields)
+
+
+async def _append_batch(session: AsyncSession, entries: Sequence[AuditAppend]) -> None:
+    """Chain `entries` onto their runs' heads and insert them in one statement and commit.
+
+    Raises `IntegrityError` (nothing written) when a key exists or another writer moved a
+    head meanwhile.
+    """
+    heads = await _heads(session, sorted({entry.run_id for entry in entries}))
+    at = datetime.now(UTC)
+    values = []
+    for entry in entries:
+        row = _chained(entry, heads.get(entry.run_id), at)
+        heads[entry.run_id] = (row.seq, row.hash)
+        values.append(row.model_dump(exclude={"id"}))
+    await session.execute(_INSERT, values)
+    await session.commit()
 
 
 async def read_trail(session: AsyncSession, run_id: str) -> list[AuditEntry]:
@@ -202,20 +240,83 @@ def _entry(row: AuditRow) -> AuditEntry:
     )
 
 
+@dataclass
+class _Pending:
+    entry: AuditAppend
+    written: asyncio.Future[None]
+
+    def settle(self, error: BaseException | None = None) -> None:
+        if self.written.done():  # its caller stopped waiting
+            return
+        if error is None:
+            self.written.set_result(None)
+        else:
+            self.written.set_exception(error)
+
+
 class AuditLog:
-    """Appends to audit trails from a worker; also the `audit.append` activity."""
+    """Appends to audit trails; also the `audit.append` activity.
+
+    An append returns once its entry is committed. Entries that arrive while a batch is
+    being written form the next batch, so concurrent runs share round trips to the
+    database. A batch that fails (a key written before, another process's entry on one of
+    its runs, an entry that cannot be written) is written again entry by entry with
+    `append_audit`, which resolves the first two and fails only the callers of the third.
+    """
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
+        self._pending: list[_Pending] = []
+        self._writer: asyncio.Task[None] | None = None
 
     async def append(
         self, run_id: str, key: str, kind: str, actor: str | None, data: dict[str, Any]
     ) -> None:
-        """Append an entry with a session of its own (idempotent on `key`)."""
-        async with self._sessions() as session:
-            await append_audit(session, run_id, key, kind, actor, data)
+        """Append an entry, once per `key`; returns when it is committed."""
+        entry = AuditAppend(run_id=run_id, key=key, kind=kind, actor=actor, data=data)
+        pending = _Pending(entry, asyncio.get_running_loop().create_future())
+        self._pending.append(pending)
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_batches())
+        await pending.written
 
     @activity.defn(name=AUDIT_APPEND)
     async def append_activity(self, entry: AuditAppend) -> None:
         """Append an entry a workflow asks for (idempotent on its key)."""
         await self.append(entry.run_id, entry.key, entry.kind, entry.actor, entry.data)
+
+    async def _write_batches(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    await self._write(batch)
+                except Exception as err:  # every caller of the batch gets it
+                    for pending in batch:
+                        pending.settle(err)
+        finally:
+            self._writer = None
+
+    async def _write(self, batch: list[_Pending]) -> None:
+        async with self._sessions() as session:
+            try:
+                await _append_batch(session, [pending.entry for pending in batch])
+            except Exception:
+                # A key written before, another writer's entry on one of the runs, or one
+                # entry that cannot be written: each entry alone, with an outcome of its own.
+                await session.rollback()
+            else:
+                for pending in batch:
+                    pending.settle()
+                return
+            for pending in batch:
+                entry = pending.entry
+                try:
+                    await append_audit(
+                        session, entry.run_id, entry.key, entry.kind, entry.actor, entry.data
+                    )
+                except Exception as err:
+                    await session.rollback()
+                    pending.settle(err)
+                else:
+                    pending.settle()

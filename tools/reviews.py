@@ -35,11 +35,11 @@ __all__ = ["ReviewQueue"]
 class ReviewQueue:
     """Writes reviews into the SQL queue."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], audit: AuditLog) -> None:
         self._sessions = sessions
         # Audit writes use sessions of their own: a lost race rolls back the audit write,
         # never the row's.
-        self._audit = AuditLog(sessions).append
+        self._audit = audit.append
 
     @activity.defn(name=OPEN_REVIEW)
     async def open(self, review: PendingReview) -> None:

@@ -80,9 +80,9 @@ async def keel_worker(
     await publish_catalog(sessions, registry.catalog())
     retrieval = await RetrievalService.open(settings, engine, sessions)
     await ensure_quillpad(retrieval)  # the help centre `support` and `search_knowledge` read
-    queue = ReviewQueue(sessions)
-    step_journal = StepJournal(sessions)
     audit = AuditLog(sessions)
+    queue = ReviewQueue(sessions, audit)
+    step_journal = StepJournal(sessions)
     models.audit = audit
     keel_plugin, langgraph_plugin = graph_plugins(
         graphs,

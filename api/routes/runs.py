@@ -22,12 +22,12 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.auth import Principal, require
-from api.deps import SessionDep, SettingsDep, TemporalClientDep
+from api.deps import AuditDep, SessionDep, SettingsDep, TemporalClientDep
 from api.problems import ErrorCode, ProblemError, field_errors
 from api.run_events import run_events, sse
 from api.run_views import describe_run, run_summary, run_view, status_query
 from keel.agents import AgentSpec, agent_catalog
-from keel.audit import append_audit, read_trail
+from keel.audit import read_trail
 from keel.schemas.audit import AuditTrail
 from keel.schemas.continuation import HistoryLimits
 from keel.schemas.runs import (
@@ -69,7 +69,7 @@ async def start_run(
     body: RunRequest,
     client: TemporalClientDep,
     settings: SettingsDep,
-    session: SessionDep,
+    audit: AuditDep,
     principal: _Starter,
 ) -> RunStarted:
     """Start a run; the same `idempotency_key` always answers with the same run.
@@ -122,8 +122,7 @@ async def start_run(
             run_id=run_id, agent=spec.name, status="running", ui_url=settings.run_ui_url(run_id)
         )
     # Also on a repeated start: a first attempt may have died between start and audit.
-    await append_audit(
-        session,
+    await audit.append(
         run_id,
         f"{run_id}:started",
         "run.started",
@@ -185,7 +184,7 @@ async def cancel_run(
     run_id: str,
     client: TemporalClientDep,
     settings: SettingsDep,
-    session: SessionDep,
+    audit: AuditDep,
     principal: _Canceller,
 ) -> RunView:
     """Ask a running run to stop; a pending review is closed as cancelled."""
@@ -193,9 +192,7 @@ async def cancel_run(
     if description.status != WorkflowExecutionStatus.RUNNING:
         raise ProblemError(409, ErrorCode.RUN_NOT_RUNNING, f"run {run_id!r} has already ended")
     await client.get_workflow_handle(run_id).cancel()
-    await append_audit(
-        session, run_id, f"{run_id}:cancel", "run.cancel_requested", principal.id, {}
-    )
+    await audit.append(run_id, f"{run_id}:cancel", "run.cancel_requested", principal.id, {})
     return await run_view(client, run_id, settings)
 
 

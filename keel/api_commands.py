@@ -1,0 +1,353 @@
+"""The `keel` commands that talk to the API: runs, reviews, tools and collections.
+
+They call `KEEL_API_URL` (default the local `keel up`) with the key in `KEEL_API_KEY`, if
+set, and print what it answers (its JSON with `--json`).
+"""
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from keel import ingestion
+from keel.documents import DocumentError
+from keel.settings import Settings
+
+__all__ = ["COMMANDS", "ApiError", "add_parsers", "run"]
+
+_DONE = {"completed", "rejected", "failed", "cancelled"}
+
+
+class ApiError(Exception):
+    """The API answered with a problem, or could not be reached."""
+
+
+class _Api:
+    def __init__(self, base_url: str, api_key: str = "") -> None:
+        self._base = base_url
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(base_url=base_url, timeout=30, headers=headers)
+
+    def call(self, method: str, path: str, *, missing_ok: bool = False, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as err:
+            raise ApiError(
+                f"cannot reach the Keel API at {self._base} ({err}); is `keel up` running?"
+            ) from err
+        if missing_ok and response.status_code == 404:
+            return None
+        if response.is_error:
+            try:
+                problem = response.json()
+                message = f"{problem.get('detail', response.text)} [{problem.get('type', '?')}]"
+            except ValueError:
+                message = response.text
+            raise ApiError(f"HTTP {response.status_code}: {message}")
+        return response.json()
+
+    def events(self, path: str) -> Iterator[dict[str, Any]]:
+        """The server-sent events at `path`, as they arrive."""
+        try:
+            with self._http.stream("GET", path, timeout=None) as response:
+                if response.is_error:
+                    response.read()
+                    raise ApiError(f"HTTP {response.status_code}: {response.text}")
+                for line in response.iter_lines():
+                    if line.startswith("data: "):
+                        yield json.loads(line.removeprefix("data: "))
+        except httpx.TransportError as err:
+            raise ApiError(f"lost the Keel API at {self._base} ({err})") from err
+
+
+def _print_run(run: dict[str, Any]) -> None:
+    print(f"run      {run['run_id']}")
+    print(f"agent    {run['agent']}")
+    print(
+        f"status   {run['status']}"
+        + (f" (node: {run['current_node']})" if run.get("current_node") else "")
+    )
+    result = run.get("result")
+    if result:
+        if result.get("answer") is not None:
+            print(f"answer   {result['answer']}")
+        for citation in result.get("citations", []):
+            print(f"  cites  {citation['passage_id']}  ({citation['title']})")
+        print(
+            f"confidence {_score(result['confidence'])}"
+            + ("  (reviewed)" if result.get("reviewed") else "")
+        )
+    review = run.get("pending_review")
+    if review:
+        print(
+            f"review   {review['review_id']}  "
+            f"({review['reason']}, confidence {_score(review['confidence'])})"
+        )
+        print(f"         decide with: keel decide {review['review_id']} approve|edit|reject")
+    cost = run.get("cost")
+    if cost and cost["entries"]:
+        print(f"cost     ${cost['total_usd']:.6f} over {len(cost['entries'])} model call(s)")
+        for entry in cost["entries"]:
+            usage = entry["usage"]
+            print(
+                f"  {entry['step']:<10} {entry['provider']}/{entry['model']}  "
+                f"in {usage['input_tokens']} out {usage['output_tokens']}  ${entry['cost_usd']:.6f}"
+            )
+    if run.get("error"):
+        print(f"error    {run['error']}")
+    print(f"ui       {run['ui_url']}")
+
+
+def _score(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def _cmd_run(api: _Api, args: argparse.Namespace) -> int:
+    try:
+        payload: Any = json.loads(args.input)
+    except ValueError:
+        payload = args.input
+    if not isinstance(payload, dict):
+        payload = args.input
+    body = {"agent": args.agent, "input": payload}
+    if args.key:
+        body["idempotency_key"] = args.key
+    started = api.call("POST", "/v1/runs", json=body)
+    if args.follow:
+        return _follow(api, started["run_id"], args)
+    if args.json and not args.wait:
+        print(json.dumps(started, indent=2))
+        return 0
+    if not args.wait:
+        print(f"started {started['run_id']} ({started['status']})\nui      {started['ui_url']}")
+        return 0
+    deadline = time.monotonic() + args.timeout
+    while True:
+        run = api.call("GET", f"/v1/runs/{started['run_id']}")
+        if run["status"] in _DONE or run["status"] == "awaiting_review":
+            break
+        if time.monotonic() > deadline:
+            print(f"still {run['status']} after {args.timeout:.0f}s", file=sys.stderr)
+            break
+        time.sleep(0.2)
+    if args.json:
+        print(json.dumps(run, indent=2))
+    else:
+        _print_run(run)
+    return 0 if run["status"] in ("completed", "awaiting_review") else 1
+
+
+def _follow(api: _Api, run_id: str, args: argparse.Namespace) -> int:
+    """Print the run's events as they happen, then the run."""
+    for event in api.events(f"/v1/runs/{run_id}/events"):
+        if args.json:
+            print(json.dumps(event), flush=True)
+            continue
+        at = event["at"][11:19]
+        what = " ".join(
+            str(event[k]) for k in ("step", "detail", "status") if event.get(k) is not None
+        )
+        cost = f"  ${event['cost_usd']:.6f}" if event.get("cost_usd") else ""
+        print(f"{at}  {event['type']:<14} {what}{cost}", flush=True)
+    run = api.call("GET", f"/v1/runs/{run_id}")
+    if not args.json:
+        _print_run(run)
+    return 0 if run["status"] == "completed" else 1
+
+
+def _cmd_runs(api: _Api, args: argparse.Namespace) -> int:
+    params = {
+        k: v
+        for k, v in {"agent": args.agent, "status": args.status, "limit": args.limit}.items()
+        if v
+    }
+    page = api.call("GET", "/v1/runs", params=params)
+    if args.json:
+        print(json.dumps(page, indent=2))
+        return 0
+    for run in page["runs"]:
+        print(
+            f"{run['run_id']}  {run['agent']:<10} {run['status']:<16} "
+            f"{run['created_at']}  {run['ui_url']}"
+        )
+    if not page["runs"]:
+        print("no runs")
+    return 0
+
+
+def _cmd_show(api: _Api, args: argparse.Namespace) -> int:
+    run = api.call("GET", f"/v1/runs/{args.run_id}")
+    if args.json:
+        print(json.dumps(run, indent=2))
+    else:
+        _print_run(run)
+    return 0
+
+
+def _cmd_reviews(api: _Api, args: argparse.Namespace) -> int:
+    filters = {"status": args.status, "queue": args.queue}
+    page = api.call("GET", "/v1/reviews", params={k: v for k, v in filters.items() if v})
+    if args.json:
+        print(json.dumps(page, indent=2))
+        return 0
+    for review in page["reviews"]:
+        print(
+            f"{review['id']}  {review['status']:<9} {review['queue']:<10} {review['reason']:<19} "
+            f"conf {_score(review['confidence'])}  {review['question'][:60]!r}\n"
+            f"    proposed: {review['proposed_answer'][:100]!r}\n    ui: {review['ui_url']}"
+        )
+    if not page["reviews"]:
+        print("no reviews")
+    return 0
+
+
+def _cmd_decide(api: _Api, args: argparse.Namespace) -> int:
+    try:
+        arguments = json.loads(args.arguments) if args.arguments else None
+    except ValueError as err:
+        raise ApiError(f"--arguments is not JSON: {err}") from err
+    body = {
+        "action": args.action,
+        "answer": args.answer,
+        "arguments": arguments,
+        "comment": args.comment,
+        "reviewer": args.reviewer,
+        # Without --action-hash, the decision is on the action the review shows right now.
+        "action_hash": args.action_hash
+        or api.call("GET", f"/v1/reviews/{args.review_id}")["action_hash"],
+    }
+    review = api.call(
+        "POST",
+        f"/v1/reviews/{args.review_id}/decision",
+        json={k: v for k, v in body.items() if v is not None},
+    )
+    if args.json:
+        print(json.dumps(review, indent=2))
+    else:
+        print(
+            f"review {review['id']}: {review['status']}\n"
+            f"run    {review['run_id']}\nui     {review['ui_url']}"
+        )
+    return 0
+
+
+def _cmd_tools(api: _Api, args: argparse.Namespace) -> int:
+    catalog = api.call("GET", "/v1/tools")
+    if args.json:
+        print(json.dumps(catalog, indent=2))
+        return 0
+    for info in catalog["tools"]:
+        approval = "needs approval" if info["requires_approval"] else "runs freely"
+        attempts = info["max_attempts"] or "unlimited"
+        summary = info["description"].splitlines()[0]
+        params = ", ".join(info["parameters"].get("properties", {}))
+        print(f"{info['name']}({params})  [{approval}; {attempts} attempts; {info['source']}]")
+        print(f"    {summary}")
+    if not catalog["tools"]:
+        print("no tools published yet: start a worker")
+    return 0
+
+
+def _cmd_ingest(api: _Api, args: argparse.Namespace) -> int:
+    printer = ingestion.ProgressPrinter(sys.stdout, as_json=args.json)
+    # Half the API's body limit per request leaves room for JSON escaping.
+    limit = Settings().api_max_body_bytes // 2
+    try:
+        view = ingestion.ingest(
+            api, args.collection, args.paths, max_request_bytes=limit, printer=printer
+        )
+    except (DocumentError, FileNotFoundError) as err:
+        raise ApiError(str(err)) from err
+    return 0 if view["status"] == "completed" else 1
+
+
+def _cmd_collections(api: _Api, args: argparse.Namespace) -> int:
+    listing = api.call("GET", "/v1/collections")
+    if args.json:
+        print(json.dumps(listing, indent=2))
+    else:
+        ingestion.print_collections(listing)
+    return 0
+
+
+def _cmd_search(api: _Api, args: argparse.Namespace) -> int:
+    body = {"query": args.query, "k": args.k, "method": args.method}
+    result = api.call("POST", f"/v1/collections/{args.collection}/search", json=body)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        ingestion.print_search(result)
+    return 0
+
+
+def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Add the commands that talk to the API to the `keel` parser."""
+    run = sub.add_parser("run", help="start a run")
+    run.add_argument("agent")
+    run.add_argument("input", help="the text input, or a JSON object")
+    run.add_argument("--key", help="idempotency key")
+    run.add_argument("--wait", action="store_true", help="wait until it ends or needs review")
+    run.add_argument("--follow", action="store_true", help="show each step live until it ends")
+    run.add_argument("--timeout", type=float, default=120.0)
+    runs = sub.add_parser("runs", help="list runs")
+    runs.add_argument("--agent")
+    runs.add_argument("--status")
+    runs.add_argument("--limit", type=int, default=20)
+    show = sub.add_parser("show", help="show one run")
+    show.add_argument("run_id")
+    reviews = sub.add_parser("reviews", help="list reviews")
+    reviews.add_argument(
+        "--status", default="pending", help="pending (default), approved, …; '' for all"
+    )
+    reviews.add_argument("--queue", help="only this queue")
+    sub.add_parser("tools", help="list the tools the workers run")
+    ingest = sub.add_parser("ingest", help="add files and folders to a collection")
+    ingest.add_argument("collection", help="created when it does not exist")
+    ingest.add_argument("paths", nargs="+", type=Path, help="Markdown, text, HTML, JSON Lines")
+    sub.add_parser("collections", help="list the collections")
+    search = sub.add_parser("search", help="search a collection")
+    search.add_argument("collection")
+    search.add_argument("query")
+    search.add_argument("-k", type=int, default=5, help="how many passages")
+    search.add_argument("--method", choices=["bm25", "dense", "hybrid"])
+    decide = sub.add_parser("decide", help="decide a review")
+    decide.add_argument("review_id")
+    decide.add_argument("action", choices=["approve", "edit", "reject"])
+    decide.add_argument("--answer", help="the edited answer (with edit)")
+    decide.add_argument("--arguments", help="the edited tool arguments, as JSON (with edit)")
+    decide.add_argument("--comment")
+    decide.add_argument("--reviewer")
+    decide.add_argument(
+        "--action-hash", help="the action_hash of the action decided on (default: current)"
+    )
+
+
+_HANDLERS: dict[str, Callable[[_Api, argparse.Namespace], int]] = {
+    "run": _cmd_run,
+    "runs": _cmd_runs,
+    "show": _cmd_show,
+    "reviews": _cmd_reviews,
+    "decide": _cmd_decide,
+    "tools": _cmd_tools,
+    "ingest": _cmd_ingest,
+    "collections": _cmd_collections,
+    "search": _cmd_search,
+}
+
+COMMANDS = tuple(_HANDLERS)
+"""The top-level commands this module serves."""
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Run one of `COMMANDS` against the API `settings` name; its exit code.
+
+    Raises:
+        ApiError: The API answered with a problem, or could not be reached.
+
+    """
+    return _HANDLERS[args.command](_Api(settings.api_base_url, settings.api_key), args)
