@@ -13,7 +13,7 @@ from api.problems import PROBLEM_RESPONSES, install_problem_handlers
 from api.routes import agents, collections, keys, reviews, runs, tools
 from api.web.pages import install_pages
 from keel.audit import AuditLog
-from keel.db import create_engine, init_db, session_factory
+from keel.db import Database, create_engine, init_db
 from keel.settings import Settings
 from worker.temporal import connect
 
@@ -26,17 +26,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.sql_url)
-        await init_db(engine)
+        database = Database(create_engine(settings.sql_url))
+        await init_db(database.engine)
         app.state.settings = settings
-        app.state.sessions = session_factory(engine)
-        app.state.audit = AuditLog(app.state.sessions)
+        app.state.db = database
+        app.state.sessions = database.sessions
+        app.state.audit = AuditLog(database)
         app.state.auth = AuthState(settings)
         app.state.temporal = await connect(settings)
         try:
             yield
         finally:
-            await engine.dispose()
+            await database.dispose()
 
     app = FastAPI(
         title="Keel",

@@ -23,6 +23,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Request, Response
@@ -32,7 +33,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.problems import ErrorCode, ProblemError
-from keel.db import create_engine, init_db, session_factory
+from keel.db import Database, create_engine, init_db
 from keel.errors import KeelUserError
 from keel.keys import Role, any_key_exists, is_loopback, resolve_key
 from keel.search_attributes import KEEL_SUBMITTER
@@ -124,20 +125,15 @@ async def _is_open(request: Request) -> bool:
     if state.required:
         return False
 
-    async def query() -> bool:
-        async with request.app.state.sessions() as session:
-            return await any_key_exists(session)
-
-    state.required = await state.any_key.ask("", query)
+    database: Database = request.app.state.db
+    state.required = await state.any_key.ask("", lambda: database.run(any_key_exists))
     return not state.required
 
 
 async def _resolve(request: Request, token: str) -> ApiKeyRow | None:
-    async def query() -> ApiKeyRow | None:
-        async with request.app.state.sessions() as session:
-            return await resolve_key(session, token)
-
-    return await request.app.state.auth.keys.ask(token, query)
+    database: Database = request.app.state.db
+    query = partial(resolve_key, key=token)
+    return await request.app.state.auth.keys.ask(token, lambda: database.run(query))
 
 
 def _unauthorized(detail: str) -> ProblemError:
@@ -231,13 +227,12 @@ async def check_auth_mode(settings: Settings) -> bool:
     """Before serving: whether the API will run open; refuses to run open off loopback."""
     if settings.auth == "required":
         return False
-    engine = create_engine(settings.sql_url)
+    database = Database(create_engine(settings.sql_url))
     try:
-        await init_db(engine)
-        async with session_factory(engine)() as session:
-            keys = await any_key_exists(session)
+        await init_db(database.engine)
+        keys = await database.run(any_key_exists)
     finally:
-        await engine.dispose()
+        await database.dispose()
     if keys:
         return False
     if not is_loopback(settings.api_host):

@@ -77,6 +77,11 @@ def _parse() -> tuple[Options, bool, retrieval.RetrievalOptions | None]:
         action="store_true",
         help="skip the embedded stack with the `local` model's calls through the task queue",
     )
+    parser.add_argument(
+        "--no-two-workers",
+        action="store_true",
+        help="skip the embedded stack with two `keel worker` processes",
+    )
     parser.add_argument("--no-retrieval", action="store_true", help="skip retrieval quality")
     parser.add_argument(
         "--retrieval-queries",
@@ -101,6 +106,7 @@ def _parse() -> tuple[Options, bool, retrieval.RetrievalOptions | None]:
         cascade_items=args.cascade_items,
         stack_concurrency=tuple(args.stack_concurrency),
         queued_model_calls=not args.no_queued_calls,
+        two_workers=not args.no_two_workers,
     )
     quality = retrieval.RetrievalOptions(max_queries=args.retrieval_queries)
     return opts, not args.no_throughput, None if args.no_retrieval else quality

@@ -83,6 +83,8 @@ class Options:
     queued_model_calls: bool = True
     """Also measure the embedded stack with the `local` model's calls as activities of their
     own (through the task queue), to show what calling it as a local activity gains."""
+    two_workers: bool = True
+    """Also measure the embedded stack with two `keel worker` processes."""
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ no API polling), so runs/s is what an application sees end to end.
 - `support` runs/s at each `--stack-concurrency` level: that many runs in flight at once
   (one batch), and activities/s (rows of the step journal, local activities included);
   optionally again with the `local` model's calls as activities of their own (through the
-  task queue) rather than as local activities, its default.
+  task queue) rather than as local activities, its default; and with two `keel worker`
+  processes, since one Python process runs workflows on one core at a time.
 - `POST /v1/runs` latency with `--post-clients` clients:
   - sending one request after another, as fast as answers come (a closed loop: latency
     is then clients ÷ rate, whatever the rate), beside the same clients starting the same
@@ -123,8 +124,11 @@ class EmbeddedStack:
 
 
 @asynccontextmanager
-async def embedded_stack(server: DevServer, **settings: str) -> AsyncIterator[EmbeddedStack]:
-    """A worker and an API process on `server`, their state in a temporary directory."""
+async def embedded_stack(
+    server: DevServer, workers: int = 1, **settings: str
+) -> AsyncIterator[EmbeddedStack]:
+    """`workers` worker processes and an API process on `server`, their state in a
+    temporary directory."""
     with tempfile.TemporaryDirectory(prefix="keel-bench-stack-") as tmp:
         # The default workflow cache, as `keel up` runs it (tests replay every task).
         stack = Stack(
@@ -134,7 +138,8 @@ async def embedded_stack(server: DevServer, **settings: str) -> AsyncIterator[Em
             | settings,
         )
         try:
-            await stack.start_worker()
+            for _ in range(workers):
+                await stack.start_worker()
             await stack.start_api()
             client = await connect(Settings(temporal_address=server.address, data_dir=Path(tmp)))
             limits = httpx.Limits(max_connections=500, max_keepalive_connections=500)
@@ -241,8 +246,10 @@ async def _closed_loop(
     )
 
 
-async def _open_loop(stack: EmbeddedStack, per_s: float, seconds: float) -> Starts:
-    """`POST /v1/runs` at `per_s` a second for `seconds`, each at a random moment (Poisson)."""
+async def _open_loop(
+    start: Callable[[], Awaitable[object]], per_s: float, seconds: float
+) -> Starts:
+    """Starts at `per_s` a second for `seconds`, each at a random moment (Poisson)."""
     draw = random.Random(8)
     moments, at = [], draw.expovariate(per_s)
     while at < seconds:
@@ -252,7 +259,7 @@ async def _open_loop(stack: EmbeddedStack, per_s: float, seconds: float) -> Star
 
     async def at_moment(moment: float) -> float:
         await asyncio.sleep(max(0.0, began + moment - time.perf_counter()))
-        return await _timed(lambda: stack.start(CONFIDENT))
+        return await _timed(start)
 
     latencies = await asyncio.gather(*(at_moment(moment) for moment in moments))
     return Starts(Stats(tuple(latencies)), len(moments) / seconds)
@@ -327,12 +334,16 @@ class _Figures:
     up_load: str = ""
     loads: list[Load] = field(default_factory=list)
     queued_loads: list[Load] = field(default_factory=list)
+    two_worker_loads: list[Load] = field(default_factory=list)
     post: Starts | None = None
     post_raw: Starts | None = None
     post_steady: Starts | None = None
+    post_raw_steady: Starts | None = None
     post_clients: int = 0
     post_load: str = ""
+    post_raw_load: str = ""
     post_steady_load: str = ""
+    post_raw_steady_load: str = ""
     resumed: Stats | None = None
     completed: Stats | None = None
     resume_load: str = ""
@@ -364,12 +375,18 @@ async def run(opts: Options, server: DevServer) -> list[Row]:
         await _drain(stack)
         progress(f"embedded stack: Temporal's start_workflow, {clients} clients, closed loop")
         figures.post_raw = await _closed_loop(_raw_start(stack), clients, per_client)
+        figures.post_raw_load = load_average()
         await _drain(stack)
         if figures.loads:
             rate = 0.8 * figures.loads[0].runs_per_s
             progress(f"embedded stack: POST /v1/runs at {rate:.1f}/s, {opts.post_steady_s:.0f} s")
-            figures.post_steady = await _open_loop(stack, rate, opts.post_steady_s)
+            steady = opts.post_steady_s
+            figures.post_steady = await _open_loop(lambda: stack.start(CONFIDENT), rate, steady)
             figures.post_steady_load = load_average()
+            await _drain(stack)
+            progress(f"embedded stack: Temporal's start_workflow at {rate:.1f}/s, {steady:.0f} s")
+            figures.post_raw_steady = await _open_loop(_raw_start(stack), rate, steady)
+            figures.post_raw_steady_load = load_average()
             await _drain(stack)
         progress(f"embedded stack: review decision → resumed, {opts.resume_samples} runs")
         figures.resumed, figures.completed = await _resume_latency(stack, opts.resume_samples)
@@ -379,11 +396,21 @@ async def run(opts: Options, server: DevServer) -> list[Row]:
     if opts.queued_model_calls:
         progress("embedded stack: `local` model calls through the task queue")
         async with embedded_stack(server, **_queued_call_settings()) as stack:
-            await asyncio.gather(*(stack.support_run() for _ in range(5)))
-            for concurrency in opts.stack_concurrency:
-                progress(f"embedded stack (queued model calls): {concurrency} concurrent")
-                figures.queued_loads.append(await _throughput(stack, concurrency))
+            figures.queued_loads = await _loads(stack, opts, "queued model calls")
+    if opts.two_workers:
+        progress("embedded stack: two `keel worker` processes")
+        async with embedded_stack(server, workers=2) as stack:
+            figures.two_worker_loads = await _loads(stack, opts, "two workers")
     return _rows(figures, label)
+
+
+async def _loads(stack: EmbeddedStack, opts: Options, what: str) -> list[Load]:
+    await asyncio.gather(*(stack.support_run() for _ in range(5)))
+    loads = []
+    for concurrency in opts.stack_concurrency:
+        progress(f"embedded stack ({what}): {concurrency} concurrent")
+        loads.append(await _throughput(stack, concurrency))
+    return loads
 
 
 def _mark(value: float, target: float, *, at_most: bool) -> str:
@@ -393,14 +420,18 @@ def _mark(value: float, target: float, *, at_most: bool) -> str:
 
 def _rows(f: _Figures, label: str) -> list[Row]:
     rows = []
-    kinds = ((f.loads, "default"), (f.queued_loads, "model calls through the task queue"))
-    for loads, how in kinds:
+    kinds = (
+        (f.loads, "default", ""),
+        (f.queued_loads, "model calls through the task queue", "-queued"),
+        (f.two_worker_loads, "two `keel worker` processes", "-2-workers"),
+    )
+    for loads, how, suffix in kinds:
         for load in loads:
             rate = load.runs_per_s
             mark = _mark(rate, TARGETS["runs_per_s"], at_most=False)
             rows.append(
                 Row(
-                    key=f"stack-{load.concurrency}{'-queued' if loads is f.queued_loads else ''}",
+                    key=f"stack-{load.concurrency}{suffix}",
                     scenario=f"support via API, {load.concurrency} concurrent ({how})",
                     server=label,
                     per_node=None,
@@ -413,24 +444,17 @@ def _rows(f: _Figures, label: str) -> list[Row]:
                     ),
                 )
             )
+    clients = f"{f.post_clients} clients, closed loop"
+    steady = "a steady rate (Poisson arrivals)"
     starts = (
+        ("post-latency", f"`POST /v1/runs`, {clients}", f.post, f.post_load),
+        ("post-raw", f"Temporal's `start_workflow`, {clients}", f.post_raw, f.post_raw_load),
+        ("post-steady", f"`POST /v1/runs` at {steady}", f.post_steady, f.post_steady_load),
         (
-            "post-latency",
-            f"`POST /v1/runs`, {f.post_clients} clients, closed loop",
-            f.post,
-            f.post_load,
-        ),
-        (
-            "post-raw",
-            f"Temporal's `start_workflow`, {f.post_clients} clients, closed loop",
-            f.post_raw,
-            f.post_load,
-        ),
-        (
-            "post-steady",
-            f"`POST /v1/runs`, {f.post_clients} clients, steady rate",
-            f.post_steady,
-            f.post_steady_load,
+            "post-raw-steady",
+            f"Temporal's `start_workflow` at {steady}",
+            f.post_raw_steady,
+            f.post_raw_steady_load,
         ),
     )
     for key, scenario, measured, load in starts:

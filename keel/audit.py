@@ -21,15 +21,16 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
-from sqlalchemy import and_, func, insert
+from sqlalchemy import Connection, Select, and_, func, insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 
+from keel.db import Database
 from keel.schemas.audit import AUDIT_APPEND, AuditAppend, AuditEntry
 from keel.tables import AuditRow
 
@@ -103,8 +104,8 @@ async def append_audit(
         raise ValueError("append_audit needs a session without pending changes")
     entry = AuditAppend(run_id=run_id, key=key, kind=kind, actor=actor, data=data)
     for attempt in range(_ATTEMPTS):
-        head = (await _heads(session, [run_id])).get(run_id)
-        row = _chained(entry, head, datetime.now(UTC))
+        head = (await session.execute(_heads([run_id]))).first()
+        row = _chained(entry, (head.seq, head.hash) if head else None, datetime.now(UTC))
         try:
             await session.execute(_INSERT, [row.model_dump(exclude={"id"})])
             await session.commit()
@@ -124,20 +125,17 @@ async def append_audit(
 _INSERT = insert(AuditRow.__table__)  # type: ignore[arg-type]
 
 
-async def _heads(session: AsyncSession, run_ids: Sequence[str]) -> dict[str, tuple[int, str]]:
-    """The newest entry of each run that has one: `run_id -> (seq, hash)`."""
+def _heads(run_ids: Sequence[str]) -> Select[tuple[str, int, str]]:
+    """The newest entry of each of `run_ids` that has one: `(run_id, seq, hash)` rows."""
     newest = (
         select(AuditRow.run_id, func.max(AuditRow.seq).label("seq"))
         .where(col(AuditRow.run_id).in_(run_ids))
         .group_by(col(AuditRow.run_id))
         .subquery()
     )
-    rows = await session.execute(
-        select(AuditRow.run_id, AuditRow.seq, AuditRow.hash).join(
-            newest, and_(AuditRow.run_id == newest.c.run_id, AuditRow.seq == newest.c.seq)
-        )
+    return select(AuditRow.run_id, AuditRow.seq, AuditRow.hash).join(
+        newest, and_(AuditRow.run_id == newest.c.run_id, AuditRow.seq == newest.c.seq)
     )
-    return {row.run_id: (row.seq, row.hash) for row in rows}
 
 
 def _chained(entry: AuditAppend, head: tuple[int, str] | None, at: datetime) -> AuditRow:
@@ -155,21 +153,21 @@ def _chained(entry: AuditAppend, head: tuple[int, str] | None, at: datetime) -> 
     return AuditRow(key=entry.key, hash=entry_hash(**fields), **fields)
 
 
-async def _append_batch(session: AsyncSession, entries: Sequence[AuditAppend]) -> None:
-    """Chain `entries` onto their runs' heads and insert them in one statement and commit.
+def _append_batch(conn: Connection, entries: Sequence[AuditAppend]) -> None:
+    """Chain `entries` onto their runs' heads and insert them in one statement.
 
-    Raises `IntegrityError` (nothing written) when a key exists or another writer moved a
-    head meanwhile.
+    A unit of work for `Database.run`. Raises `IntegrityError` (nothing written) when a key
+    exists or another writer moved a head meanwhile.
     """
-    heads = await _heads(session, sorted({entry.run_id for entry in entries}))
+    runs = sorted({entry.run_id for entry in entries})
+    heads = {row.run_id: (row.seq, row.hash) for row in conn.execute(_heads(runs))}
     at = datetime.now(UTC)
     values = []
     for entry in entries:
         row = _chained(entry, heads.get(entry.run_id), at)
         heads[entry.run_id] = (row.seq, row.hash)
         values.append(row.model_dump(exclude={"id"}))
-    await session.execute(_INSERT, values)
-    await session.commit()
+    conn.execute(_INSERT, values)
 
 
 async def read_trail(session: AsyncSession, run_id: str) -> list[AuditEntry]:
@@ -264,8 +262,8 @@ class AuditLog:
     `append_audit`, which resolves the first two and fails only the callers of the third.
     """
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
+    def __init__(self, database: Database) -> None:
+        self._database = database
         self._pending: list[_Pending] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -298,17 +296,19 @@ class AuditLog:
             self._writer = None
 
     async def _write(self, batch: list[_Pending]) -> None:
-        async with self._sessions() as session:
-            try:
-                await _append_batch(session, [pending.entry for pending in batch])
-            except Exception:
-                # A key written before, another writer's entry on one of the runs, or one
-                # entry that cannot be written: each entry alone, with an outcome of its own.
-                await session.rollback()
-            else:
-                for pending in batch:
-                    pending.settle()
-                return
+        entries = [pending.entry for pending in batch]
+        try:
+            await self._database.run(partial(_append_batch, entries=entries))
+        except Exception:
+            # A key written before, another writer's entry on one of the runs, or one entry
+            # that cannot be written: each entry alone, with an outcome of its own.
+            await self._one_by_one(batch)
+            return
+        for pending in batch:
+            pending.settle()
+
+    async def _one_by_one(self, batch: list[_Pending]) -> None:
+        async with self._database.sessions() as session:
             for pending in batch:
                 entry = pending.entry
                 try:

@@ -1,14 +1,24 @@
 """The SQL database: one async engine per process, tables created on start.
 
+`Database.run` runs a unit of work (plain SQLAlchemy Core on a sync connection) in one
+transaction. On SQLite it runs whole on a thread of its own with a pysqlite connection:
+one hand-over between threads, where the async driver hands over for every cursor call
+(aiosqlite: a cursor, execute, fetch and close each cross threads). On other databases it
+runs on the async engine's connection (`run_sync`), without threads. Hot paths (API key
+look-ups, audit appends) take this way; the rest uses async sessions.
+
 A database made by an earlier Keel gets what it lacks on start: missing tables, then
 missing columns (added with their default, or empty) and their indexes. Nothing is ever
 dropped or changed.
 """
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Table, event, inspect, literal
+import sqlalchemy
+from sqlalchemy import Connection, Engine, Table, event, inspect, literal
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel import SQLModel
@@ -16,7 +26,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from keel import retrieval_tables, tables  # noqa: F401  (registers the tables)
 
-__all__ = ["create_engine", "init_db", "session_factory"]
+__all__ = ["Database", "create_engine", "init_db", "session_factory"]
+
+_T = TypeVar("_T")
+
+_SQLITE_CONNECT = {"timeout": 30}
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -24,18 +38,55 @@ def create_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[1]
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _pragmas(conn, _record):  # type: ignore[no-untyped-def]
-            # WAL lets the API read while the worker writes.
-            cursor = conn.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.close()
-
+        engine = create_async_engine(url, connect_args=_SQLITE_CONNECT)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(url, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(conn: Any, _record: Any) -> None:
+    # WAL lets the API read while the worker writes.
+    cursor = conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+class Database:
+    """One process's database: async sessions, and units of work run in one trip.
+
+    Args:
+        engine: The async engine (`create_engine`); `dispose` closes it too.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.sessions = session_factory(engine)
+        self._sqlite: Engine | None = None
+        if engine.url.get_backend_name() == "sqlite":
+            url = engine.url.set(drivername="sqlite")
+            self._sqlite = sqlalchemy.create_engine(
+                url, connect_args={**_SQLITE_CONNECT, "check_same_thread": False}
+            )
+            event.listen(self._sqlite, "connect", _sqlite_pragmas)
+
+    async def run(self, work: Callable[[Connection], _T]) -> _T:
+        """`work(connection)` in one transaction: committed when it returns, else rolled back."""
+        if self._sqlite is not None:
+            return await asyncio.to_thread(self._in_thread, self._sqlite, work)
+        async with self.engine.begin() as conn:
+            return await conn.run_sync(work)
+
+    @staticmethod
+    def _in_thread(engine: Engine, work: Callable[[Connection], _T]) -> _T:
+        with engine.begin() as conn:
+            return work(conn)
+
+    async def dispose(self) -> None:
+        """Close every connection."""
+        await self.engine.dispose()
+        if self._sqlite is not None:
+            self._sqlite.dispose()
 
 
 async def init_db(engine: AsyncEngine) -> None:

@@ -13,6 +13,7 @@ import secrets
 from datetime import UTC, datetime
 from typing import Literal, get_args
 
+from sqlalchemy import Connection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -74,20 +75,26 @@ async def revoke_key(session: AsyncSession, key_id: str) -> ApiKeyRow | None:
     return row
 
 
-async def resolve_key(session: AsyncSession, key: str) -> ApiKeyRow | None:
-    """The live key that `key` is, or None (malformed, unknown, wrong secret or revoked)."""
+def resolve_key(conn: Connection, key: str) -> ApiKeyRow | None:
+    """The live key that `key` is, or None (malformed, unknown, wrong secret or revoked).
+
+    A unit of work for `keel.db.Database.run`: API requests look keys up this way.
+    """
     key_id, _, secret = key.removeprefix(_PREFIX).partition("_")
     if not key.startswith(_PREFIX) or not key_id or not secret:
         return None
-    row = await session.get(ApiKeyRow, key_id)
-    if row is None or row.revoked_at is not None:
+    found = conn.execute(select(ApiKeyRow).where(ApiKeyRow.id == key_id)).first()
+    if found is None:
+        return None
+    row = ApiKeyRow(**found._mapping)
+    if row.revoked_at is not None:
         return None
     return row if hmac.compare_digest(row.secret_sha256, _digest(key_id, secret)) else None
 
 
-async def any_key_exists(session: AsyncSession) -> bool:
-    """Whether a key was ever created (revoked keys count)."""
-    return (await session.exec(select(ApiKeyRow.id).limit(1))).first() is not None
+def any_key_exists(conn: Connection) -> bool:
+    """Whether a key was ever created (revoked keys count); a unit of work, as above."""
+    return conn.execute(select(ApiKeyRow.id).limit(1)).first() is not None
 
 
 def is_loopback(host: str) -> bool:

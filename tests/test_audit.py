@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from keel.audit import GENESIS, AuditLog, append_audit, read_trail, verify_trail
-from keel.db import create_engine, init_db, session_factory
+from keel.db import Database, create_engine, init_db, session_factory
 from keel.schemas.audit import AuditEntry
 from tests.conftest import UNSURE
 from tests.secured import Secured, keel
@@ -161,10 +161,10 @@ async def test_batched_appends_race_another_writer_and_repeat_keys(
 ) -> None:
     """One process's `AuditLog` batches its callers' entries; another writer on the same
     runs, and keys sent twice (in one batch and across batches), still give one chain each."""
-    engine = create_engine(_database(backend, tmp_path, request))
-    await init_db(engine)
-    sessions = session_factory(engine)
-    audit = AuditLog(sessions)
+    database = Database(create_engine(_database(backend, tmp_path, request)))
+    await init_db(database.engine)
+    sessions = database.sessions
+    audit = AuditLog(database)
     runs = [f"run-{uuid.uuid4().hex}" for _ in range(4)]
 
     async def batched(n: int) -> None:
@@ -182,7 +182,7 @@ async def test_batched_appends_race_another_writer_and_repeat_keys(
         async with sessions() as session:
             trails = [await read_trail(session, run_id) for run_id in runs]
     finally:
-        await engine.dispose()
+        await database.dispose()
     for trail in trails:
         assert verify_trail(trail) is None
         # Five batched keys and three of the other writer's per run, each written once.
@@ -191,9 +191,9 @@ async def test_batched_appends_race_another_writer_and_repeat_keys(
 
 
 async def test_an_entry_that_cannot_be_written_fails_only_its_caller(tmp_path: Path) -> None:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}")
-    await init_db(engine)
-    audit = AuditLog(session_factory(engine))
+    database = Database(create_engine(f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}"))
+    await init_db(database.engine)
+    audit = AuditLog(database)
     run_id = f"run-{uuid.uuid4().hex}"
     try:
         bad, *good = await asyncio.gather(
@@ -204,10 +204,10 @@ async def test_an_entry_that_cannot_be_written_fails_only_its_caller(tmp_path: P
             ),
             return_exceptions=True,
         )
-        async with session_factory(engine)() as session:
+        async with database.sessions() as session:
             trail = await read_trail(session, run_id)
     finally:
-        await engine.dispose()
+        await database.dispose()
     assert isinstance(bad, ValueError) and "Out of range float" in str(bad)
     assert good == [None, None, None]
     assert sorted(e.data["x"] for e in trail) == [0, 1, 2] and verify_trail(trail) is None

@@ -1,8 +1,15 @@
-"""The SQL database: a database made by an earlier Keel gains what it lacks on start."""
+"""The SQL database: a database made by an earlier Keel gains what it lacks on start, and
+units of work commit whole or not at all."""
 
 import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
 
-from keel.db import create_engine, init_db
+import pytest
+from sqlalchemy import Connection, func, insert, select
+
+from keel.db import Database, create_engine, init_db
+from keel.tables import StepRow
 
 
 async def test_an_older_database_gains_missing_columns_with_their_defaults(tmp_path):
@@ -47,3 +54,39 @@ async def test_an_older_database_gains_missing_columns_with_their_defaults(tmp_p
         indexes = {r[1] for r in db.execute("PRAGMA index_list(reviews)")}
     assert row == ("default", "")
     assert "ix_reviews_queue" in indexes
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_a_unit_of_work_commits_whole_or_not_at_all(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = (
+        request.getfixturevalue("postgres_url")
+        if backend == "postgresql"
+        else f"sqlite+aiosqlite:///{tmp_path / 'keel.db'}"
+    )
+    database = Database(create_engine(url))
+    await init_db(database.engine)
+    run_id = f"run-{tmp_path.name}-{backend}"
+    row = {"run_id": run_id, "activity": "a", "attempt": 1, "outcome": "completed"}
+    row |= {"started_at": datetime.now(UTC), "finished_at": datetime.now(UTC)}
+
+    def two_rows(conn: Connection, fail: bool) -> int:
+        conn.execute(insert(StepRow), [row, row])
+        if fail:
+            raise RuntimeError("after the insert")
+        return 2
+
+    def count(conn: Connection) -> int:
+        return conn.execute(select(func.count()).where(StepRow.run_id == run_id)).scalar_one()
+
+    try:
+        assert await database.run(lambda conn: two_rows(conn, fail=False)) == 2
+        with pytest.raises(RuntimeError, match="after the insert"):
+            await database.run(lambda conn: two_rows(conn, fail=True))
+        assert await database.run(count) == 2
+        async with database.sessions() as session:  # the async sessions see the same rows
+            seen = await session.execute(select(func.count()).where(StepRow.run_id == run_id))
+            assert seen.scalar_one() == 2
+    finally:
+        await database.dispose()

@@ -10,11 +10,10 @@ never a run's progress (Temporal's history stays the record).
 import asyncio
 import contextlib
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
-from sqlalchemy import insert
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy import Connection, insert
 from temporalio import activity
 from temporalio.worker import (
     ActivityInboundInterceptor,
@@ -22,6 +21,7 @@ from temporalio.worker import (
     Interceptor,
 )
 
+from keel.db import Database
 from keel.tables import StepRow
 
 __all__ = ["StepJournal"]
@@ -30,10 +30,8 @@ __all__ = ["StepJournal"]
 class StepJournal(Interceptor):
     """Worker interceptor that journals every activity execution."""
 
-    def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], flush_interval: float = 0.25
-    ) -> None:
-        self._sessions = sessions
+    def __init__(self, database: Database, flush_interval: float = 0.25) -> None:
+        self._database = database
         self._interval = flush_interval
         self._rows: list[dict[str, Any]] = []
         self._writer: asyncio.Task[None] | None = None
@@ -76,10 +74,13 @@ class StepJournal(Interceptor):
         rows, self._rows = self._rows, []
         if not rows:
             return
-        # One executemany of a core INSERT: no ORM unit of work on the worker's hot loop.
-        async with self._sessions() as session:
-            await session.execute(insert(StepRow), rows)
-            await session.commit()
+        # One executemany of a core INSERT, in one trip: no ORM unit of work on the worker's
+        # hot loop, and SQLite's write lock held no longer than the insert takes.
+        await self._database.run(partial(_insert, rows=rows))
+
+
+def _insert(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    conn.execute(insert(StepRow), rows)
 
 
 class _Inbound(ActivityInboundInterceptor):

@@ -13,7 +13,7 @@ from langgraph.graph import StateGraph
 from temporalio.worker import Worker
 
 from keel.audit import AuditLog
-from keel.db import create_engine, init_db, session_factory
+from keel.db import Database, create_engine, init_db
 from keel.settings import Settings
 from tools.builtin.resources import Resources
 from tools.catalog import publish_catalog, tool_registry
@@ -74,15 +74,15 @@ async def keel_worker(
     guards = Guards.from_settings(settings.guards, pii)
     if settings.guards.redact_external:
         models.pii = pii
-    engine = create_engine(settings.sql_url)
+    database = Database(create_engine(settings.sql_url))
+    engine, sessions = database.engine, database.sessions
     await init_db(engine)
-    sessions = session_factory(engine)
     await publish_catalog(sessions, registry.catalog())
     retrieval = await RetrievalService.open(settings, engine, sessions)
     await ensure_quillpad(retrieval)  # the help centre `support` and `search_knowledge` read
-    audit = AuditLog(sessions)
+    audit = AuditLog(database)
     queue = ReviewQueue(sessions, audit)
-    step_journal = StepJournal(sessions)
+    step_journal = StepJournal(database)
     models.audit = audit
     keel_plugin, langgraph_plugin = graph_plugins(
         graphs,
@@ -122,7 +122,7 @@ async def keel_worker(
     finally:
         await models.aclose()
         await retrieval.aclose()
-        await engine.dispose()
+        await database.dispose()
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
