@@ -94,6 +94,13 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = Field(
         default=1_000_000, ge=1_024, description="Larger request bodies get 413."
     )
+    api_keep_alive_s: int = Field(
+        default=75,
+        ge=1,
+        description="How long the API keeps an idle HTTP connection open: longer than clients "
+        "and load balancers keep theirs (httpx 5 s, many balancers 60 s), so none of them "
+        "sends a request on a connection the API is closing.",
+    )
     api_url: str = Field(default="", description="Where the CLI finds the API; derived when empty.")
     api_key: str = Field(
         default="", description="The key the CLI sends (`KEEL_API_KEY`); none when empty."

@@ -47,6 +47,7 @@ def _api_server(settings: Settings) -> _ApiServer:
         port=settings.api_port,
         log_level="warning",
         lifespan="on",
+        timeout_keep_alive=settings.api_keep_alive_s,
     )
     return _ApiServer(config)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from temporalio.client import WorkflowHistory
 
 from keel.devserver import free_port
 from keel.testing.replies import Reply, Usage
@@ -197,3 +198,14 @@ def fresh_python(script: str) -> list[str]:
         check=True,
     )
     return done.stdout.splitlines()
+
+
+def local_activities(history: WorkflowHistory) -> list[str]:
+    """The activity types of a history's local activities, from their markers, in order."""
+    types = []
+    for event in history.events:
+        marker = event.marker_recorded_event_attributes
+        if event.HasField("marker_recorded_event_attributes") and "data" in marker.details:
+            for payload in marker.details["data"].payloads:
+                types.append(json.loads(payload.data)["activity_type"])
+    return types

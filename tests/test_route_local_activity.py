@@ -6,7 +6,7 @@ import httpx
 
 from keel.settings import LOCAL_DEPLOYMENT
 from tests.conftest import CONFIDENT
-from tests.stack import start_run, wait_status
+from tests.stack import local_activities, start_run, wait_status
 
 
 async def _history_of_one_run(make_stack, temporal_client, **settings: str):
@@ -34,16 +34,7 @@ async def test_local_model_calls_run_as_local_activities(make_stack, temporal_cl
 
     assert "model.call" not in _scheduled(history)  # no task-queue round trip for a model call
     # classify and answer are recorded as local-activity markers that name `model.call`
-    local_calls = [
-        e
-        for e in history.events
-        if e.WhichOneof("attributes") == "marker_recorded_event_attributes"
-        and any(
-            b'"model.call"' in p.data
-            for p in e.marker_recorded_event_attributes.details["data"].payloads
-        )
-    ]
-    assert len(local_calls) == 2
+    assert local_activities(history).count("model.call") == 2
 
 
 async def test_a_deployment_can_go_through_the_task_queue(make_stack, temporal_client):

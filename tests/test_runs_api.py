@@ -298,3 +298,25 @@ async def test_oversized_bodies_are_refused_with_413(http):
     _assert_problem(chunked, 413, "payload-too-large")
     # Nothing was started by either.
     assert (await http.post("/v1/runs", json={"agent": "nope", "input": "x"})).status_code == 404
+
+
+async def test_an_idle_connection_outlives_the_clients_own_idle_timeout(stack) -> None:
+    """A client that keeps a connection 5 s idle (httpx's default) may send on it again: the
+    API does not close it under the client, which would lose the request in flight."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", stack.api_port)
+    request = b"GET /healthz HTTP/1.1\r\nHost: keel\r\n\r\n"
+    try:
+        for pause in (0.0, 6.0):
+            await asyncio.sleep(pause)
+            writer.write(request)
+            await writer.drain()
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
+            assert head.startswith(b"HTTP/1.1 200"), head
+            length = next(
+                int(line.split(b":")[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length")
+            )
+            assert b'"ok"' in await reader.readexactly(length)
+    finally:
+        writer.close()

@@ -4,7 +4,10 @@ classify → retrieve → answer → check ─┬──────────�
                                       └→ review ─────→ finalize
 
 `retrieve` runs in the workflow and searches the help centre (collection `quillpad`) with
-one `retrieval.search` activity. `classify` and `answer` run in the workflow and ask the
+one `retrieval.search` local activity: a search of the worker's own index takes
+milliseconds, and a round trip through the task queue would cost the server more than the
+search itself (its marker in the history carries the node's summary). `classify` and
+`answer` run in the workflow and ask the
 model router, which makes each model attempt its own `model.call` activity; the passages
 reach the model as labelled data (`tools.routing.spotlight`) and the answer cites them by
 id. `check`, `review` and `finalize` only decide. `review` calls
@@ -99,9 +102,19 @@ _SYSTEM = (
 )
 
 
+# Patch id: `retrieve` searches in a local activity.
+_SEARCH_IN_WORKER = "keel.support-search-local-activity"
+
+
 async def retrieve(state: SupportState) -> dict[str, Any]:
     """Find the help-centre passages closest to the question (one `retrieval.search`)."""
-    result = await workflow.execute_activity(
+    # Runs started before this patch searched with an activity through the task queue.
+    execute = (
+        workflow.execute_local_activity
+        if workflow.patched(_SEARCH_IN_WORKER)
+        else workflow.execute_activity
+    )
+    result = await execute(
         RETRIEVAL_SEARCH,
         SearchQuery(collection=COLLECTION, query=state.question, k=PASSAGES),
         result_type=SearchResult,
