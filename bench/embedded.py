@@ -335,18 +335,55 @@ class _Figures:
     loads: list[Load] = field(default_factory=list)
     queued_loads: list[Load] = field(default_factory=list)
     two_worker_loads: list[Load] = field(default_factory=list)
-    post: Starts | None = None
-    post_raw: Starts | None = None
-    post_steady: Starts | None = None
-    post_raw_steady: Starts | None = None
-    post_clients: int = 0
-    post_load: str = ""
-    post_raw_load: str = ""
-    post_steady_load: str = ""
-    post_raw_steady_load: str = ""
+    starts: list[tuple[str, str, Starts, str]] = field(default_factory=list)
+    """Start latencies: key, scenario, figures, load."""
     resumed: Stats | None = None
     completed: Stats | None = None
     resume_load: str = ""
+
+
+async def _start_latencies(
+    stack: EmbeddedStack, opts: Options, loads: list[Load]
+) -> list[tuple[str, str, Starts, str]]:
+    """`POST /v1/runs` beside Temporal's own start: `post_clients` clients in a closed loop,
+    then at a steady 80 % of the first load's runs/s."""
+    post, raw = (lambda: stack.start(CONFIDENT)), _raw_start(stack)
+    clients, per_client = opts.post_clients, opts.post_per_client
+    closed = f"{clients} clients, closed loop"
+    plans = [
+        (
+            "post-latency",
+            f"`POST /v1/runs`, {closed}",
+            lambda: _closed_loop(post, clients, per_client),
+        ),
+        (
+            "post-raw",
+            f"Temporal's `start_workflow`, {closed}",
+            lambda: _closed_loop(raw, clients, per_client),
+        ),
+    ]
+    if loads:
+        rate, seconds = 0.8 * loads[0].runs_per_s, opts.post_steady_s
+        steady = f"a steady {rate:.0f}/s (Poisson arrivals)"
+        plans += [
+            (
+                "post-steady",
+                f"`POST /v1/runs` at {steady}",
+                lambda: _open_loop(post, rate, seconds),
+            ),
+            (
+                "post-raw-steady",
+                f"Temporal's `start_workflow` at {steady}",
+                lambda: _open_loop(raw, rate, seconds),
+            ),
+        ]
+    measured = []
+    for key, scenario, measure in plans:
+        progress(f"embedded stack: {scenario}")
+        starts = await measure()
+        measured.append((key, scenario, starts, load_average()))
+        await _drain(stack)  # the runs started here finish before the next figure
+    return measured
 
 
 def _queued_call_settings() -> dict[str, str]:
@@ -367,27 +404,7 @@ async def run(opts: Options, server: DevServer) -> list[Row]:
         for concurrency in opts.stack_concurrency:
             progress(f"embedded stack: {concurrency} concurrent support runs")
             figures.loads.append(await _throughput(stack, concurrency))
-        clients, per_client = opts.post_clients, opts.post_per_client
-        figures.post_clients = clients
-        progress(f"embedded stack: POST /v1/runs, {clients} clients, closed loop")
-        figures.post = await _closed_loop(lambda: stack.start(CONFIDENT), clients, per_client)
-        figures.post_load = load_average()
-        await _drain(stack)
-        progress(f"embedded stack: Temporal's start_workflow, {clients} clients, closed loop")
-        figures.post_raw = await _closed_loop(_raw_start(stack), clients, per_client)
-        figures.post_raw_load = load_average()
-        await _drain(stack)
-        if figures.loads:
-            rate = 0.8 * figures.loads[0].runs_per_s
-            progress(f"embedded stack: POST /v1/runs at {rate:.1f}/s, {opts.post_steady_s:.0f} s")
-            steady = opts.post_steady_s
-            figures.post_steady = await _open_loop(lambda: stack.start(CONFIDENT), rate, steady)
-            figures.post_steady_load = load_average()
-            await _drain(stack)
-            progress(f"embedded stack: Temporal's start_workflow at {rate:.1f}/s, {steady:.0f} s")
-            figures.post_raw_steady = await _open_loop(_raw_start(stack), rate, steady)
-            figures.post_raw_steady_load = load_average()
-            await _drain(stack)
+        figures.starts = await _start_latencies(stack, opts, figures.loads)
         progress(f"embedded stack: review decision → resumed, {opts.resume_samples} runs")
         figures.resumed, figures.completed = await _resume_latency(stack, opts.resume_samples)
         figures.resume_load = load_average()
@@ -444,20 +461,7 @@ def _rows(f: _Figures, label: str) -> list[Row]:
                     ),
                 )
             )
-    clients = f"{f.post_clients} clients, closed loop"
-    steady = "a steady rate (Poisson arrivals)"
-    starts = (
-        ("post-latency", f"`POST /v1/runs`, {clients}", f.post, f.post_load),
-        ("post-raw", f"Temporal's `start_workflow`, {clients}", f.post_raw, f.post_raw_load),
-        ("post-steady", f"`POST /v1/runs` at {steady}", f.post_steady, f.post_steady_load),
-        (
-            "post-raw-steady",
-            f"Temporal's `start_workflow` at {steady}",
-            f.post_raw_steady,
-            f.post_raw_steady_load,
-        ),
-    )
-    for key, scenario, measured, load in starts:
+    for key, scenario, measured, load in f.starts:
         if measured is None:
             continue
         p99 = measured.p99_ms()
