@@ -124,7 +124,6 @@ async def _is_open(request: Request) -> bool:
     state: AuthState = request.app.state.auth
     if state.required:
         return False
-
     database: Database = request.app.state.db
     state.required = await state.any_key.ask("", lambda: database.run(any_key_exists))
     return not state.required
