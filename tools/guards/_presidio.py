@@ -16,6 +16,10 @@ from collections.abc import Iterable
 
 from tools.heavy_imports import heavy_imports
 
+# Presidio logs every recognizer it loads, and the device it found while it is imported, at
+# INFO: one screenful on a worker's first check.
+logging.getLogger("presidio-analyzer").setLevel(logging.WARNING)
+
 with heavy_imports(without=("torch", "transformers")):
     import spacy
     import tldextract
@@ -32,9 +36,6 @@ with heavy_imports(without=("torch", "transformers")):
     )
 
 __all__ = ["build_analyzer"]
-
-# Presidio logs every recognizer it loads at INFO: one screenful on a worker's first check.
-logging.getLogger("presidio-analyzer").setLevel(logging.WARNING)
 
 _OFFLINE_SUFFIXES = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
 
