@@ -80,7 +80,7 @@ def _parse() -> tuple[Options, bool, retrieval.RetrievalOptions | None]:
     parser.add_argument(
         "--no-two-workers",
         action="store_true",
-        help="skip the embedded stack with two `keel worker` processes",
+        help="skip the embedded stack with two `keel worker` processes (SQLite, PostgreSQL)",
     )
     parser.add_argument("--no-retrieval", action="store_true", help="skip retrieval quality")
     parser.add_argument(

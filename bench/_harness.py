@@ -39,6 +39,7 @@ __all__ = [
     "Stats",
     "concurrent",
     "dev_server",
+    "journal_rows",
     "keel_worker",
     "progress",
     "render_table",
@@ -84,7 +85,8 @@ class Options:
     """Also measure the embedded stack with the `local` model's calls as activities of their
     own (through the task queue), to show what calling it as a local activity gains."""
     two_workers: bool = True
-    """Also measure the embedded stack with two `keel worker` processes."""
+    """Also measure the embedded stack with two `keel worker` processes, on SQLite and on
+    PostgreSQL."""
 
 
 @dataclass(frozen=True)
@@ -192,8 +194,13 @@ class KeelWorker:
 
     async def journal_rows(self) -> int:
         """Rows the StepJournal wrote so far (0 without the journal)."""
-        async with self._sessions() as session:
-            return int((await session.exec(select(func.count()).select_from(StepRow))).one())
+        return await journal_rows(self._sessions)
+
+
+async def journal_rows(sessions: Any) -> int:
+    """Rows of the step journal in the database of `sessions`."""
+    async with sessions() as session:
+        return int((await session.exec(select(func.count()).select_from(StepRow))).one())
 
 
 @asynccontextmanager

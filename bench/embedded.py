@@ -10,7 +10,8 @@ no API polling), so runs/s is what an application sees end to end.
   (one batch), and activities/s (rows of the step journal, local activities included);
   optionally again with the `local` model's calls as activities of their own (through the
   task queue) rather than as local activities, its default; and with two `keel worker`
-  processes, since one Python process runs workflows on one core at a time.
+  processes, since one Python process runs workflows on one core at a time, on SQLite and
+  on PostgreSQL (the layout of `docker-compose.yml`; PostgreSQL from `pgserver`).
 - `POST /v1/runs` latency with `--post-clients` clients:
   - sending one request after another, as fast as answers come (a closed loop: latency
     is then clients ÷ rate, whatever the rate), beside the same clients starting the same
@@ -34,7 +35,6 @@ import asyncio
 import json
 import os
 import random
-import sqlite3
 import statistics
 import tempfile
 import time
@@ -48,13 +48,14 @@ import httpx
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-from bench._harness import Options, Row, Stats, progress, server_label
+from bench._harness import Options, Row, Stats, journal_rows, progress, server_label
 from bench.memory import children, load_average, peak_rss, resident_by_process, resident_mb, rss_mb
+from keel.db import Database, create_engine
 from keel.devserver import DevServer, free_port
 from keel.schemas.runs import RunInput, RunResult
 from keel.search_attributes import KEEL_AGENT, KEEL_STATUS
 from keel.settings import LOCAL_DEPLOYMENT, Settings
-from tests.stack import Stack, wait_status
+from tests.stack import Stack, local_postgres, wait_status
 from worker.temporal import connect
 from workflows.agent import AgentWorkflow
 
@@ -98,10 +99,16 @@ class EmbeddedStack:
         """The dev server, the worker and the API: every process this bench started."""
         return children(os.getpid())
 
-    def journal_rows(self) -> int:
+    async def journal_rows(self) -> int:
         """Activity executions the worker journaled so far."""
-        with sqlite3.connect(self.stack.db_file) as db:
-            return int(db.execute("SELECT count(*) FROM steps").fetchone()[0])
+        url = self.stack.settings.get(
+            "KEEL_DATABASE_URL", f"sqlite+aiosqlite:///{self.stack.db_file}"
+        )
+        database = Database(create_engine(url))
+        try:
+            return await journal_rows(database.sessions)
+        finally:
+            await database.dispose()
 
     async def start(self, question: str) -> str:
         """`POST /v1/runs` a support question; the run's id."""
@@ -196,13 +203,13 @@ async def _throughput(stack: EmbeddedStack, concurrency: int) -> Load:
         await stack.support_run()
         return time.perf_counter() - start
 
-    rows = stack.journal_rows()
+    rows = await stack.journal_rows()
     with peak_rss(stack.pids) as rss:
         start = time.perf_counter()
         latencies = await asyncio.gather(*(timed() for _ in range(concurrency)))
         elapsed = time.perf_counter() - start
     await asyncio.sleep(0.5)
-    activities = stack.journal_rows() - rows
+    activities = await stack.journal_rows() - rows
     return Load(
         concurrency,
         concurrency / elapsed,
@@ -335,6 +342,7 @@ class _Figures:
     loads: list[Load] = field(default_factory=list)
     queued_loads: list[Load] = field(default_factory=list)
     two_worker_loads: list[Load] = field(default_factory=list)
+    compose_loads: list[Load] = field(default_factory=list)
     starts: list[tuple[str, str, Starts, str]] = field(default_factory=list)
     """Start latencies: key, scenario, figures, load."""
     resumed: Stats | None = None
@@ -418,6 +426,10 @@ async def run(opts: Options, server: DevServer) -> list[Row]:
         progress("embedded stack: two `keel worker` processes")
         async with embedded_stack(server, workers=2) as stack:
             figures.two_worker_loads = await _loads(stack, opts, "two workers")
+        progress("embedded stack: two workers on PostgreSQL, as docker-compose.yml runs them")
+        with local_postgres() as url:
+            async with embedded_stack(server, workers=2, KEEL_DATABASE_URL=url) as stack:
+                figures.compose_loads = await _loads(stack, opts, "PostgreSQL, two workers")
     return _rows(figures, label)
 
 
@@ -441,6 +453,7 @@ def _rows(f: _Figures, label: str) -> list[Row]:
         (f.loads, "default", ""),
         (f.queued_loads, "model calls through the task queue", "-queued"),
         (f.two_worker_loads, "two `keel worker` processes", "-2-workers"),
+        (f.compose_loads, "two workers on PostgreSQL, the compose layout", "-compose"),
     )
     for loads, how, suffix in kinds:
         for load in loads:

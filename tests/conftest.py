@@ -1,9 +1,6 @@
 """Suite-wide parts: one real Temporal dev server, one Keel stack (worker + API processes)."""
 
 import os
-import shutil
-import tempfile
-import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -17,7 +14,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from keel.devserver import DevServer, free_port
 from keel.settings import Settings
 from tests.secured import Secured, secured_stack
-from tests.stack import Stack
+from tests.stack import Stack, local_postgres
 from worker.temporal import connect
 
 CONFIDENT = "How do I reset my password?"
@@ -38,23 +35,9 @@ async def temporal(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[De
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
-    """A real PostgreSQL with pgvector (the `pgserver` package) on a temporary data dir.
-
-    Not under pytest's temporary root: as root, pgserver runs PostgreSQL as its own user,
-    and pytest keeps resetting that root to mode 0700.
-    """
-    with warnings.catch_warnings():  # platformdirs warns that XDG_RUNTIME_DIR is unset
-        warnings.simplefilter("ignore")
-        import pgserver
-
-        data = Path(tempfile.mkdtemp(prefix="keel-pg-")) / "data"
-        server = pgserver.get_server(data, cleanup_mode="delete")
-    socket_dir = server.get_uri().rsplit("host=", 1)[1]
-    try:
-        yield f"postgresql+asyncpg://postgres@/postgres?host={socket_dir}"
-    finally:
-        server.cleanup()
-        shutil.rmtree(data.parent, ignore_errors=True)
+    """A real PostgreSQL with pgvector (the `pgserver` package) on a temporary data dir."""
+    with local_postgres() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

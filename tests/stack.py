@@ -3,10 +3,15 @@
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import uuid
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -209,3 +214,25 @@ def local_activities(history: WorkflowHistory) -> list[str]:
             for payload in marker.details["data"].payloads:
                 types.append(json.loads(payload.data)["activity_type"])
     return types
+
+
+@contextmanager
+def local_postgres() -> Iterator[str]:
+    """A real PostgreSQL with pgvector (the `pgserver` package) on a temporary data dir: its
+    SQLAlchemy URL.
+
+    Not under pytest's temporary root: as root, pgserver runs PostgreSQL as its own user,
+    and pytest keeps resetting that root to mode 0700.
+    """
+    with warnings.catch_warnings():  # platformdirs warns that XDG_RUNTIME_DIR is unset
+        warnings.simplefilter("ignore")
+        import pgserver  # noqa: PLC0415  (a test dependency, slow to import)
+
+        data = Path(tempfile.mkdtemp(prefix="keel-pg-")) / "data"
+        server = pgserver.get_server(data, cleanup_mode="delete")
+    socket_dir = server.get_uri().rsplit("host=", 1)[1]
+    try:
+        yield f"postgresql+asyncpg://postgres@/postgres?host={socket_dir}"
+    finally:
+        server.cleanup()
+        shutil.rmtree(data.parent, ignore_errors=True)
