@@ -167,16 +167,31 @@ def _cmd_runs(api: _Api, args: argparse.Namespace) -> int:
         if v
     }
     page = api.call("GET", "/v1/runs", params=params)
+    return _print_items(args, page, "runs", _run_line, "no runs")
+
+
+def _run_line(run: dict[str, Any]) -> str:
+    return (
+        f"{run['run_id']}  {run['agent']:<10} {run['status']:<16} "
+        f"{run['created_at']}  {run['ui_url']}"
+    )
+
+
+def _print_items(
+    args: argparse.Namespace,
+    page: dict[str, Any],
+    key: str,
+    lines: Callable[[dict[str, Any]], str],
+    nothing: str,
+) -> int:
+    """`page` as JSON with `--json`; else the lines of each item of `page[key]`, or `nothing`."""
     if args.json:
         print(json.dumps(page, indent=2))
         return 0
-    for run in page["runs"]:
-        print(
-            f"{run['run_id']}  {run['agent']:<10} {run['status']:<16} "
-            f"{run['created_at']}  {run['ui_url']}"
-        )
-    if not page["runs"]:
-        print("no runs")
+    for item in page[key]:
+        print(lines(item))
+    if not page[key]:
+        print(nothing)
     return 0
 
 
@@ -192,18 +207,15 @@ def _cmd_show(api: _Api, args: argparse.Namespace) -> int:
 def _cmd_reviews(api: _Api, args: argparse.Namespace) -> int:
     filters = {"status": args.status, "queue": args.queue}
     page = api.call("GET", "/v1/reviews", params={k: v for k, v in filters.items() if v})
-    if args.json:
-        print(json.dumps(page, indent=2))
-        return 0
-    for review in page["reviews"]:
-        print(
-            f"{review['id']}  {review['status']:<9} {review['queue']:<10} {review['reason']:<19} "
-            f"conf {_score(review['confidence'])}  {review['question'][:60]!r}\n"
-            f"    proposed: {review['proposed_answer'][:100]!r}\n    ui: {review['ui_url']}"
-        )
-    if not page["reviews"]:
-        print("no reviews")
-    return 0
+    return _print_items(args, page, "reviews", _review_lines, "no reviews")
+
+
+def _review_lines(review: dict[str, Any]) -> str:
+    return (
+        f"{review['id']}  {review['status']:<9} {review['queue']:<10} {review['reason']:<19} "
+        f"conf {_score(review['confidence'])}  {review['question'][:60]!r}\n"
+        f"    proposed: {review['proposed_answer'][:100]!r}\n    ui: {review['ui_url']}"
+    )
 
 
 def _cmd_decide(api: _Api, args: argparse.Namespace) -> int:
@@ -238,19 +250,20 @@ def _cmd_decide(api: _Api, args: argparse.Namespace) -> int:
 
 def _cmd_tools(api: _Api, args: argparse.Namespace) -> int:
     catalog = api.call("GET", "/v1/tools")
-    if args.json:
-        print(json.dumps(catalog, indent=2))
-        return 0
-    for info in catalog["tools"]:
-        approval = "needs approval" if info["requires_approval"] else "runs freely"
-        attempts = info["max_attempts"] or "unlimited"
-        summary = info["description"].splitlines()[0]
-        params = ", ".join(info["parameters"].get("properties", {}))
-        print(f"{info['name']}({params})  [{approval}; {attempts} attempts; {info['source']}]")
-        print(f"    {summary}")
-    if not catalog["tools"]:
-        print("no tools published yet: start a worker")
-    return 0
+    return _print_items(
+        args, catalog, "tools", _tool_lines, "no tools published yet: start a worker"
+    )
+
+
+def _tool_lines(info: dict[str, Any]) -> str:
+    approval = "needs approval" if info["requires_approval"] else "runs freely"
+    attempts = info["max_attempts"] or "unlimited"
+    summary = info["description"].splitlines()[0]
+    params = ", ".join(info["parameters"].get("properties", {}))
+    return (
+        f"{info['name']}({params})  [{approval}; {attempts} attempts; {info['source']}]\n"
+        f"    {summary}"
+    )
 
 
 def _cmd_ingest(api: _Api, args: argparse.Namespace) -> int:
