@@ -101,9 +101,13 @@ class Stats:
 
     @property
     def p95_ms(self) -> float:
+        return self.percentile_ms(95)
+
+    def percentile_ms(self, q: int) -> float:
+        """The `q`-th percentile, in ms."""
         if len(self.samples) < 2:
             return self.samples[0] * 1000
-        return statistics.quantiles(self.samples, n=100, method="inclusive")[94] * 1000
+        return statistics.quantiles(self.samples, n=100, method="inclusive")[q - 1] * 1000
 
     def per(self, parts: int) -> "Stats":
         """The same samples divided into `parts` (per node, from per run)."""

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 import httpx
 
 from bench._harness import dev_server, progress
-from bench.embedded import CONFIDENT, UNSURE, EmbeddedStack, embedded_stack
 from bench.memory import load_average, resident_mb
+from bench.stack import CONFIDENT, UNSURE, EmbeddedStack, embedded_stack
 
 __all__ = ["SoakOptions", "main", "soak"]
 
