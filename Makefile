@@ -1,22 +1,37 @@
 # Keel: `make up` starts the embedded stack, `make test` runs the whole suite.
+# Both install exactly what `uv.lock` pins: `make up` the runtime, `make test` the dev tools too.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+UV := .uv/bin/uv
 CHROMIUM := /usr/bin/chromium
+# uv uses the interpreter it is given and never downloads one.
+export UV_PYTHON := $(PYTHON)
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: up test lint bench histories clean
+.PHONY: up test test-fast lint typecheck bench histories lock clean
 
-# The example tool package is installed too: the tests show its tools being discovered.
-$(BIN)/keel: pyproject.toml examples/keel-example-tools/pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]' -e examples/keel-example-tools
-	touch $(BIN)/keel
+# uv itself, hash-pinned, in a venv of its own.
+$(UV): deploy/uv-requirements.txt
+	test -x .uv/bin/python || $(PYTHON) -m venv .uv
+	.uv/bin/python -m pip install --quiet --require-hashes --no-deps -r deploy/uv-requirements.txt
+	touch $(UV)
 
-up: $(BIN)/keel
+# The runtime alone; `--inexact` keeps the dev tools of a `make test` that came before.
+$(VENV)/.runtime: $(UV) uv.lock pyproject.toml
+	$(UV) sync --quiet --frozen --no-dev --inexact
+	touch $@
+
+# The runtime and the dev group, exactly as locked.
+$(VENV)/.dev: $(UV) uv.lock pyproject.toml examples/keel-example-tools/pyproject.toml
+	$(UV) sync --quiet --frozen
+	touch $@ $(VENV)/.runtime
+
+up: $(VENV)/.runtime
 	$(BIN)/keel up
 
-lint: $(BIN)/keel
+lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
@@ -29,11 +44,15 @@ $(CHROMIUM):
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
 
-bench: $(BIN)/keel
+bench: $(VENV)/.dev
 	$(BIN)/python -m bench
 
-histories: $(BIN)/keel
+histories: $(VENV)/.dev
 	KEEL_RECORD_HISTORIES=1 $(BIN)/pytest tests/test_replay.py
 
+# Update the lock on purpose: newest versions within pyproject.toml's ranges.
+lock: $(UV)
+	$(UV) lock --upgrade
+
 clean:
-	rm -rf $(VENV) .keel .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .uv .keel .pytest_cache .ruff_cache *.egg-info

@@ -4,7 +4,6 @@ import json
 import time
 
 import anthropic
-import httpx2
 import openai
 import pytest
 
@@ -91,8 +90,8 @@ def test_stream_cut_midway(server, oai, claude):
             received.append(chunk.choices[0].delta.content or "")
     assert "".join(received) == "one two "
 
-    # The Anthropic SDK lets the transport error through unwrapped.
-    with pytest.raises(httpx2.RemoteProtocolError):
+    # The Anthropic SDK wraps the transport error, as the OpenAI SDK does.
+    with pytest.raises(anthropic.APIConnectionError):
         with claude.messages.stream(model="claude-test", max_tokens=64, messages=QUESTION) as s:
             s.get_final_message()
 
