@@ -34,6 +34,7 @@ up: $(VENV)/.runtime
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 # Three processes, a test module each at a time: most tests wait on real servers, not the CPU.
 test: lint $(CHROMIUM)

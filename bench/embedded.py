@@ -33,9 +33,9 @@ from bench._harness import Options, Row, Stats, progress, server_label
 from bench.memory import load_average, peak_rss, resident_by_process, resident_mb
 from bench.stack import UNSURE, EmbeddedStack, embedded_stack, keel_up_idle
 from bench.starts import Starts, start_latencies
-from keel.devserver import DevServer
+from cli.devserver import DevServer
 from keel.settings import LOCAL_DEPLOYMENT
-from tests.stack import local_postgres
+from keel.testing.stack import local_postgres
 
 __all__ = ["TARGETS", "Load", "run"]
 

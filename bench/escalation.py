@@ -3,7 +3,7 @@
 The labelled set (`tests/data/support_labelled.jsonl`) holds support questions, each marked
 answerable from the Quillpad help centre or not: paraphrases, typos, off-topic requests and
 plausible product questions the articles do not cover. Every question is one real
-`support` run (`worker.labelled.observe_labelled`) on the installed agent and its default
+`support` run (`cli.labelled.observe_labelled`) on the installed agent and its default
 escalation policy, keyless `local` model. Escalating is the positive: an unanswerable
 question should reach a person (recall), and a person should only see questions that need
 one (precision). The set is split in halves, `tune` and `holdout`: the local provider's
@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench._harness import Options, dev_server, progress
+from cli.devserver import DevServer
+from cli.labelled import observe_labelled
 from keel.calibration import agent_threshold, load_labelled, score, suggest_threshold
-from keel.devserver import DevServer
 from keel.schemas.calibration import Observation, Scores
 from keel.settings import Settings
-from worker.labelled import observe_labelled
 
 __all__ = ["LABELLED", "TARGET_PRECISION", "TARGET_RECALL", "Escalation", "run"]
 

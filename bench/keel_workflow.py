@@ -18,7 +18,7 @@ from bench._harness import (
     server_label,
     workflow_id,
 )
-from keel.devserver import DevServer
+from cli.devserver import DevServer
 from workflows.agent import AgentWorkflow
 
 __all__ = ["run", "run_keel"]

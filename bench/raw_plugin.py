@@ -19,7 +19,7 @@ with workflow.unsafe.imports_passed_through():
 
     from bench._graph import GRAPH, NODES, bench_input, build_graph, check_result
     from bench._harness import Options, Row, progress, sequential, server_label, workflow_id
-    from keel.devserver import DevServer
+    from cli.devserver import DevServer
     from keel.schemas.runs import AgentState, RunInput, RunResult
 
 __all__ = ["RawGraphWorkflow", "raw_worker", "run"]

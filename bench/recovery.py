@@ -33,13 +33,13 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 
 from bench._harness import WIRE_KEY_ENV, Options, Row, Stats, progress, server_label, wire_server
-from keel.devserver import DevServer
+from cli.devserver import DevServer
 from keel.schemas.runs import RunInput
 from keel.settings import Settings
+from keel.temporal.connection import connect
 from keel.testing.recording import WireRequest
 from keel.testing.replies import Reply
 from keel.testing.server import WireServer
-from worker.temporal import connect
 from workflows.agent import AgentWorkflow
 
 __all__ = ["KILLS", "Recovery", "run"]

@@ -1,6 +1,6 @@
 """One embedded deployment for the bench: dev server, `keel worker`(s) and `keel api`.
 
-Real processes, launched by `tests.stack.Stack` (the launcher of the fault-injection
+Real processes, launched by `keel.testing.stack.Stack` (the launcher of the fault-injection
 tests), each started like `keel up` starts them, with the default workflow cache.
 """
 
@@ -18,12 +18,13 @@ from temporalio.client import Client
 
 from bench._harness import journal_rows
 from bench.memory import children, load_average, resident_mb, rss_mb
+from cli.devserver import DevServer
 from keel.db import Database, create_engine
-from keel.devserver import DevServer, free_port
+from keel.net import free_port
 from keel.schemas.runs import RunResult
 from keel.settings import Settings
-from tests.stack import Stack, wait_status
-from worker.temporal import connect
+from keel.temporal.connection import connect
+from keel.testing.stack import Stack, wait_status
 from workflows.agent import AgentWorkflow
 
 __all__ = [

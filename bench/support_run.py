@@ -15,7 +15,7 @@ from bench._harness import (
     server_label,
     workflow_id,
 )
-from keel.devserver import DevServer
+from cli.devserver import DevServer
 from keel.schemas.runs import RunInput
 from keel.settings import Settings
 from worker.agents import build_graphs

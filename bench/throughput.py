@@ -8,7 +8,7 @@ from bench._graph import GRAPH, build_graph
 from bench._harness import Options, Row, concurrent, keel_worker, progress, server_label
 from bench.keel_workflow import run_keel
 from bench.raw_plugin import raw_worker, run_raw
-from keel.devserver import DevServer
+from cli.devserver import DevServer
 
 __all__ = ["run"]
 

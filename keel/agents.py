@@ -3,8 +3,8 @@
 An agent is described by an `AgentSpec` (name, description, input model) and built by the
 worker from the spec's `graph` factory, so the API can validate inputs without importing
 any of the agent's graph code: the entry point names a spec in a module that imports none
-of it (`workflows/support_spec.py` beside `workflows/support.py`), so LangGraph stays out
-of the API's process.
+of it (`workflows/agents/support/spec.py` beside its `graph.py`), so LangGraph stays out of the
+API's process.
 """
 
 from dataclasses import dataclass

@@ -2,7 +2,7 @@
 
 from keel.schemas.model import Message, ModelRequest, ToolSpec
 from keel.schemas.retrieval import Passage
-from tools.routing.local import LocalProvider
+from tools.models.local import LocalProvider
 
 
 def _schema(**properties: str) -> dict:

@@ -11,11 +11,12 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from keel.devserver import DevServer, free_port
+from cli.devserver import DevServer
+from keel.net import free_port
 from keel.settings import Settings
+from keel.temporal.connection import connect
+from keel.testing.stack import Stack, local_postgres
 from tests.secured import Secured, secured_stack
-from tests.stack import Stack, local_postgres
-from worker.temporal import connect
 
 CONFIDENT = "How do I reset my password?"
 UNSURE = "it doesn't work"

@@ -11,11 +11,11 @@ from typing import Any
 
 import httpx
 
+from cli.devserver import DevServer
 from keel.db import create_engine, init_db, session_factory
-from keel.devserver import DevServer
 from keel.keys import create_key as store_key
 from keel.schemas.keys import KeyCreated, KeyView
-from tests.stack import KEEL, Stack
+from keel.testing.stack import KEEL, Stack
 
 ROLES = ("admin", "submitter", "reviewer", "operator")
 

@@ -9,7 +9,7 @@ from temporalio.client import Client
 
 from keel.testing.replies import Reply
 from keel.testing.server import WireServer
-from tests.stack import Stack, openai_route, wait_status
+from keel.testing.stack import Stack, openai_route, wait_status
 
 
 async def _ask(http: httpx.AsyncClient, message: str, **extra: object) -> str:

@@ -10,9 +10,9 @@ import pytest
 from keel.audit import GENESIS, AuditLog, append_audit, read_trail, verify_trail
 from keel.db import Database, create_engine, init_db, session_factory
 from keel.schemas.audit import AuditEntry
+from keel.testing.stack import wait_status
 from tests.conftest import UNSURE
 from tests.secured import Secured, keel
-from tests.stack import wait_status
 
 
 async def reviewed_run(secured: Secured) -> str:

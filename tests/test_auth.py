@@ -9,9 +9,9 @@ import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
 from keel.schemas.reviews import DecisionInput
+from keel.testing.stack import eventually, wait_status
 from tests.conftest import CONFIDENT, UNSURE
 from tests.secured import Secured, create_key, create_keys, keel
-from tests.stack import eventually, wait_status
 from workflows.agent import AgentWorkflow
 
 PROBLEM = "application/problem+json"

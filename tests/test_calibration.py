@@ -14,7 +14,7 @@ from keel.errors import KeelUserError
 from keel.labels import label_for, observations
 from keel.schemas.calibration import Observation
 from keel.tables import LabelRow, ReviewRow
-from tests.stack import wait_status
+from keel.testing.stack import wait_status
 from tests.test_cli import keel
 
 LABELLED = Path(__file__).parent / "data" / "support_labelled.jsonl"

@@ -20,8 +20,8 @@ from keel.schemas.retrieval import Passage
 from keel.schemas.reviews import Citation, ReviewDecision
 from keel.schemas.routing import Ledger, LedgerEntry
 from keel.schemas.runs import AgentState, Outcome, RunResult
+from workflows.agents.support.graph import Draft, SupportState
 from workflows.checkpoint import checkpointer_for, state_models
-from workflows.support import Draft, SupportState
 
 CITATION = Citation(passage_id="sync#stuck", title="Sync: Stuck syncing")
 DRAFT = Draft(

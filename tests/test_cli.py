@@ -5,9 +5,9 @@ import json
 import re
 import subprocess
 
-from keel.devserver import free_port
+from keel.net import free_port
+from keel.testing.stack import KEEL, Stack, eventually
 from tests.conftest import CONFIDENT, UNSURE
-from tests.stack import KEEL, Stack, eventually
 
 
 async def keel(

@@ -7,8 +7,8 @@ from collections import Counter
 
 import httpx
 
+from keel.testing.stack import eventually, start_run, wait_status
 from tests.conftest import CONFIDENT, UNSURE
-from tests.stack import eventually, start_run, wait_status
 
 IO_NODES = ("retrieval.search", "model.call")
 

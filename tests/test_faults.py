@@ -11,11 +11,11 @@ from collections import Counter
 
 import httpx
 
-from keel.devserver import DevServer, free_port
+from cli.devserver import DevServer
+from keel.net import free_port
 from keel.testing.replies import Reply, Usage
 from keel.testing.server import WireServer
-from tests.conftest import CONFIDENT, UNSURE
-from tests.stack import (
+from keel.testing.stack import (
     Stack,
     eventually,
     hang_the_answer,
@@ -23,6 +23,7 @@ from tests.stack import (
     start_run,
     wait_status,
 )
+from tests.conftest import CONFIDENT, UNSURE
 
 
 async def test_temporal_restarting_mid_run_loses_nothing(tmp_path):

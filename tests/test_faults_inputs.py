@@ -7,8 +7,8 @@ real HTTP as a careless or hostile client would send it.
 import httpx
 import pytest
 
+from keel.testing.stack import eventually
 from tests.conftest import CONFIDENT
-from tests.stack import eventually
 
 PROBLEM = "application/problem+json"
 

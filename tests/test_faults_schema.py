@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import checks
 
 from keel.agents import agent_catalog
+from keel.testing.stack import Stack
 from tests.secured import create_key
-from tests.stack import Stack
 
 _EXAMPLES = 20
 _CHECKS = [

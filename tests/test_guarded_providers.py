@@ -19,11 +19,11 @@ from typing import Any
 import httpx
 import pytest
 
-from keel.devserver import DevServer
+from cli.devserver import DevServer
 from keel.testing.recording import WireRequest
 from keel.testing.replies import Reply, ToolCall
 from keel.testing.server import WireServer
-from tests.stack import Stack, start_run, wait_status
+from keel.testing.stack import Stack, start_run, wait_status
 
 EMAIL = "ana.lopez@example.com"
 INJECTED = (

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import httpx
 
+from cli.ingestion import ProgressPrinter, ingestion_id_of
 from keel.documents import find_files, parse_file
-from keel.ingestion import ProgressPrinter, ingestion_id_of
-from tests.stack import Stack
+from keel.testing.stack import Stack
 from tests.test_cli import keel
 
 

@@ -25,10 +25,10 @@ from keel.schemas.retrieval import (
     SearchQuery,
 )
 from keel.settings import Settings
+from keel.temporal.connection import connect
 from keel.testing.replies import Reply
 from keel.testing.server import WireServer
-from tests.stack import Stack
-from worker.temporal import connect
+from keel.testing.stack import Stack
 from workflows.ingest import IngestWorkflow
 from workflows.retrieval import CollectionStatsWorkflow, CreateCollectionWorkflow, SearchWorkflow
 

@@ -5,7 +5,7 @@ Each check runs in a fresh interpreter, because this one may hold those librarie
 
 import importlib.util
 
-from tests.stack import fresh_python
+from keel.testing.stack import fresh_python
 
 
 def test_the_api_and_its_agent_catalog_load_no_langgraph() -> None:
@@ -13,8 +13,8 @@ def test_the_api_and_its_agent_catalog_load_no_langgraph() -> None:
         "import sys\n"
         "from api.app import create_app\n"
         "from keel.agents import agent_catalog\n"
-        "from worker.temporal import keel_data_converter\n"
-        "from worker.plugin import KeelPlugin\n"
+        "from keel.temporal.connection import keel_data_converter\n"
+        "from keel.temporal.plugin import KeelPlugin\n"
         "from keel.settings import Settings\n"
         "create_app(Settings())\n"
         "KeelPlugin(data_converter=keel_data_converter(Settings()))\n"
@@ -41,7 +41,7 @@ def test_a_worker_on_the_local_model_loads_no_provider_sdk() -> None:
         "import sys\n"
         "import worker.main\n"
         "from keel.settings import Settings\n"
-        "from tools.routing.activities import ModelActivities\n"
+        "from tools.models.activities import ModelActivities\n"
         "ModelActivities.from_settings(Settings())\n"
         "print(sorted({'openai', 'anthropic', 'torch'} & set(sys.modules)))\n"
     )

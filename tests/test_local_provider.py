@@ -5,10 +5,10 @@ import pytest
 from keel.db import create_engine, init_db, session_factory
 from keel.schemas.model import Message, ModelRequest
 from keel.schemas.retrieval import Passage, SearchQuery
+from tools.models.local import NOT_FOUND_TEXT, LocalProvider
 from tools.retrieval.builtin import QUILLPAD, ensure_quillpad
 from tools.retrieval.service import RetrievalService
 from tools.retrieval.vectors import DiskVectors
-from tools.routing.local import NOT_FOUND_TEXT, LocalProvider
 
 CONFIDENT = [
     ("How do I reset my password?", "reset-password"),

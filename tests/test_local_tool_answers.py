@@ -1,6 +1,6 @@
 """The local provider's tool calling: answering from tool results, and fallbacks.
 
-The rules live in `tools.routing.local_tools`; choosing tools is in
+The rules live in `tools.models.local_tools`; choosing tools is in
 `test_local_tool_intents.py`.
 """
 
@@ -9,7 +9,7 @@ import json
 from keel.schemas.model import Message, ModelRequest, ToolCall
 from keel.schemas.retrieval import Passage
 from tests._local_tools import CALCULATOR, HTTP_GET, SEARCH_KNOWLEDGE, _ask
-from tools.routing.local import NOT_FOUND_TEXT, LocalProvider
+from tools.models.local import NOT_FOUND_TEXT, LocalProvider
 
 
 def test_no_intent_without_documents_names_the_tools():

@@ -1,6 +1,6 @@
 """The local provider's tool calling: choosing tools and extracting their arguments.
 
-The rules live in `tools.routing.local_tools`; answering from results is in
+The rules live in `tools.models.local_tools`; answering from results is in
 `test_local_tool_answers.py`.
 """
 
@@ -17,7 +17,7 @@ from tests._local_tools import (
     _calls,
     _schema,
 )
-from tools.routing.local import LocalProvider
+from tools.models.local import LocalProvider
 
 
 @pytest.mark.parametrize(
@@ -204,7 +204,7 @@ def test_arguments_that_break_the_schema_are_still_sent():
 
 def test_units_are_written_as_the_schemas_allowed_values():
     from keel.schemas.model import ModelRequest, ToolSpec
-    from tools.routing.local import LocalProvider
+    from tools.models.local import LocalProvider
 
     unit = {"enum": ["mm", "m", "km", "mi", "C", "F"], "type": "string"}
     tool = ToolSpec(

@@ -19,7 +19,7 @@ from keel.settings import Settings
 from keel.testing.recording import WireRequest
 from keel.testing.replies import Reply
 from keel.testing.server import WireServer
-from tests.stack import openai_route, wait_status
+from keel.testing.stack import openai_route, wait_status
 from worker.agents import build_graphs, graph_plugins
 
 PRICE = {"input": 1.0, "output": 2.0}

@@ -14,9 +14,9 @@ from keel.schemas.routing import Deployment, ModelCall, Price, Route
 from keel.settings import LOCAL_DEPLOYMENT, Settings
 from keel.testing.replies import Reply, Usage
 from keel.testing.server import WireServer
-from tools.routing.activities import ModelActivities
-from tools.routing.health import CircuitBreaker
-from tools.routing.prices import PRICES
+from tools.models.activities import ModelActivities
+from tools.models.health import CircuitBreaker
+from tools.models.prices import PRICES
 
 KEY_ENV = "KEEL_TEST_ACTIVITY_KEY"
 SECRET = "sk-test-77aa-never-in-a-plan"

@@ -16,9 +16,9 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from prometheus_client.parser import text_string_to_metric_families
 
-from keel.devserver import free_port
+from keel.net import free_port
+from keel.testing.stack import eventually, start_run, wait_status
 from tests.conftest import CONFIDENT, UNSURE
-from tests.stack import eventually, start_run, wait_status
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from temporalio.client import Client
 
 from keel.payloads import FilePayloadStore, PayloadMissing, data_converter
 from keel.schemas.runs import Outcome
-from tests.stack import wait_status
+from keel.testing.stack import wait_status
 
 OFFLOAD = 128 * 1024
 FIVE_MB = 5 * 1024 * 1024

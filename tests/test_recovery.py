@@ -9,8 +9,8 @@ from temporalio.client import Client
 
 from keel.testing.replies import Usage
 from keel.testing.server import WireServer
+from keel.testing.stack import hang_the_answer, openai_route, start_run, wait_status
 from tests.conftest import CONFIDENT
-from tests.stack import hang_the_answer, openai_route, start_run, wait_status
 
 
 async def _started_by(client: Client, run_id: str, activity: str) -> list[tuple[int, str]]:

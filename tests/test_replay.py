@@ -18,8 +18,8 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import Replayer
 
 from keel.settings import Settings
+from keel.testing.stack import Stack, start_run, wait_status
 from tests.conftest import CONFIDENT, UNSURE
-from tests.stack import Stack, start_run, wait_status
 from worker.agents import build_graphs, graph_plugins
 
 HISTORIES = Path(__file__).parent / "histories"

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 
 import httpx
 
+from keel.testing.stack import start_run, wait_status
 from tests.conftest import CONFIDENT, UNSURE
-from tests.stack import start_run, wait_status
 
 ESCALATION = {
     "agents": {"support": {"queue": "triage"}, "assistant": {"queue": "tickets"}},

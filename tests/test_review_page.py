@@ -16,7 +16,7 @@ import httpx
 import pytest
 from playwright.async_api import Page, async_playwright, expect
 
-from tests.stack import Stack, wait_status
+from keel.testing.stack import Stack, wait_status
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parent / "artifacts"

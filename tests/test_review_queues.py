@@ -13,9 +13,9 @@ import pytest
 from temporalio.client import Client, WorkflowUpdateFailedError
 
 from keel.schemas.reviews import ClaimInput, DecisionInput, ReviewRequest, action_hash
+from keel.testing.stack import start_run, wait_status
 from tests.conftest import UNSURE
 from tests.secured import Secured
-from tests.stack import start_run, wait_status
 from workflows.agent import AgentWorkflow
 
 PII_QUESTION = "How do I reset my password? My address is ana.lopez@example.com"

@@ -5,8 +5,8 @@ import json
 import httpx
 
 from keel.settings import LOCAL_DEPLOYMENT
+from keel.testing.stack import local_activities, start_run, wait_status
 from tests.conftest import CONFIDENT
-from tests.stack import local_activities, start_run, wait_status
 
 
 async def _history_of_one_run(make_stack, temporal_client, **settings: str):

@@ -20,8 +20,8 @@ from keel.settings import Settings
 from keel.testing.recording import WireRequest
 from keel.testing.replies import Reply, Usage
 from keel.testing.server import WireServer
+from keel.testing.stack import Stack, eventually, start_run, wait_status
 from tests.conftest import CONFIDENT
-from tests.stack import Stack, eventually, start_run, wait_status
 from worker.agents import build_graphs, graph_plugins
 
 MINI = {"input": 0.15, "output": 0.6, "cached": 0.075}

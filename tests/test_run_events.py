@@ -6,8 +6,8 @@ from typing import Any
 
 import httpx
 
+from keel.testing.stack import start_run
 from tests.conftest import CONFIDENT, UNSURE
-from tests.stack import start_run
 
 
 async def _follow(http: httpx.AsyncClient, run_id: str, into: list[dict[str, Any]]) -> None:

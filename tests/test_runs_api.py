@@ -7,8 +7,8 @@ import httpx
 
 import tools.retrieval
 from keel.search_attributes import KEEL_STATUS
+from keel.testing.stack import eventually, start_run, wait_status
 from tests.conftest import CONFIDENT, UNSURE
-from tests.stack import eventually, start_run, wait_status
 
 PROBLEM = "application/problem+json"
 ARTICLES = {p.stem for p in (Path(tools.retrieval.__file__).parent / "kb").glob("*.md")}

@@ -3,8 +3,8 @@
 import httpx
 from temporalio.client import Client
 
+from keel.testing.stack import Stack, local_activities, start_run, wait_status
 from tests.conftest import CONFIDENT
-from tests.stack import Stack, local_activities, start_run, wait_status
 
 
 async def test_answer_cites_passages_of_the_help_centre_collection(

@@ -13,8 +13,15 @@ from keel.schemas.guards import GuardFinding
 from keel.schemas.policy import RunPolicy
 from keel.schemas.retrieval import Passage
 from keel.schemas.reviews import Citation, ReviewDecision, ReviewRequest
+from workflows.agents.support.graph import (
+    Draft,
+    SupportState,
+    _after_check,
+    build_graph,
+    finalize,
+    judge,
+)
 from workflows.checkpoint import checkpointer_for
-from workflows.support import Draft, SupportState, _after_check, build_graph, finalize, judge
 
 QUESTION = "How do I reset my password?"
 CITATION = Citation(passage_id="account#reset", title="Account: Reset your password")

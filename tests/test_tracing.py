@@ -2,13 +2,13 @@
 
 import uuid
 
-from keel.devserver import DevServer
+from cli.devserver import DevServer
 from keel.schemas.runs import RunInput
 from keel.settings import Settings
+from keel.temporal.connection import connect
+from keel.testing.stack import fresh_python
 from tests.conftest import CONFIDENT
-from tests.stack import fresh_python
 from worker.main import keel_worker
-from worker.temporal import connect
 from workflows.agent import AgentWorkflow
 
 
@@ -58,7 +58,7 @@ def test_without_a_tracer_provider_no_tracing_interceptor_runs() -> None:
         "from opentelemetry import trace\n"
         "from opentelemetry.sdk.trace import TracerProvider\n"
         "from temporalio.contrib.opentelemetry import TracingInterceptor\n"
-        "from worker.plugin import KeelPlugin\n"
+        "from keel.temporal.plugin import KeelPlugin\n"
         "def traced():\n"
         "    return any(isinstance(i, TracingInterceptor) for i in KeelPlugin().interceptors)\n"
         "print(traced())\n"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import httpx
 
-from keel.devserver import free_port
+from keel.net import free_port
+from keel.testing.stack import KEEL, start_run, wait_status
 from tests.conftest import CONFIDENT, UNSURE
-from tests.stack import KEEL, start_run, wait_status
 
 
 class _Up:

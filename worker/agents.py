@@ -14,7 +14,7 @@ from temporalio.worker import Interceptor
 from keel.agents import agent_catalog
 from keel.errors import KeelUserError
 from keel.settings import Settings
-from worker.plugin import KeelPlugin
+from keel.temporal.plugin import KeelPlugin
 from workflows.agent import AgentWorkflow
 from workflows.checkpoint import state_models
 from workflows.retrieval import RETRIEVAL_WORKFLOWS

@@ -15,19 +15,19 @@ from temporalio.worker import Worker
 from keel.audit import AuditLog
 from keel.db import Database, create_engine, init_db
 from keel.settings import Settings
+from keel.temporal.connection import connect, ensure_search_attributes, keel_data_converter
 from tools.builtin.resources import Resources
 from tools.catalog import publish_catalog, tool_registry
 from tools.guards.activities import Guards
 from tools.guards.pii import PiiDetector
 from tools.journal import StepJournal
+from tools.models.activities import ModelActivities
 from tools.retrieval.activities import RetrievalActivities
 from tools.retrieval.builtin import ensure_quillpad
 from tools.retrieval.service import RetrievalService
 from tools.reviews import ReviewQueue
-from tools.routing.activities import ModelActivities
 from worker.agents import build_graphs, graph_plugins
 from worker.heartbeats import Heartbeats
-from worker.temporal import connect, ensure_search_attributes, keel_data_converter
 from workflows.policy import check_policy
 
 __all__ = ["keel_worker", "run_worker"]

@@ -24,8 +24,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api.retrieval import stage_documents, start_ingestion
 from bench.retrieval.collections import Collection
 from bench.retrieval.metrics import mrr_at, ndcg_at, recall_at
+from cli.devserver import DevServer
 from keel.db import create_engine, init_db, session_factory
-from keel.devserver import DevServer
 from keel.schemas.retrieval import CollectionSpec, DocumentIn, SearchMethod, SearchQuery
 from keel.settings import Settings
 from tools.retrieval.embedders import LOCAL_EMBEDDING

@@ -8,8 +8,8 @@ import pytest
 from keel.schemas.routing import Deployment
 from keel.testing.server import WireServer
 from tests.providers.support import KEY_ENV, SECRET, Make
-from tools.routing.providers.anthropic import AnthropicProvider
-from tools.routing.providers.openai import OpenAIProvider
+from tools.models.providers.anthropic import AnthropicProvider
+from tools.models.providers.openai import OpenAIProvider
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ from keel.schemas.model import Message, ToolCall
 from keel.testing.replies import Reply, Usage
 from keel.testing.server import WireServer
 from tests.providers.support import DOCS, LABELS, LOOKUP, PRICE, SECRET, Make, ask
-from tools.routing.prices import price_for
-from tools.routing.providers.openai import PLACEHOLDER_API_KEY
+from tools.models.prices import price_for
+from tools.models.providers.openai import PLACEHOLDER_API_KEY
 
 
 async def test_openai_answer_usage_exact_cost_and_request(make: Make, server: WireServer) -> None:

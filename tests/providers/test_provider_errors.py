@@ -8,20 +8,20 @@ import openai
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from keel.devserver import free_port
 from keel.errors import KeelUserError
+from keel.net import free_port
 from keel.schemas.model import Usage as TokenUsage
 from keel.schemas.routing import Deployment, Price
 from keel.testing.replies import Reply
 from keel.testing.server import WireServer
 from tests.providers.support import KEY_ENV, PRICE, SECRET, Make, ask
-from tools.routing.errors import (
+from tools.models.errors import (
     NON_RETRYABLE_TYPES,
     RETRYABLE_TYPES,
     missing_api_key,
     provider_error,
 )
-from tools.routing.prices import PRICES, price_for
+from tools.models.prices import PRICES, price_for
 
 # --- Faults ---------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ import sys
 import openai
 import pytest
 
-from keel.devserver import free_port
+from keel.net import free_port
 from keel.testing.server import WireServer
 from tests.wire.support import OPENAI_KEY, QUESTION
 

@@ -29,6 +29,7 @@ from temporalio.exceptions import ApplicationError
 from keel.schemas.retrieval import UNKNOWN_EMBEDDING_ERROR
 from keel.schemas.routing import Deployment
 from tools.heavy_imports import heavy_imports
+from tools.retrieval.unit_rows import unit_rows
 
 __all__ = [
     "LOCAL_EMBEDDING",
@@ -37,7 +38,6 @@ __all__ = [
     "LocalEmbedder",
     "build_embedder",
     "content_hash",
-    "unit_rows",
 ]
 
 LOCAL_EMBEDDING = "local-minilm"
@@ -64,13 +64,6 @@ class Embedder(Protocol):
 def content_hash(text: str) -> str:
     """The SHA-256 of `text`, hex."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def unit_rows(matrix: np.ndarray) -> np.ndarray:
-    """`matrix` as float32 with each row scaled to length 1 (zero rows stay zero)."""
-    matrix = np.asarray(matrix, dtype=np.float32)
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return matrix / np.where(norms == 0, 1.0, norms)
 
 
 class LocalEmbedder:

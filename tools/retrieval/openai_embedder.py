@@ -1,7 +1,7 @@
 """`OpenAIEmbedder`: an ``openai`` or ``openai_compatible`` deployment as an `Embedder`.
 
 Called through the official SDK (``max_retries=0``: Temporal owns retries; failures are
-classified by `tools.routing.errors.provider_error`, so 429/5xx/timeouts retry and other
+classified by `tools.models.errors.provider_error`, so 429/5xx/timeouts retry and other
 4xx do not). `tools.retrieval.embedders.build_embedder` imports this module, and the SDK
 with it, only for a collection that embeds through a deployment.
 """
@@ -10,9 +10,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tools.retrieval.embedders import unit_rows
-from tools.routing.errors import malformed_response, provider_error
-from tools.routing.providers.openai import OpenAIProvider
+from tools.models.errors import malformed_response, provider_error
+from tools.models.providers.openai import OpenAIProvider
+from tools.retrieval.unit_rows import unit_rows
 
 __all__ = ["OpenAIEmbedder"]
 

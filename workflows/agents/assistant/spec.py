@@ -1,7 +1,7 @@
 """The `assistant` agent as the API knows it: its spec and input model, none of its graph.
 
-The graph (`workflows.assistant`) imports LangGraph; the API, which only validates inputs
-and lists agents, loads this module alone.
+The graph (`workflows.agents.assistant.graph`) imports LangGraph; the API, which only
+validates inputs and lists agents, loads this module alone.
 """
 
 from pydantic import BaseModel, Field
@@ -31,6 +31,6 @@ SPEC = AgentSpec(
     ),
     input_model=AssistantInput,
     text_field="message",
-    graph="workflows.assistant:build_graph",
+    graph="workflows.agents.assistant.graph:build_graph",
     routes=("default",),
 )

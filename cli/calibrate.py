@@ -121,7 +121,7 @@ async def _from_labelled(
     # A worker's imports are heavy: only a labelled set needs them, so only it pays for them.
     from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 
-    from worker.labelled import calibration_stack, observe_labelled
+    from cli.labelled import calibration_stack, observe_labelled
 
     # The report is the output: the SDK's warnings about the runs calibration ends stay out.
     quiet = LoggingConfig(filter=TelemetryFilter(core_level="ERROR", other_level="ERROR"))

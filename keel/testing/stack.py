@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 from temporalio.client import WorkflowHistory
 
-from keel.devserver import free_port
+from keel.net import free_port
 from keel.testing.replies import Reply, Usage
 from keel.testing.server import WireServer
 
@@ -40,13 +40,16 @@ class Stack:
 
     @property
     def api_url(self) -> str:
+        """The API's base URL."""
         return f"http://127.0.0.1:{self.api_port}"
 
     @property
     def db_file(self) -> Path:
+        """The stack's SQLite database."""
         return self.data_dir / "keel.db"
 
     def env(self) -> dict[str, str]:
+        """The environment of the stack's processes."""
         # Nothing of the caller's Keel settings or provider keys leaks into a test stack.
         env = {
             k: v
@@ -64,6 +67,7 @@ class Stack:
         return env
 
     def spawn(self, *args: str, log: str) -> subprocess.Popen[bytes]:
+        """Start `keel *args`, its output appended to the data directory's `log`."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.data_dir / log, "ab") as out:
             process = subprocess.Popen(
@@ -73,6 +77,7 @@ class Stack:
         return process
 
     async def start_worker(self) -> subprocess.Popen[bytes]:
+        """`keel worker`, once it polls its task queue."""
         worker = self.spawn("worker", log="worker.log")
         # The worker is ready once it polls; its log says so.
         await _until(lambda: "polling" in self.log("worker.log") or worker.poll() is not None)
@@ -80,6 +85,7 @@ class Stack:
         return worker
 
     async def start_api(self) -> subprocess.Popen[bytes]:
+        """`keel api`, once it answers."""
         return await self._serving(self.spawn("api", log="api.log"), "api.log")
 
     async def start_up(self) -> subprocess.Popen[bytes]:
@@ -101,10 +107,12 @@ class Stack:
         return api
 
     def log(self, name: str) -> str:
+        """The text of a log in the data directory (empty before it exists)."""
         path = self.data_dir / name
         return path.read_text(errors="replace") if path.exists() else ""
 
     def stop_all(self) -> None:
+        """SIGTERM every process the stack started, then wait (a kill after 20 s)."""
         for process in self.processes:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
@@ -148,6 +156,7 @@ async def wait_status(
 
 
 async def start_run(http: httpx.AsyncClient, question: str, **extra: Any) -> dict[str, Any]:
+    """Start a `support` run over the API; its 202 body."""
     response = await http.post("/v1/runs", json={"agent": "support", "input": question, **extra})
     assert response.status_code == 202, response.text
     return response.json()
@@ -181,8 +190,11 @@ def openai_route(
 
 
 def hang_the_answer(wire: WireServer, usage: Usage, seconds: float) -> None:
-    """Script a support run: `classify` answers at once, the `answer` call hangs `seconds`,
-    and every later request (the retried answer) answers confidently."""
+    """Script a support run whose `answer` call hangs `seconds`.
+
+    `classify` answers at once, and every later request (the retried answer) answers
+    confidently.
+    """
     wire.push(
         Reply(text="account", usage=usage, confidence=0.9),
         Reply.slow(seconds, then=Reply(text="never delivered", usage=usage)),
@@ -197,7 +209,7 @@ def fresh_python(script: str) -> list[str]:
     """The lines `script` prints, run by a fresh interpreter in the repository."""
     done = subprocess.run(
         [sys.executable, "-c", script],
-        cwd=Path(__file__).parents[1],
+        cwd=Path(__file__).parents[2],
         capture_output=True,
         text=True,
         check=True,
@@ -218,8 +230,7 @@ def local_activities(history: WorkflowHistory) -> list[str]:
 
 @contextmanager
 def local_postgres() -> Iterator[str]:
-    """A real PostgreSQL with pgvector (the `pgserver` package) on a temporary data dir: its
-    SQLAlchemy URL.
+    """A real PostgreSQL with pgvector (`pgserver`) on a temporary data dir: its URL.
 
     Not under pytest's temporary root: as root, pgserver runs PostgreSQL as its own user,
     and pytest keeps resetting that root to mode 0700.

@@ -10,7 +10,7 @@ from keel import search_attributes
 from keel.errors import KeelUserError
 from keel.payloads import FilePayloadStore, data_converter
 from keel.settings import Settings
-from worker.plugin import KeelPlugin
+from keel.temporal.plugin import KeelPlugin
 
 __all__ = ["connect", "ensure_search_attributes", "keel_data_converter"]
 

@@ -21,9 +21,9 @@ from anthropic.types import Message as AnthropicMessage
 
 from keel.schemas.model import Message, ModelRequest, ModelResponse, ToolCall, Usage
 from keel.schemas.routing import Price
-from tools.routing.errors import malformed_response
-from tools.routing.providers._base import SDKProvider
-from tools.routing.providers._common import FinishReason, respond, system_prompt
+from tools.models.errors import malformed_response
+from tools.models.providers._base import SDKProvider
+from tools.models.providers._common import FinishReason, respond, system_prompt
 
 __all__ = ["DEFAULT_API_KEY_ENV", "AnthropicProvider"]
 

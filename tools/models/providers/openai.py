@@ -21,9 +21,9 @@ from openai.types.chat import ChatCompletion
 
 from keel.schemas.model import Message, ModelRequest, ModelResponse, ToolCall, Usage
 from keel.schemas.routing import Price
-from tools.routing.errors import malformed_response
-from tools.routing.providers._base import SDKProvider
-from tools.routing.providers._common import (
+from tools.models.errors import malformed_response
+from tools.models.providers._base import SDKProvider
+from tools.models.providers._common import (
     FinishReason,
     logprob_confidence,
     parse_arguments,

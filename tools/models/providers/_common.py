@@ -2,7 +2,7 @@
 
 The system prompt is the request's own system messages followed by Keel's sections:
 
-- **Documents** (spotlighting, `tools.routing.spotlight`). The passages go into one
+- **Documents** (spotlighting, `tools.models.spotlight`). The passages go into one
   delimited, labelled block, each as a ``<document id="…" title="…" …>`` element whose
   text is escaped so a passage cannot close the block early. The instruction before the
   block says that document text is data, never instructions, and that the answer cites
@@ -28,7 +28,7 @@ from pydantic import JsonValue
 from keel.schemas.model import ModelRequest, ModelResponse, ToolCall, Usage
 from keel.schemas.retrieval import Passage
 from keel.schemas.routing import Deployment, Price
-from tools.routing.spotlight import documents_block
+from tools.models.spotlight import documents_block
 
 __all__ = [
     "CONFIDENCE_INSTRUCTION",

@@ -31,7 +31,7 @@ __all__ = ["TRIPPING_TYPES", "CircuitBreaker"]
 TRIPPING_TYPES = frozenset(
     {"RateLimited", "ProviderUnavailable", "ProviderTimeout", "ProviderUnreachable"}
 )
-"""`ApplicationError` types that count as a deployment failing (see `tools.routing.errors`)."""
+"""`ApplicationError` types that count as a deployment failing (see `tools.models.errors`)."""
 
 
 @dataclass

@@ -16,8 +16,9 @@ from pathlib import Path
 
 from temporalio.client import WorkflowHandle
 
+from cli.devserver import DevServer
 from keel.calibration import calibration_input
-from keel.devserver import DevServer, free_port
+from keel.net import free_port
 from keel.schemas.calibration import LabelledQuestion, Observation
 from keel.schemas.runs import RunInput, RunResult
 from keel.settings import Settings

@@ -19,7 +19,7 @@ from temporalio.worker import Interceptor, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from keel.errors import KeelUserError
-from worker.retries import ActivityRetries
+from keel.temporal.retries import ActivityRetries
 
 __all__ = ["KeelPlugin"]
 

@@ -1,9 +1,9 @@
 """The `keel` command line.
 
 `up`, `worker`, `api` and `ping` start or check processes; `run`, `runs`, `show`, `reviews`,
-`decide`, `tools`, `ingest`, `collections` and `search` talk to the API (`keel.api_commands`);
-`keys` and `audit` work on the database directly (`keel.admin`); `calibrate` scores
-escalations (`keel.calibrate_command`).
+`decide`, `tools`, `ingest`, `collections` and `search` talk to the API (`cli.api_commands`);
+`keys` and `audit` work on the database directly (`cli.admin`); `calibrate` scores
+escalations (`cli.calibrate`).
 """
 
 import argparse
@@ -14,7 +14,7 @@ import sys
 import uvloop
 from pydantic import ValidationError
 
-from keel import admin, api_commands, calibrate_command
+from cli import admin, api_commands, calibrate
 from keel.errors import KeelUserError
 from keel.settings import Settings
 
@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("ping", help="exit 0 when Temporal and the database answer")
     api_commands.add_parsers(sub)
     admin.add_parsers(sub)
-    calibrate_command.add_parser(sub)
+    calibrate.add_parser(sub)
     return parser
 
 
@@ -45,12 +45,12 @@ def main(argv: list[str] | None = None) -> int:
             return api_commands.run(args, settings)
         if args.command in admin.COMMANDS:
             return admin.run(args, settings)
-        if args.command == calibrate_command.COMMAND:
-            return calibrate_command.run(args, settings)
+        if args.command == calibrate.COMMAND:
+            return calibrate.run(args, settings)
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
         )
-        from keel import up
+        from cli import up
 
         # The long-running parts run on uvloop: asyncio's API, with a faster loop.
         if args.command == "up":

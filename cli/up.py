@@ -14,9 +14,10 @@ from collections.abc import Iterator
 
 import uvicorn
 
+from cli.devserver import DevServer
 from keel.db import create_engine, init_db
-from keel.devserver import DevServer, port_in_use
 from keel.errors import KeelUserError
+from keel.net import port_in_use
 from keel.settings import Settings
 from keel.telemetry import telemetry
 
@@ -140,7 +141,7 @@ async def run_up(settings: Settings) -> None:
 
 async def ping(settings: Settings) -> None:
     """`keel ping`: succeed when Temporal and the database answer."""
-    from worker.temporal import connect
+    from keel.temporal.connection import connect
 
     client = await connect(settings)
     if not await client.service_client.check_health():

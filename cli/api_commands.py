@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from keel import ingestion
+from cli import ingestion
 from keel.documents import DocumentError
 from keel.settings import Settings
 

@@ -1,7 +1,7 @@
 """The `support` agent as the API knows it: its spec and input model, none of its graph.
 
-The graph (`workflows.support`) imports LangGraph; the API, which only validates inputs and
-lists agents, loads this module alone.
+The graph (`workflows.agents.support.graph`) imports LangGraph; the API, which only
+validates inputs and lists agents, loads this module alone.
 """
 
 from pydantic import BaseModel, Field
@@ -25,6 +25,6 @@ SPEC = AgentSpec(
     ),
     input_model=SupportInput,
     text_field="question",
-    graph="workflows.support:build_graph",
+    graph="workflows.agents.support.graph:build_graph",
     routes=("default",),
 )

@@ -30,7 +30,7 @@ from keel.schemas.model import Message, ModelRequest, ToolCall, ToolSpec
 from keel.schemas.reviews import ReviewDecision, ReviewRequest
 from keel.schemas.runs import AgentState, Outcome, RunResult
 from keel.schemas.tools import ToolOutcome
-from workflows.assistant_spec import AssistantInput
+from workflows.agents.assistant.spec import AssistantInput
 from workflows.guards import screening
 from workflows.policy import guard_reason, needs_approval, result_findings
 from workflows.routing import router

@@ -9,7 +9,7 @@ milliseconds, and a round trip through the task queue would cost the server more
 search itself (its marker in the history carries the node's summary). `classify` and
 `answer` run in the workflow and ask the
 model router, which makes each model attempt its own `model.call` activity; the passages
-reach the model as labelled data (`tools.routing.spotlight`) and the answer cites them by
+reach the model as labelled data (`tools.models.spotlight`) and the answer cites them by
 id. `check`, `review` and `finalize` only decide. `review` calls
 LangGraph's `interrupt()`: the workflow opens a review and resumes the graph with the
 reviewer's decision.
@@ -30,10 +30,10 @@ from keel.schemas.policy import RunPolicy
 from keel.schemas.retrieval import RETRIEVAL_SEARCH, Passage, SearchQuery, SearchResult
 from keel.schemas.reviews import Citation, ReviewDecision, ReviewReason, ReviewRequest
 from keel.schemas.runs import AgentState, Outcome, RunResult
+from workflows.agents.support.spec import SupportInput
 from workflows.guards import screening
 from workflows.policy import node_threshold, passage_findings, support_reason, unquoted_pii
 from workflows.routing import router
-from workflows.support_spec import SupportInput
 
 __all__ = [
     "CATEGORIES",

@@ -26,8 +26,8 @@ twice in one response:
    most 80 characters, cut at a word and ended with "…" when longer>, "description":
    <the message>, "priority": "high"}`` when one of the words urgent, asap, critical or
    blocked appears, else with ``"priority": "normal"``.
-4. A unit conversion, for a tool named ``unit_convert`` whose parameters schema has the
-   properties ``value``, ``from_unit`` and ``to_unit``: the first "<number> <unit>
+4. A unit conversion, for the first tool (whatever its name) whose parameters schema has
+   the properties ``value``, ``from_unit`` and ``to_unit``: the first "<number> <unit>
    to|in|into|as <unit>" in the message (URLs removed; a unit is one word of letters and
    ``/``, optionally after ``°``), when the message has the word convert (any form) or
    conversion, or both units are in `_KNOWN_UNITS`. So "convert 5 km to miles" and "72 F
@@ -84,8 +84,7 @@ __all__ = [
 _CALCULATOR = "calculator"
 _HTTP_GET = "http_get"
 _CREATE_TICKET = "create_ticket"
-_UNIT_CONVERT = "unit_convert"
-_NAMED = frozenset({_CALCULATOR, _HTTP_GET, _CREATE_TICKET, _UNIT_CONVERT})
+_NAMED = frozenset({_CALCULATOR, _HTTP_GET, _CREATE_TICKET})
 
 _URL = re.compile(r"https?://[^\s<>\"'`]+", re.IGNORECASE)
 _URL_TRAILING = ".,;:!?"
@@ -211,11 +210,11 @@ def plan_tool_calls(request: ModelRequest) -> list[ToolCall]:
         planned.append((_HTTP_GET, {"url": url}))
     if _CREATE_TICKET in tools and _asks_for_ticket(message):
         planned.append((_CREATE_TICKET, _ticket(message)))
-    unit_tool = tools.get(_UNIT_CONVERT)
-    if unit_tool is not None and _has_properties(unit_tool, _UNIT_FIELDS):
-        if conversion := _conversion(without_urls):
-            planned.append((_UNIT_CONVERT, _fit_units(unit_tool, conversion)))
-    if generic := _generic(message, [t for t in request.tools if t.name not in _NAMED]):
+    unit_tool = next((t for t in request.tools if _has_properties(t, _UNIT_FIELDS)), None)
+    if unit_tool is not None and (conversion := _conversion(without_urls)):
+        planned.append((unit_tool.name, _fit_units(unit_tool, conversion)))
+    ruled = _NAMED | ({unit_tool.name} if unit_tool else set())
+    if generic := _generic(message, [t for t in request.tools if t.name not in ruled]):
         planned.append(generic)
     turn = len(request.messages)
     return [

@@ -69,7 +69,7 @@ matching rule adds one call; the response then has no text, ``finish_reason`` is
 labels nor documents it says that no tool matched and lists the tools). When the last
 message is a ``tool`` message it never calls again: it answers with one
 ``<tool name>: <result>`` line per call, confidence 1.0 when all succeeded and 0.3 when
-any result is an error. `tools.routing.local_tools` documents the exact rules.
+any result is an error. `tools.models.local_tools` documents the exact rules.
 
 Usage is counted, not reported: ``input_tokens`` is the number of whitespace-separated
 words in the messages and the documents' titles and texts, ``output_tokens`` the number
@@ -83,7 +83,7 @@ from dataclasses import dataclass
 
 from keel.schemas.model import ModelRequest, ModelResponse, ToolCall, Usage
 from keel.schemas.retrieval import Passage
-from tools.routing.local_tools import (
+from tools.models.local_tools import (
     answer_from_tool_results,
     ends_with_tool_results,
     no_tool_text,

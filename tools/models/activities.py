@@ -4,7 +4,7 @@ Which deployment to try next is deterministic workflow code (`workflows.routing`
 `model.plan` once per route for the route's candidates and their prices, then runs one
 `model.call` per attempt on one deployment. `model.call` fails fast while the deployment's
 circuit is open, calls the provider, classifies failures with
-`tools.routing.errors.provider_error`, and traces the call as an OpenTelemetry GenAI
+`tools.models.errors.provider_error`, and traces the call as an OpenTelemetry GenAI
 client span. Spans carry model names, token counts and cost, never prompt or answer
 text, and never a key.
 
@@ -40,10 +40,10 @@ from keel.schemas.routing import (
 from keel.settings import Settings
 from tools.guards.pii import PiiDetector, Redactor
 from tools.guards.redaction import redact_request, restore_response
-from tools.routing.errors import NON_RETRYABLE_TYPES, provider_error
-from tools.routing.health import TRIPPING_TYPES, CircuitBreaker
-from tools.routing.local import LocalProvider
-from tools.routing.prices import price_for
+from tools.models.errors import NON_RETRYABLE_TYPES, provider_error
+from tools.models.health import TRIPPING_TYPES, CircuitBreaker
+from tools.models.local import LocalProvider
+from tools.models.prices import price_for
 
 __all__ = ["GEN_AI_SYSTEMS", "ModelActivities"]
 
@@ -219,11 +219,11 @@ class ModelActivities:
         # deployments use neither holds neither (they are large).
         provider: _Provider
         if spec.provider == "anthropic":
-            from tools.routing.providers.anthropic import AnthropicProvider
+            from tools.models.providers.anthropic import AnthropicProvider
 
             provider = AnthropicProvider(name, spec)
         else:
-            from tools.routing.providers.openai import OpenAIProvider
+            from tools.models.providers.openai import OpenAIProvider
 
             provider = OpenAIProvider(name, spec)
         # A changed spec (a run started under other settings) gets a provider of its own.
