@@ -62,7 +62,8 @@ documents, no question tokens or no sentence scoring above zero, the answer is
 Tools (``request.tools`` is non-empty) and tool results. The provider calls tools by
 fixed intent rules on the last user message: an arithmetic expression for
 ``calculator``, a URL for ``http_get``, a request to open a ticket for
-``create_ticket``, a unit conversion for ``unit_convert``, and, for any other tool, word
+``create_ticket``, a unit conversion for a tool that takes ``value``, ``from_unit`` and
+``to_unit``, and, for any other tool, word
 overlap with the tool's name and description when the tool takes one string. Each
 matching rule adds one call; the response then has no text, ``finish_reason`` is
 ``"tool_calls"`` and confidence is None. With no match it answers as above (with neither
