@@ -4,7 +4,9 @@ It reads the reviewer verdicts kept as labels in Keel's database (`keel.labels`)
 `--labelled FILE`, also runs the agent on a labelled set of questions on a throwaway
 embedded stack (a dev server and data directory of its own; the configured models, routes
 and escalation policy). For each source it prints escalation precision and recall at the
-agent's threshold, and the lowest threshold whose recall reaches `--target-recall`.
+agent's threshold, and the threshold certified to keep wrong answers sent without review at
+most `--alpha` of all runs with probability at least 1 − `--delta` (`keel.risk_control`), or
+why there is none: too few labels (and how many more are needed), or none certified.
 """
 
 import argparse
@@ -16,17 +18,12 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from keel.calibration import (
-    agent_threshold,
-    load_labelled,
-    render_scores,
-    score,
-    suggest_threshold,
-)
+from keel.calibration import agent_threshold, load_labelled, render_scores, score
 from keel.db import create_engine, init_db, session_factory
 from keel.errors import KeelUserError
 from keel.labels import agent_labels, observations
-from keel.schemas.calibration import Observation, Scores
+from keel.risk_control import control_risk, render_risk_control
+from keel.schemas.calibration import Observation, RiskControl, Scores
 from keel.settings import Settings
 
 __all__ = ["COMMAND", "Calibration", "add_parser", "run"]
@@ -36,12 +33,12 @@ COMMAND = "calibrate"
 
 
 class Calibration(BaseModel):
-    """One source of labels scored: at the threshold in force, and the suggested one."""
+    """One source of labels scored: at the threshold in force, and the certified one."""
 
     source: str
     labels: int
     at_threshold: Scores
-    suggested: Scores | None
+    risk: RiskControl
     splits: dict[str, Scores] = {}
 
 
@@ -57,7 +54,16 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
         help="JSON Lines of {question, answerable[, split]}: each is run on a temporary stack",
     )
     calibrate.add_argument(
-        "--target-recall", type=float, default=0.95, help="recall the suggestion must reach"
+        "--alpha",
+        type=float,
+        default=0.05,
+        help="largest share of runs answered wrongly without review (default 0.05)",
+    )
+    calibrate.add_argument(
+        "--delta",
+        type=float,
+        default=0.1,
+        help="allowed probability that the guarantee fails (default 0.1)",
     )
     calibrate.add_argument(
         "--threshold", type=float, help="score at this threshold (default: the agent's)"
@@ -66,14 +72,14 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run `keel calibrate`; its exit code."""
-    if not 0 < args.target_recall <= 1:
-        raise KeelUserError("--target-recall must be in (0, 1]")
+    if not 0 < args.alpha < 1 or not 0 < args.delta < 1:
+        raise KeelUserError("--alpha and --delta must be in (0, 1)")
     if args.threshold is not None and not 0 <= args.threshold <= 1:
         raise KeelUserError("--threshold must be in [0, 1]")
     threshold = (
         args.threshold if args.threshold is not None else agent_threshold(settings, args.agent)
     )
-    results = [asyncio.run(_from_verdicts(settings, args.agent, threshold, args.target_recall))]
+    results = [asyncio.run(_from_verdicts(settings, args, threshold))]
     if args.labelled is not None:
         results.append(asyncio.run(_from_labelled(settings, args, threshold)))
     if args.json:
@@ -81,12 +87,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     print(f"agent {args.agent}: escalates below confidence {threshold:.3f}")
     for result in results:
-        _print(result, args.target_recall)
+        _print(result)
     return 0
 
 
 def _calibration(
-    source: str, found: list[Observation], threshold: float, target_recall: float
+    source: str, found: list[Observation], threshold: float, args: argparse.Namespace
 ) -> Calibration:
     splits = {
         split: score([o for o in found if o.split == split], threshold)
@@ -97,22 +103,22 @@ def _calibration(
         source=source,
         labels=len(found),
         at_threshold=score(found, threshold),
-        suggested=suggest_threshold(found, target_recall),
+        risk=control_risk(found, args.alpha, args.delta),
         splits=splits,
     )
 
 
 async def _from_verdicts(
-    settings: Settings, agent: str, threshold: float, target_recall: float
+    settings: Settings, args: argparse.Namespace, threshold: float
 ) -> Calibration:
     engine = create_engine(settings.sql_url)
     try:
         await init_db(engine)
         async with session_factory(engine)() as session:
-            labels = await agent_labels(session, agent)
+            labels = await agent_labels(session, args.agent)
     finally:
         await engine.dispose()
-    return _calibration("reviewer verdicts", observations(labels), threshold, target_recall)
+    return _calibration("reviewer verdicts", observations(labels), threshold, args)
 
 
 async def _from_labelled(
@@ -135,10 +141,10 @@ async def _from_labelled(
     )
     async with calibration_stack(settings) as isolated:
         found = await observe_labelled(isolated, args.agent, questions)
-    return _calibration(f"labelled set {args.labelled}", found, threshold, args.target_recall)
+    return _calibration(f"labelled set {args.labelled}", found, threshold, args)
 
 
-def _print(result: Calibration, target_recall: float) -> None:
+def _print(result: Calibration) -> None:
     print(f"\n{result.source}: {result.labels} labels")
     if result.labels == 0:
         print("  none yet: decided reviews opened on confidence become labels")
@@ -146,12 +152,11 @@ def _print(result: Calibration, target_recall: float) -> None:
     print("  " + render_scores("at the threshold", result.at_threshold))
     for split, scores in result.splits.items():
         print("  " + render_scores(f"  {split} half", scores))
-    if result.suggested is None:
-        print("  no label says a person was needed: no threshold to suggest")
-    else:
-        print("  " + render_scores(f"suggested (recall ≥ {target_recall:g})", result.suggested))
+    for line in render_risk_control(result.risk):
+        print("  " + line)
     if result.source == "reviewer verdicts":
         print(
             "  (every verdict is on a run that escalated: recall here is among reviewed runs, "
-            "what a lower threshold would still catch)"
+            "what a lower threshold would still catch; the guarantee covers runs like the "
+            "labelled ones, all runs only once audit-sampled answers are labelled too)"
         )

@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, computed_field
 
-__all__ = ["LabelledQuestion", "Observation", "Scores"]
+__all__ = ["LabelledQuestion", "Observation", "RiskControl", "Scores"]
 
 
 class LabelledQuestion(BaseModel):
@@ -24,11 +24,14 @@ class Observation(BaseModel):
     `needed_person` is the label: True when the run should have gone to a reviewer.
     `forced` is True when the run escalated for a reason no confidence threshold changes
     (off-topic, a guard, no citations), so it escalates whatever the threshold.
+    `weight` is 1 / the probability that the run was labelled (an audit sample graded with
+    probability p weighs 1/p), so weighted labels stand for all runs.
     """
 
     confidence: float = Field(ge=0.0, le=1.0)
     needed_person: bool
     forced: bool = False
+    weight: float = Field(default=1.0, gt=0.0)
     split: Literal["tune", "holdout"] | None = None
 
     def escalates(self, threshold: float) -> bool:
@@ -58,3 +61,27 @@ class Scores(BaseModel):
         """Of the runs that needed a person, the share that escalated."""
         needed = self.true_positives + self.false_negatives
         return self.true_positives / needed if needed else None
+
+
+class RiskControl(BaseModel):
+    """A threshold certified to keep wrong answers sent unreviewed ≤ α with probability ≥ 1−δ.
+
+    `status` says what the labels allow: `certified` (a threshold and its figures),
+    `none_certified` (no threshold keeps the promise: escalate everything) or
+    `too_few_labels` (fewer than `min_labels`; `more_labels_needed` says how many more).
+    Rates are shares of all runs; `threshold` is None whenever nothing is certified.
+    """
+
+    alpha: float = Field(description="Largest share of runs sent unreviewed with a wrong answer.")
+    delta: float = Field(description="Allowed probability that the promise fails.")
+    labels: int = Field(description="Labelled runs used.")
+    effective_labels: float = Field(description="Kish's effective sample size; n unweighted.")
+    min_labels: int = Field(description="The fewest labels that could certify a threshold.")
+    more_labels_needed: int = 0
+    status: Literal["certified", "none_certified", "too_few_labels"]
+    threshold: float | None = Field(default=None, description="Escalate below this confidence.")
+    wrong_sent: float | None = Field(default=None, description="Estimated wrong-sent rate.")
+    wrong_sent_upper: float | None = Field(
+        default=None, description="Clopper–Pearson upper bound (confidence 1−δ) on that rate."
+    )
+    answered: float | None = Field(default=None, description="Share answered without review.")
