@@ -23,6 +23,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from functools import partial
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -32,9 +33,8 @@ from pydantic import BaseModel
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.problems import ErrorCode, ProblemError
 from keel.db import Database, create_engine, init_db
-from keel.errors import KeelUserError
+from keel.errors import Forbidden, KeelUserError, RateLimitExceeded, SelfApproval, Unauthorized
 from keel.keys import Role, any_key_exists, is_loopback, resolve_key
 from keel.search_attributes import KEEL_SUBMITTER
 from keel.settings import Settings
@@ -59,7 +59,6 @@ _T = TypeVar("_T")
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `keel keys create`.")
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key.")
-_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="keel"'}
 
 
 class Principal(BaseModel, frozen=True):
@@ -135,10 +134,6 @@ async def _resolve(request: Request, token: str) -> ApiKeyRow | None:
     return await request.app.state.auth.keys.ask(token, lambda: database.run(query))
 
 
-def _unauthorized(detail: str) -> ProblemError:
-    return ProblemError(401, ErrorCode.UNAUTHORIZED, detail, headers=_CHALLENGE)
-
-
 async def authenticate(
     request: Request,
     response: Response,
@@ -153,22 +148,20 @@ async def authenticate(
     if token:
         row = await _resolve(request, token)
         if row is None:
-            raise _unauthorized("the API key is unknown or revoked")
+            raise Unauthorized("the API key is unknown or revoked")
         request.app.state.auth.required = True
         principal = Principal(id=row.id, name=row.name, role=row.role)  # type: ignore[arg-type]
         wait = request.app.state.auth.buckets.take(row.id)
         if wait > 0:
-            raise ProblemError(
-                429,
-                ErrorCode.RATE_LIMITED,
+            raise RateLimitExceeded(
                 f"key {row.id} is over its rate of {request.app.state.auth.buckets.rate:g}/s",
-                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+                retry_after=timedelta(seconds=max(1, math.ceil(wait))),
             )
     elif await _is_open(request):
         principal = OPEN_PRINCIPAL
         response.headers["X-Keel-Auth"] = "open"
     else:
-        raise _unauthorized("an API key is required: send 'Authorization: Bearer <key>'")
+        raise Unauthorized("an API key is required: send 'Authorization: Bearer <key>'")
     request.state.principal = principal
     return principal
 
@@ -183,9 +176,7 @@ def require(*roles: Role) -> Any:
 
     async def _allowed(principal: PrincipalDep) -> Principal:
         if principal.role not in allowed:
-            raise ProblemError(
-                403,
-                ErrorCode.FORBIDDEN,
+            raise Forbidden(
                 f"role {principal.role!r} may not do this; it takes: {', '.join(sorted(allowed))}",
             )
         return principal
@@ -204,9 +195,7 @@ async def refuse_own_run(client: Client, run_id: str, principal: Principal) -> N
             return  # no run, no submitter: the decision itself is refused as not pending
         raise
     if description.typed_search_attributes.get(KEEL_SUBMITTER) == principal.id:
-        raise ProblemError(
-            403,
-            ErrorCode.SELF_APPROVAL,
+        raise SelfApproval(
             f"key {principal.id} submitted run {run_id}: someone else must decide its reviews",
         )
 

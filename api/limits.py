@@ -2,7 +2,8 @@
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.problems import ErrorCode, ProblemError, problem_response
+from api.problems import problem_response
+from keel.errors import PayloadTooLarge
 
 __all__ = ["BodySizeLimit"]
 
@@ -47,7 +48,5 @@ class BodySizeLimit:
         await self.app(scope, counting, unless_refused)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        problem = ProblemError(
-            413, ErrorCode.PAYLOAD_TOO_LARGE, f"the request body is over {self.max_bytes} bytes"
-        ).problem
-        await problem_response(problem)(scope, receive, send)
+        too_large = PayloadTooLarge(f"the request body is over {self.max_bytes} bytes")
+        await problem_response(too_large)(scope, receive, send)

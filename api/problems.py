@@ -1,7 +1,12 @@
-"""Errors as `application/problem+json` (RFC 9457), each with a stable `type`."""
+"""Errors as `application/problem+json` (RFC 9457), each with a stable `type`.
+
+Every failure the API answers with is a kind of `keel.errors`' catalogue: raised in a route,
+or coming back from Temporal (a workflow's, an Update's or an activity's failure with a
+catalogued type). One handler turns any of them into its problem; anything else is a 500.
+"""
 
 import logging
-from enum import StrEnum
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -9,63 +14,54 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
+
+from keel.errors import (
+    InvalidRequest,
+    KeelError,
+    KeelRunError,
+    MalformedRequest,
+    MethodNotAllowed,
+    RouteNotFound,
+    TemporalUnavailable,
+    caught,
+)
 
 __all__ = [
     "PROBLEM_RESPONSES",
-    "ErrorCode",
     "Problem",
-    "ProblemError",
     "field_errors",
     "install_problem_handlers",
+    "problem",
     "problem_response",
+    "problem_responses",
 ]
 
 MEDIA_TYPE = "application/problem+json"
 
+_CHALLENGE = 'Bearer realm="keel"'
+"""`WWW-Authenticate` of every 401 (RFC 9110 wants one)."""
+
+_BY_STATUS: dict[int, type[KeelError]] = {404: RouteNotFound, 405: MethodNotAllowed}
+"""Starlette's own HTTP errors (no route, wrong method) as kinds; other 4xx are unreadable."""
+
+_UNAVAILABLE = (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED)
+_RETRY_AFTER = timedelta(seconds=1)
+
+_HANDLED: tuple[type[Exception], ...] = (
+    StarletteHTTPException,
+    RequestValidationError,
+    ApplicationError,  # `KeelError`s raised in the API, and Temporal's own
+    WorkflowFailureError,
+    WorkflowUpdateFailedError,
+    RPCError,
+    Exception,
+)
+"""What the one handler answers (Starlette picks a handler by the exception's class)."""
+
 log = logging.getLogger("keel.api")
-
-
-class ErrorCode(StrEnum):
-    """The stable part of every problem's `type` (`urn:keel:problem:<code>`)."""
-
-    UNKNOWN_AGENT = "unknown-agent"
-    INVALID_INPUT = "invalid-input"
-    INVALID_ARGUMENTS = "invalid-arguments"
-    VALIDATION = "validation-error"
-    UNKNOWN_RUN = "unknown-run"
-    RUN_NOT_RUNNING = "run-not-running"
-    UNKNOWN_REVIEW = "unknown-review"
-    REVIEW_NOT_PENDING = "review-not-pending"
-    STALE_ACTION = "stale-action"
-    CLAIMED_BY_ANOTHER = "claimed-by-another"
-    IDEMPOTENCY_KEY_REUSED = "idempotency-key-reused"
-    BAD_PAGE_TOKEN = "bad-page-token"
-    PAYLOAD_TOO_LARGE = "payload-too-large"
-    BAD_REQUEST = "bad-request"
-    NOT_FOUND = "not-found"
-    METHOD_NOT_ALLOWED = "method-not-allowed"
-    TEMPORAL_UNAVAILABLE = "temporal-unavailable"
-    INTERNAL = "internal-error"
-    UNAUTHORIZED = "unauthorized"
-    FORBIDDEN = "forbidden"
-    SELF_APPROVAL = "self-approval"
-    RATE_LIMITED = "rate-limited"
-    UNKNOWN_KEY = "unknown-key"
-    UNKNOWN_COLLECTION = "unknown-collection"
-    COLLECTION_EXISTS = "collection-exists"
-    UNKNOWN_DOCUMENT = "unknown-document"
-    UNKNOWN_INGESTION = "unknown-ingestion"
-    INGESTION_STARTED = "ingestion-started"
-    UNSUPPORTED_MEDIA_TYPE = "unsupported-media-type"
-    INVALID_DOCUMENT = "invalid-document"
-    INVALID_SEARCH = "invalid-search"
-    UNKNOWN_EMBEDDING = "unknown-embedding"
-
-    @property
-    def uri(self) -> str:
-        """The problem's `type`."""
-        return f"urn:keel:problem:{self.value}"
 
 
 class Problem(BaseModel):
@@ -79,42 +75,53 @@ class Problem(BaseModel):
 
 
 _PROBLEM_SCHEMA = Problem.model_json_schema()
+_CONTENT = {MEDIA_TYPE: {"schema": _PROBLEM_SCHEMA}}
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    kind: {"description": description, "content": {MEDIA_TYPE: {"schema": _PROBLEM_SCHEMA}}}
+    kind: {"description": description, "content": _CONTENT}
     for kind, description in (("4XX", "A problem with the request"), ("5XX", "A server problem"))
 }
 """OpenAPI entries saying that every operation may answer a 4xx or 5xx problem."""
 
 
-class ProblemError(Exception):
-    """Raise in a route to answer with a problem."""
+def problem_responses(*kinds: type[KeelError]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the problems an operation answers with, by status."""
+    codes: dict[int | str, list[str]] = {}
+    for kind in kinds:
+        codes.setdefault(kind.status, []).append(f"`{kind.code}`")
+    return {
+        status: {"description": ", ".join(names), "content": _CONTENT}
+        for status, names in codes.items()
+    }
 
-    def __init__(
-        self,
-        status: int,
-        code: ErrorCode,
-        detail: str,
-        errors: list[dict[str, Any]] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(detail)
-        self.headers = headers
-        self.problem = Problem(
-            type=code.uri,
-            title=code.value.replace("-", " "),
-            status=status,
-            detail=detail,
-            errors=errors,
+
+def problem(failure: KeelError, status: int | None = None) -> Problem:
+    """The problem a failure answers with (`status` for Starlette's own HTTP errors)."""
+    return Problem(
+        type=failure.problem_type(),
+        title=failure.code.replace("-", " "),
+        status=status or failure.status,
+        detail=failure.message,
+        errors=failure.errors or None,
+    )
+
+
+def problem_response(
+    failure: KeelError, status: int | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """Serialise a failure's problem, with `Retry-After` when it says when to try again."""
+    body = problem(failure, status)
+    headers = dict(headers or {})
+    if failure.next_retry_delay is not None:
+        headers.setdefault(
+            "Retry-After", str(max(1, round(failure.next_retry_delay.total_seconds())))
         )
-
-
-def problem_response(problem: Problem, headers: dict[str, str] | None = None) -> JSONResponse:
-    """Serialise a problem."""
+    if body.status == 401:
+        headers.setdefault("WWW-Authenticate", _CHALLENGE)
     return JSONResponse(
-        problem.model_dump(exclude_none=True),
-        status_code=problem.status,
+        body.model_dump(exclude_none=True),
+        status_code=body.status,
         media_type=MEDIA_TYPE,
-        headers=headers,
+        headers=headers or None,
     )
 
 
@@ -129,42 +136,33 @@ def field_errors(errors: Any, prefix: tuple[str | int, ...] = ()) -> list[dict[s
     ]
 
 
+def _validation(exc: RequestValidationError) -> KeelError:
+    errors = field_errors(exc.errors())
+    detail = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in errors)
+    return InvalidRequest(detail or "invalid request", errors=errors)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Answer every error of `app` with a problem."""
 
-    @app.exception_handler(ProblemError)
-    async def _problem(_: Request, exc: ProblemError) -> JSONResponse:
-        return problem_response(exc.problem, exc.headers)
+    async def answer(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, StarletteHTTPException):
+            fallback = MalformedRequest if exc.status_code < 500 else KeelRunError
+            kind = _BY_STATUS.get(exc.status_code, fallback)
+            return problem_response(kind(str(exc.detail)), exc.status_code, exc.headers)
+        if isinstance(exc, RequestValidationError):
+            return problem_response(_validation(exc))
+        failure = caught(exc)
+        if failure is None and isinstance(exc, RPCError) and exc.status in _UNAVAILABLE:
+            failure = TemporalUnavailable(
+                f"Temporal did not answer: {exc.message}", retry_after=_RETRY_AFTER
+            )
+        if failure is None:
+            log.exception(
+                "unexpected error in %s %s", request.method, request.url.path, exc_info=exc
+            )
+            failure = KeelRunError(f"unexpected error: {type(exc).__name__}")
+        return problem_response(failure)
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = field_errors(exc.errors())
-        detail = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in errors)
-        return problem_response(
-            ProblemError(422, ErrorCode.VALIDATION, detail or "invalid request", errors).problem
-        )
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        codes = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED}
-        fallback = ErrorCode.BAD_REQUEST if exc.status_code < 500 else ErrorCode.INTERNAL
-        code = codes.get(exc.status_code, fallback)
-        return problem_response(
-            ProblemError(exc.status_code, code, str(exc.detail)).problem, exc.headers
-        )
-
-    @app.exception_handler(RPCError)
-    async def _temporal(request: Request, exc: RPCError) -> JSONResponse:
-        if exc.status not in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
-            return await _unexpected(request, exc)
-        problem = ProblemError(
-            503, ErrorCode.TEMPORAL_UNAVAILABLE, f"Temporal did not answer: {exc.message}"
-        ).problem
-        return problem_response(problem, headers={"Retry-After": "1"})
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error in %s %s", request.method, request.url.path, exc_info=exc)
-        return problem_response(
-            ProblemError(500, ErrorCode.INTERNAL, f"unexpected error: {type(exc).__name__}").problem
-        )
+    for kind in _HANDLED:
+        app.add_exception_handler(kind, answer)

@@ -1,8 +1,9 @@
 """The API's side of retrieval: the engine's workflows, their failures, and ingestions.
 
 Searching, creating a collection and deleting documents each run one short workflow
-(`workflows.retrieval`) and wait for it; a typed failure of the engine becomes a problem
-(unknown collection 404, invalid document or search 422, conflicting collection 409).
+(`workflows.retrieval`) and wait for it; a typed failure of the engine comes back with its
+catalogued type, which the API's problem handler answers with (unknown collection 404,
+invalid document or search 422, conflicting collection 409).
 
 An ingestion is documents staged in the database (`retrieval_staged`, under the upload id
 ``<collection>:<ingestion id>``) and then indexed in batches by `IngestWorkflow`, whose id
@@ -30,24 +31,13 @@ from temporalio.client import (
     WorkflowQueryRejectedError,
 )
 from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
-from temporalio.exceptions import TimeoutError as TemporalTimeoutError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.problems import ErrorCode, ProblemError
+from keel.errors import InvalidDocument, UnknownCollection, UnknownIngestion, caught
 from keel.retrieval_tables import CollectionRow, StagedDocumentRow, find_collection
 from keel.schemas.collections import IngestionView
-from keel.schemas.retrieval import (
-    COLLECTION_EXISTS_ERROR,
-    INVALID_DOCUMENT_ERROR,
-    INVALID_SEARCH_ERROR,
-    UNKNOWN_COLLECTION_ERROR,
-    UNKNOWN_EMBEDDING_ERROR,
-    DocumentIn,
-    IngestInput,
-    IngestProgress,
-    IngestResult,
-)
+from keel.schemas.retrieval import DocumentIn, IngestInput, IngestProgress, IngestResult
 from keel.settings import Settings
 from workflows.ingest import IngestWorkflow
 
@@ -64,13 +54,6 @@ __all__ = [
 INGESTION_ID_PATTERN = r"^[A-Za-z0-9_-]{8,64}$"
 """An ingestion id a client chooses (to add documents to it over several requests)."""
 
-_PROBLEMS: dict[str, tuple[int, ErrorCode]] = {
-    UNKNOWN_COLLECTION_ERROR: (404, ErrorCode.UNKNOWN_COLLECTION),
-    INVALID_DOCUMENT_ERROR: (422, ErrorCode.INVALID_DOCUMENT),
-    INVALID_SEARCH_ERROR: (422, ErrorCode.INVALID_SEARCH),
-    UNKNOWN_EMBEDDING_ERROR: (422, ErrorCode.UNKNOWN_EMBEDDING),
-    COLLECTION_EXISTS_ERROR: (409, ErrorCode.COLLECTION_EXISTS),
-}
 _TIMEOUT = timedelta(seconds=30)
 _QUERY_TIMEOUT = timedelta(seconds=5)
 
@@ -81,7 +64,7 @@ async def existing_collection(session: AsyncSession, name: str) -> CollectionRow
     """The collection named `name`; 404 when there is none."""
     row = await find_collection(session, name)
     if row is None:
-        raise ProblemError(404, ErrorCode.UNKNOWN_COLLECTION, f"no collection {name!r}")
+        raise UnknownCollection(f"no collection {name!r}")
     return row
 
 
@@ -93,7 +76,7 @@ async def run_retrieval(
     *,
     kind: str,
 ) -> T:
-    """Run one short retrieval workflow and return its result; its failure as a problem.
+    """Run one short retrieval workflow and return its result.
 
     Args:
         client: The Temporal client.
@@ -102,34 +85,18 @@ async def run_retrieval(
         arg: Its input.
         kind: The first word of the workflow id (``search``, ``delete``…).
 
+    Raises:
+        WorkflowFailureError: The workflow failed; the problem handler answers with the
+            catalogued failure it carries (`TemporalUnavailable` when no worker ran it).
+
     """
-    try:
-        return await client.execute_workflow(
-            run,
-            arg,
-            id=f"{kind}-{uuid.uuid4().hex}",
-            task_queue=settings.task_queue,
-            execution_timeout=_TIMEOUT,
-        )
-    except WorkflowFailureError as err:
-        raise _problem(err) from err
-
-
-def _problem(err: WorkflowFailureError) -> ProblemError:
-    cause: BaseException | None = err
-    while cause is not None:
-        if isinstance(cause, ApplicationError) and cause.type in _PROBLEMS:
-            status, code = _PROBLEMS[cause.type]
-            return ProblemError(status, code, cause.message)
-        if isinstance(cause, TemporalTimeoutError):
-            return ProblemError(
-                503,
-                ErrorCode.TEMPORAL_UNAVAILABLE,
-                f"no worker answered within {_TIMEOUT.total_seconds():.0f} s; is one running?",
-                headers={"Retry-After": "1"},
-            )
-        cause = getattr(cause, "cause", None) or cause.__cause__
-    return ProblemError(500, ErrorCode.INTERNAL, f"retrieval failed: {err.cause or err}")
+    return await client.execute_workflow(
+        run,
+        arg,
+        id=f"{kind}-{uuid.uuid4().hex}",
+        task_queue=settings.task_queue,
+        execution_timeout=_TIMEOUT,
+    )
 
 
 # --- ingestions ---------------------------------------------------------------------------
@@ -156,7 +123,7 @@ async def stage_documents(
         How many documents the ingestion has staged in all.
 
     Raises:
-        ProblemError: 422 when the staged positions would leave a gap.
+        InvalidDocument: The staged positions would leave a gap.
 
     """
     upload_id = _upload_id(collection, ingestion_id)
@@ -176,9 +143,7 @@ async def stage_documents(
     ).one()
     if last is not None and last + 1 != count:
         await session.rollback()
-        raise ProblemError(
-            422,
-            ErrorCode.INVALID_DOCUMENT,
+        raise InvalidDocument(
             f"ingestion {ingestion_id!r} would have {count} documents at positions 0 to {last}: "
             "send every offset from 0 without gaps",
         )
@@ -218,7 +183,7 @@ async def wait_for_ingestion(
     """The ingestion once it ends, or as it stands after `wait_s` seconds.
 
     Raises:
-        ProblemError: The ingestion failed on a document or a missing collection.
+        KeelError: The ingestion failed on the request (a document, a missing collection).
 
     """
     handle = client.get_workflow_handle_for(
@@ -230,9 +195,9 @@ async def wait_for_ingestion(
         except TimeoutError:
             pass  # still running: answer with its progress
         except WorkflowFailureError as err:
-            problem = _problem(err)
-            if problem.problem.status != 500:
-                raise problem from err
+            failure = caught(err)
+            if failure is not None and failure.status < 500:
+                raise failure from err
     return await ingestion_view(client, settings, session, collection, ingestion_id)
 
 
@@ -258,9 +223,7 @@ async def ingestion_view(
             raise
         staged = await _staged_count(session, collection, ingestion_id)
         if not staged:
-            raise ProblemError(
-                404,
-                ErrorCode.UNKNOWN_INGESTION,
+            raise UnknownIngestion(
                 f"no ingestion {ingestion_id!r} in collection {collection!r}",
             ) from err
         progress = IngestProgress(collection=collection, total=staged)
@@ -279,7 +242,8 @@ async def ingestion_view(
         await handle.result()
         error = f"ended as {description.status.name.lower() if description.status else '?'}"
     except WorkflowFailureError as err:
-        error = _problem(err).problem.detail
+        failure = caught(err)
+        error = failure.message if failure is not None else f"failed: {err.cause or err}"
     return IngestionView.of(progress, status="failed", error=error, **links)
 
 

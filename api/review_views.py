@@ -1,11 +1,7 @@
-"""Reviews as the API shows them, and the refusals of the run's review Updates as problems."""
+"""Reviews as the API shows them."""
 
 from datetime import UTC, datetime
 
-from temporalio.client import WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
-
-from api.problems import ErrorCode, ProblemError
 from keel.schemas.guards import GuardFinding
 from keel.schemas.model import ToolCall
 from keel.schemas.retrieval import Passage
@@ -13,16 +9,7 @@ from keel.schemas.reviews import Citation, Claim, ReviewView
 from keel.settings import Settings
 from keel.tables import ReviewRow
 
-__all__ = ["active_claim", "refusal", "review_view", "utc"]
-
-_REFUSALS = {
-    "ReviewNotPending": (409, ErrorCode.REVIEW_NOT_PENDING),
-    "StaleAction": (409, ErrorCode.STALE_ACTION),
-    "ClaimedByAnother": (409, ErrorCode.CLAIMED_BY_ANOTHER),
-    "SelfApproval": (403, ErrorCode.SELF_APPROVAL),
-    "InvalidEdit": (422, ErrorCode.INVALID_ARGUMENTS),
-}
-"""Update-validator failure types → HTTP status and problem code."""
+__all__ = ["active_claim", "review_view", "utc"]
 
 
 def utc(moment: datetime) -> datetime:
@@ -36,15 +23,6 @@ def active_claim(row: ReviewRow, now: datetime) -> Claim | None:
         return None
     expires = utc(row.claim_expires_at)
     return Claim(claimant=row.claimed_by, expires_at=expires) if expires > now else None
-
-
-def refusal(err: WorkflowUpdateFailedError) -> ProblemError | None:
-    """The problem a review Update's refusal answers with, if it is one."""
-    cause = err.cause
-    if isinstance(cause, ApplicationError) and cause.type in _REFUSALS:
-        status, code = _REFUSALS[cause.type]
-        return ProblemError(status, code, cause.message)
-    return None
 
 
 def review_view(row: ReviewRow, settings: Settings, now: datetime) -> ReviewView:

@@ -14,7 +14,7 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.problems import ErrorCode, ProblemError
+from keel.errors import UnknownRun
 from keel.schemas.runs import (
     AGENT_WORKFLOW,
     RUN_STATE_QUERY,
@@ -81,10 +81,10 @@ async def describe_run(client: Client, run_id: str) -> WorkflowExecutionDescript
         description = await client.get_workflow_handle(run_id).describe()
     except RPCError as err:
         if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
-            raise ProblemError(404, ErrorCode.UNKNOWN_RUN, f"no run {run_id!r}") from err
+            raise UnknownRun(f"no run {run_id!r}") from err
         raise
     if description.workflow_type != AGENT_WORKFLOW:
-        raise ProblemError(404, ErrorCode.UNKNOWN_RUN, f"no run {run_id!r}")
+        raise UnknownRun(f"no run {run_id!r}")
     return description
 
 

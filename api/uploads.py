@@ -13,14 +13,9 @@ from fastapi import Request
 from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import UploadFile
 
-from api.problems import ErrorCode, ProblemError, field_errors
-from keel.documents import (
-    ACCEPTED_MEDIA_TYPES,
-    EXTENSIONS,
-    DocumentError,
-    UnsupportedFileType,
-    parse_file,
-)
+from api.problems import field_errors
+from keel.documents import ACCEPTED_MEDIA_TYPES, EXTENSIONS, parse_file
+from keel.errors import InvalidDocument, InvalidRequest, UnsupportedMediaType
 from keel.schemas.collections import DocumentsUpload
 from keel.schemas.retrieval import DocumentIn
 
@@ -77,9 +72,7 @@ async def read_documents(request: Request) -> list[DocumentIn]:
     elif media_type == "multipart/form-data":
         documents = await _from_files(request)
     else:
-        raise ProblemError(
-            415,
-            ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+        raise UnsupportedMediaType(
             f"unsupported content type {media_type or '(none)'!r}; send "
             f"{' or '.join(_BODY_TYPES)} (files: {', '.join(ACCEPTED_MEDIA_TYPES)})",
         )
@@ -91,7 +84,7 @@ def _from_json(body: bytes) -> list[DocumentIn]:
     try:
         value = json.loads(body)
     except ValueError as err:
-        raise ProblemError(422, ErrorCode.VALIDATION, f"the body is not JSON: {err}") from err
+        raise InvalidRequest(f"the body is not JSON: {err}") from err
     # The shape picks the model, so errors name fields of that shape (`documents.0.text`).
     try:
         if isinstance(value, dict) and "documents" in value:
@@ -102,7 +95,7 @@ def _from_json(body: bytes) -> list[DocumentIn]:
     except ValidationError as err:
         errors = field_errors(err.errors(include_url=False))
         detail = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in errors[:5])
-        raise ProblemError(422, ErrorCode.INVALID_DOCUMENT, detail, errors) from err
+        raise InvalidDocument(detail, errors=errors) from err
 
 
 async def _from_files(request: Request) -> list[DocumentIn]:
@@ -110,17 +103,12 @@ async def _from_files(request: Request) -> list[DocumentIn]:
     try:
         files = [value for _, value in form.multi_items() if isinstance(value, UploadFile)]
         if not files:
-            raise ProblemError(422, ErrorCode.INVALID_DOCUMENT, "the form holds no file")
+            raise InvalidDocument("the form holds no file")
         documents: list[DocumentIn] = []
         for upload in files:
             name = upload.filename or ""
             data = await upload.read()
-            try:
-                documents += parse_file(name, data, upload.content_type)
-            except UnsupportedFileType as err:
-                raise ProblemError(415, ErrorCode.UNSUPPORTED_MEDIA_TYPE, str(err)) from err
-            except DocumentError as err:
-                raise ProblemError(422, ErrorCode.INVALID_DOCUMENT, str(err)) from err
+            documents += parse_file(name, data, upload.content_type)
         return documents
     finally:
         await form.close()
@@ -132,13 +120,11 @@ def _check(documents: list[DocumentIn]) -> None:
     `DocumentIn` itself refuses empty and undecodable texts.
     """
     if not documents:
-        raise ProblemError(422, ErrorCode.INVALID_DOCUMENT, "no documents given")
+        raise InvalidDocument("no documents given")
     seen: set[str] = set()
     for document in documents:
         if document.id in seen:
-            raise ProblemError(
-                422,
-                ErrorCode.INVALID_DOCUMENT,
+            raise InvalidDocument(
                 f"document {document.id!r} is given twice in one request",
             )
         seen.add(document.id)

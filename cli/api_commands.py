@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from cli import ingestion
-from keel.documents import DocumentError
+from keel.errors import InvalidDocument, KeelError, kind_of_problem
 from keel.settings import Settings
 
 __all__ = ["COMMANDS", "ApiError", "add_parsers", "run"]
@@ -24,7 +24,15 @@ _DONE = {"completed", "rejected", "failed", "cancelled"}
 
 
 class ApiError(Exception):
-    """The API answered with a problem, or could not be reached."""
+    """The API answered with a problem, or could not be reached.
+
+    The client side of a problem response, not a failure of Keel's own: `kind` is the
+    catalogued failure (`keel.errors`) its problem `type` names, if any.
+    """
+
+    def __init__(self, message: str, kind: type[KeelError] | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class _Api:
@@ -45,10 +53,12 @@ class _Api:
         if response.is_error:
             try:
                 problem = response.json()
-                message = f"{problem.get('detail', response.text)} [{problem.get('type', '?')}]"
             except ValueError:
-                message = response.text
-            raise ApiError(f"HTTP {response.status_code}: {message}")
+                raise ApiError(f"HTTP {response.status_code}: {response.text}") from None
+            kind = kind_of_problem(problem.get("type"))
+            detail = problem.get("detail", response.text)
+            code = kind.code if kind is not None else problem.get("type", "?")
+            raise ApiError(f"HTTP {response.status_code}: {detail} [{code}]", kind)
         return response.json()
 
     def events(self, path: str) -> Iterator[dict[str, Any]]:
@@ -274,7 +284,7 @@ def _cmd_ingest(api: _Api, args: argparse.Namespace) -> int:
         view = ingestion.ingest(
             api, args.collection, args.paths, max_request_bytes=limit, printer=printer
         )
-    except (DocumentError, FileNotFoundError) as err:
+    except (InvalidDocument, FileNotFoundError) as err:
         raise ApiError(str(err)) from err
     return 0 if view["status"] == "completed" else 1
 

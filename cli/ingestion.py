@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
-from keel.documents import UnreadableDocument, find_files, parse_file
+from keel.documents import find_files, parse_file, unreadable
 from keel.schemas.retrieval import DocumentIn
 
 __all__ = [
@@ -59,7 +59,7 @@ def ingest(
     """Ingest the files under `paths` into `collection`; the ingestion once it ended.
 
     Raises:
-        keel.documents.DocumentError: A file cannot be read as documents, or two give one id.
+        keel.errors.InvalidDocument: A file cannot be read as documents, or two give one id.
         FileNotFoundError: A path does not exist, or holds no supported file.
 
     """
@@ -72,7 +72,7 @@ def ingest(
         raise FileNotFoundError(f"no Markdown, text, HTML or JSON Lines file in {_list(paths)}")
     repeated = [i for i, n in Counter(d.id for d in documents).items() if n > 1]
     if repeated:
-        raise UnreadableDocument(repeated[0], "this document id is given more than once")
+        raise unreadable(repeated[0], "this document id is given more than once")
     if api.call("GET", f"/v1/collections/{collection}", missing_ok=True) is None:
         api.call("POST", "/v1/collections", json={"name": collection})
         printer.note(f"created collection {collection}")

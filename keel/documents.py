@@ -19,11 +19,9 @@ folder, with ``/``), so re-ingesting the same file replaces its document. A JSON
 document without an ``id`` is ``<file name>:<line number>``. Every document's metadata
 records the file it came from (``source``) and the file's format (``file_format``).
 
-Errors::
-
-    DocumentError            a file cannot become documents (HTTP 422)
-    ├── UnsupportedFileType  not one of the formats above (HTTP 415)
-    └── UnreadableDocument   empty, not text in a known encoding, or an invalid line
+A file that cannot become documents raises `keel.errors.InvalidDocument` (empty, not text in
+a known encoding, an invalid line), or its `UnsupportedMediaType` (none of the formats above);
+the message starts with the file's name.
 """
 
 import json
@@ -35,19 +33,18 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, JsonValue, ValidationError
 
+from keel.errors import InvalidDocument, UnsupportedMediaType
 from keel.schemas.retrieval import DocumentFormat, DocumentIn
 
 __all__ = [
     "ACCEPTED_MEDIA_TYPES",
     "EXTENSIONS",
-    "DocumentError",
     "FileFormat",
-    "UnreadableDocument",
-    "UnsupportedFileType",
     "file_format",
     "find_files",
     "html_text",
     "parse_file",
+    "unreadable",
 ]
 
 FileFormat = Literal["markdown", "text", "html", "jsonl"]
@@ -79,36 +76,16 @@ ACCEPTED_MEDIA_TYPES = ("text/markdown", "text/plain", "text/html", "application
 """One media type per format, as named to a client whose file was refused."""
 
 
-class DocumentError(ValueError):
-    """A file cannot become documents."""
-
-    def __init__(self, source: str, reason: str) -> None:
-        super().__init__(f"{source}: {reason}")
-        self.source = source
-        self.reason = reason
-
-
-class UnsupportedFileType(DocumentError):
-    """The file is in none of the formats Keel reads."""
-
-    def __init__(self, source: str, what: str) -> None:
-        accepted = ", ".join(EXTENSIONS)
-        super().__init__(
-            source,
-            f"unsupported file type {what}; accepted: Markdown, plain text, HTML and JSON Lines "
-            f"({accepted}; {', '.join(ACCEPTED_MEDIA_TYPES)})",
-        )
-
-
-class UnreadableDocument(DocumentError):
-    """The file is empty, not decodable text, or holds an invalid document."""
+def unreadable(source: str, reason: str) -> InvalidDocument:
+    """The failure of `source` (a file, or a document id) that cannot become a document."""
+    return InvalidDocument(f"{source}: {reason}")
 
 
 def file_format(name: str, media_type: str | None = None) -> FileFormat:
     """The format of a file, from its name's ending, else its media type.
 
     Raises:
-        UnsupportedFileType: Neither names a format Keel reads.
+        UnsupportedMediaType: Neither names a format Keel reads.
 
     """
     suffix = PurePosixPath(name).suffix.lower()
@@ -118,7 +95,10 @@ def file_format(name: str, media_type: str | None = None) -> FileFormat:
     if essence in _MEDIA_TYPES:
         return _MEDIA_TYPES[essence]
     what = repr(suffix) if suffix else f"(media type {essence or 'unknown'!r})"
-    raise UnsupportedFileType(name, what)
+    raise UnsupportedMediaType(
+        f"{name}: unsupported file type {what}; accepted: Markdown, plain text, HTML and JSON "
+        f"Lines ({', '.join(EXTENSIONS)}; {', '.join(ACCEPTED_MEDIA_TYPES)})"
+    )
 
 
 def parse_file(name: str, data: bytes, media_type: str | None = None) -> list[DocumentIn]:
@@ -134,8 +114,8 @@ def parse_file(name: str, data: bytes, media_type: str | None = None) -> list[Do
         The file's documents, in order (one, except for JSON Lines).
 
     Raises:
-        UnsupportedFileType: The file is in no format Keel reads.
-        UnreadableDocument: The file is empty, undecodable, or holds an invalid document.
+        UnsupportedMediaType: The file is in no format Keel reads.
+        InvalidDocument: The file is empty, undecodable, or holds an invalid document.
 
     """
     fmt = file_format(name, media_type)
@@ -164,7 +144,7 @@ def find_files(paths: Iterable[Path]) -> list[tuple[str, Path]]:
     relative to the folder), skipping hidden files and folders.
 
     Raises:
-        UnsupportedFileType: A file named directly is in no supported format.
+        UnsupportedMediaType: A file named directly is in no supported format.
         FileNotFoundError: A path does not exist.
 
     """
@@ -199,7 +179,7 @@ _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([\w.:-]+)""", re.I
 
 def _decode(name: str, data: bytes, media_type: str | None, *, sniff_meta: bool) -> str:
     if not data.strip():
-        raise UnreadableDocument(name, "the file is empty")
+        raise unreadable(name, "the file is empty")
     charsets = ["utf-8-sig"]
     declared = re.search(r"charset\s*=\s*\"?([\w.:-]+)", media_type or "", re.IGNORECASE)
     if declared:
@@ -214,7 +194,7 @@ def _decode(name: str, data: bytes, media_type: str | None, *, sniff_meta: bool)
         if "\x00" not in text:
             return text.replace("\r\n", "\n").replace("\r", "\n")
     tried = ", ".join(dict.fromkeys(c.lower() for c in charsets))
-    raise UnreadableDocument(name, f"not text in a known encoding (tried {tried})")
+    raise unreadable(name, f"not text in a known encoding (tried {tried})")
 
 
 # --- Markdown ---------------------------------------------------------------------------
@@ -251,7 +231,7 @@ def _jsonl(name: str, text: str) -> Iterator[DocumentIn]:
         try:
             row = _JsonLine.model_validate(json.loads(line))
         except ValueError as err:
-            raise UnreadableDocument(name, f"{where}{_first_error(err)}") from err
+            raise unreadable(name, f"{where}{_first_error(err)}") from err
         document = row.model_dump() | {
             "id": row.id or f"{name}:{number}",
             "text": row.text.strip(),
@@ -261,11 +241,11 @@ def _jsonl(name: str, text: str) -> Iterator[DocumentIn]:
 
 
 def _document(name: str, fields: dict[str, object], *, where: str) -> DocumentIn:
-    """A valid document (some text, a usable id), or `UnreadableDocument` saying why not."""
+    """A valid document (some text, a usable id), or `InvalidDocument` saying why not."""
     try:
         return DocumentIn.model_validate(fields)
     except ValidationError as err:
-        raise UnreadableDocument(name, f"{where}{_first_error(err)}") from err
+        raise unreadable(name, f"{where}{_first_error(err)}") from err
 
 
 def _first_error(err: ValueError) -> str:

@@ -39,15 +39,11 @@ from temporalio.converter import (
     StorageDriverStoreContext,
 )
 
-from keel.errors import KeelRunError
+from keel.errors import PayloadMissing
 
-__all__ = ["FilePayloadStore", "PayloadMissing", "data_converter"]
+__all__ = ["FilePayloadStore", "data_converter"]
 
 _CLAIM_KEY = "sha256"
-
-
-class PayloadMissing(KeelRunError):
-    """A history refers to a payload its store does not have (or has damaged)."""
 
 
 class FilePayloadStore(StorageDriver):

@@ -4,13 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from keel.documents import (
-    UnreadableDocument,
-    UnsupportedFileType,
-    find_files,
-    html_text,
-    parse_file,
-)
+from keel.documents import find_files, html_text, parse_file
+from keel.errors import InvalidDocument, UnsupportedMediaType
 
 PAGE = """<!doctype html>
 <html><head><meta charset="windows-1252"><title>Sync &amp; you</title>
@@ -91,17 +86,17 @@ def test_json_lines_one_document_per_line() -> None:
     ],
 )
 def test_unreadable_documents_say_why(name: str, data: bytes, says: str) -> None:
-    with pytest.raises(UnreadableDocument) as raised:
+    with pytest.raises(InvalidDocument) as raised:
         parse_file(name, data)
     assert says in str(raised.value) and str(raised.value).startswith(name)
 
 
 def test_unsupported_types_name_the_accepted_ones() -> None:
-    with pytest.raises(UnsupportedFileType) as raised:
+    with pytest.raises(UnsupportedMediaType) as raised:
         parse_file("deck.pptx", b"PK")
     assert "'.pptx'" in str(raised.value)
     assert all(t in str(raised.value) for t in (".md", ".txt", ".html", ".jsonl", "text/html"))
-    with pytest.raises(UnsupportedFileType, match="media type 'application/pdf'"):
+    with pytest.raises(UnsupportedMediaType, match="media type 'application/pdf'"):
         parse_file("upload", b"%PDF", "application/pdf")
 
 
@@ -115,7 +110,7 @@ def test_find_files_walks_folders_for_supported_files(tmp_path: Path) -> None:
     found = find_files([tmp_path / "docs", tmp_path / "single.jsonl"])
 
     assert [name for name, _ in found] == ["a.md", "deep/b.TXT", "deep/er/c.htm", "single.jsonl"]
-    with pytest.raises(UnsupportedFileType):
+    with pytest.raises(UnsupportedMediaType):
         find_files([tmp_path / "docs" / "deep" / "d.pdf"])
     with pytest.raises(FileNotFoundError):
         find_files([tmp_path / "missing"])

@@ -11,7 +11,8 @@ import pytest
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
 
-from keel.payloads import FilePayloadStore, PayloadMissing, data_converter
+from keel.errors import PayloadMissing
+from keel.payloads import FilePayloadStore, data_converter
 from keel.schemas.runs import Outcome
 from keel.testing.stack import wait_status
 

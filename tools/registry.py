@@ -48,7 +48,11 @@ __all__ = ["ToolContext", "ToolDefinition", "ToolError", "ToolRegistry", "tool"]
 
 
 class ToolError(Exception):
-    """Raise in a tool to tell the model what went wrong; the run goes on."""
+    """Raise in a tool to tell the model what went wrong; the run goes on.
+
+    Not a failure of Keel (so not in `keel.errors`): it never leaves the tool's activity,
+    which answers the model with it as an unsuccessful `ToolOutcome`.
+    """
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,9 @@
 `AgentWorkflow` keeps one. When the graph interrupts, `review` opens a review (an activity
 writes the queue row), waits for the `decide` Update or the queue's deadline, whichever
 comes first, and closes it. The Update validators refuse here, before anything enters
-history: their `ApplicationError` type is the API's problem type. History is the source of
-truth; the queue row is an index of it.
+history: they raise catalogued failures (`keel.errors`), whose Temporal type the API
+answers with as their problem. History is the source of truth; the queue row is an index
+of it.
 """
 
 from collections.abc import Callable
@@ -12,9 +13,15 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from keel.errors import (
+        ClaimedByAnother,
+        InvalidEdit,
+        ReviewNotPending,
+        SelfApproval,
+        StaleAction,
+    )
     from keel.review_edits import edit_problem
     from keel.schemas.policy import ExpiryPath, RunPolicy
     from keel.schemas.reviews import (
@@ -48,32 +55,23 @@ _QUEUE_WRITE = {
 _DECIDED: dict[str, ReviewStatus] = {"approve": "approved", "edit": "edited", "reject": "rejected"}
 
 
-def _refusal(kind: str, message: str) -> ApplicationError:
-    """An Update validator's refusal: never retried; its `kind` is the API's problem type."""
-    return ApplicationError(message, type=kind, non_retryable=True)
+def _not_pending(review_id: str, why: str) -> ReviewNotPending:
+    return ReviewNotPending(f"review {review_id} is not pending on this run: {why}")
 
 
-def _not_pending(review_id: str, why: str) -> ApplicationError:
-    return _refusal("ReviewNotPending", f"review {review_id} is not pending on this run: {why}")
-
-
-def _stale(review_id: str) -> ApplicationError:
-    return _refusal(
-        "StaleAction",
+def _stale(review_id: str) -> StaleAction:
+    return StaleAction(
         f"review {review_id}: the decision was made on another action than the pending one "
         "(its action_hash is missing or not current)",
     )
 
 
-def _self_approval(review_id: str) -> ApplicationError:
-    return _refusal(
-        "SelfApproval", f"review {review_id}: nobody decides a review on a run they submitted"
-    )
+def _self_approval(review_id: str) -> SelfApproval:
+    return SelfApproval(f"review {review_id}: nobody decides a review on a run they submitted")
 
 
-def _claimed(review_id: str, claim: Claim) -> ApplicationError:
-    return _refusal(
-        "ClaimedByAnother",
+def _claimed(review_id: str, claim: Claim) -> ClaimedByAnother:
+    return ClaimedByAnother(
         f"review {review_id} is claimed by {claim.claimant} until {claim.expires_at.isoformat()}",
     )
 
@@ -138,7 +136,7 @@ class ReviewDesk:
         self._refuse_claim_of_another(decision.review_id, decision.decider)
         problem = edit_problem(pending.tool_parameters, pending.tool_call is not None, decision)
         if problem is not None:
-            raise _refusal("InvalidEdit", problem.detail)
+            raise InvalidEdit(problem.detail)
 
     async def claim(self, claim: ClaimInput) -> Claim:
         """Give `claim.claimant` the pending review for a lease; returns the claim."""

@@ -35,13 +35,19 @@ with workflow.unsafe.imports_passed_through():
 
     from langgraph.types import interrupt
 
-    from keel.errors import BudgetDenied, KeelUserError
+    from keel.errors import (
+        BudgetDenied,
+        BudgetExceeded,
+        CircuitOpen,
+        KeelUserError,
+        ProviderError,
+        catalogue,
+    )
     from keel.schemas.model import ModelRequest, ModelResponse, Usage
     from keel.schemas.reviews import ReviewDecision, ReviewRequest
     from keel.schemas.routing import (
         MODEL_CALL,
         MODEL_PLAN,
-        RETRYABLE_TYPES,
         Ledger,
         ModelCall,
         RoutePlan,
@@ -54,8 +60,13 @@ __all__ = ["FAILOVER_ERRORS", "Budget", "Router", "router"]
 # Patch id: a run's cost search attribute is only upserted when a call cost something.
 _FREE_CALLS_KEEP_COST = "keel.free-calls-keep-cost"
 
-FAILOVER_ERRORS = frozenset(RETRYABLE_TYPES) | {"CircuitOpen"}
-"""`ApplicationError` types after which a route tries its next candidate."""
+FAILOVER_ERRORS = frozenset(
+    kind.temporal_type
+    for kind in catalogue()
+    if (issubclass(kind, ProviderError) and kind.retryable) or kind is CircuitOpen
+)
+"""`ApplicationError` types after which a route tries its next candidate: a provider failure
+that another attempt may fix, or an open circuit."""
 
 
 @dataclass
@@ -169,7 +180,7 @@ class Router:
             f"from ${spent:.6f} past its budget of ${limit:.6f}"
         )
         if self._budget.action == "fail":
-            raise ApplicationError(message, type="BudgetExceeded", non_retryable=True)
+            raise BudgetExceeded(message)
         review = ReviewRequest(
             reason="budget",
             question=request.question,

@@ -12,7 +12,7 @@ of them as one workflow (this is what `keel ingest` does).
 """
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 from sqlmodel import col, select
@@ -21,7 +21,7 @@ from temporalio.client import Client
 
 from api.auth import Principal, require
 from api.deps import SessionDep, SettingsDep, TemporalClientDep
-from api.problems import PROBLEM_RESPONSES, ErrorCode, ProblemError
+from api.problems import problem_responses
 from api.retrieval import (
     INGESTION_ID_PATTERN,
     existing_collection,
@@ -32,6 +32,18 @@ from api.retrieval import (
     wait_for_ingestion,
 )
 from api.uploads import UPLOAD_REQUEST_BODY, read_documents
+from keel.errors import (
+    CollectionExists,
+    IngestionStarted,
+    InvalidDocument,
+    InvalidRequest,
+    InvalidSearch,
+    UnknownCollection,
+    UnknownDocument,
+    UnknownEmbedding,
+    UnknownIngestion,
+    UnsupportedMediaType,
+)
 from keel.retrieval_tables import CollectionRow, collection_info, find_collection
 from keel.schemas.collections import CollectionList, CollectionView, IngestionView
 from keel.schemas.retrieval import (
@@ -65,22 +77,13 @@ router = APIRouter(prefix="/v1/collections", tags=["collections"])
 _Reader = Annotated[Principal, require("submitter", "reviewer", "operator")]
 _Writer = Annotated[Principal, require("operator")]
 _Name = Annotated[str, Path(pattern=COLLECTION_NAME_PATTERN, description="The collection.")]
-_PROBLEMS = {
-    404: "`unknown-collection`, `unknown-document` or `unknown-ingestion`",
-    409: "`collection-exists`, or `ingestion-started` (it takes no more documents)",
-    415: "`unsupported-media-type`: the detail names the accepted types",
-    422: "`invalid-document` (empty, undecodable, repeated), `invalid-search`, "
-    "`unknown-embedding` or `validation-error`",
-}
 
 
-def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for the problems an operation answers with."""
-    content = PROBLEM_RESPONSES["4XX"]["content"]
-    return {s: {"description": _PROBLEMS[s], "content": content} for s in statuses}
-
-
-@router.post("", status_code=status.HTTP_201_CREATED, responses=_problems(409))
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(CollectionExists, UnknownEmbedding, InvalidRequest),
+)
 async def create_collection(
     spec: CollectionSpec,
     session: SessionDep,
@@ -90,7 +93,7 @@ async def create_collection(
 ) -> CollectionView:
     """Create a collection (409 when one has that name already)."""
     if await find_collection(session, spec.name) is not None:
-        raise ProblemError(409, ErrorCode.COLLECTION_EXISTS, f"collection {spec.name!r} exists")
+        raise CollectionExists(f"collection {spec.name!r} exists")
     info = await run_retrieval(client, settings, CreateCollectionWorkflow.run, spec, kind="create")
     return CollectionView(**info.model_dump())
 
@@ -102,7 +105,7 @@ async def list_collections(session: SessionDep, _: _Reader) -> CollectionList:
     return CollectionList(collections=[await _view(session, row) for row in rows.all()])
 
 
-@router.get("/{collection}", responses=_problems(404))
+@router.get("/{collection}", responses=problem_responses(UnknownCollection))
 async def get_collection(collection: _Name, session: SessionDep, _: _Reader) -> CollectionView:
     """A collection: configuration, documents, duplicates, chunks, vectors, index size."""
     return await _view(session, await existing_collection(session, collection))
@@ -121,7 +124,13 @@ async def get_collection(collection: _Name, session: SessionDep, _: _Reader) -> 
                 }
             },
         },
-        **_problems(404, 415, 422),
+        **problem_responses(
+            UnknownCollection,
+            IngestionStarted,
+            UnsupportedMediaType,
+            InvalidDocument,
+            InvalidRequest,
+        ),
     },
     openapi_extra={"requestBody": UPLOAD_REQUEST_BODY},
 )
@@ -163,9 +172,7 @@ async def add_documents(
         current = await _existing(client, settings, session, collection, ingestion)
     if current is not None:
         if not final:
-            raise ProblemError(
-                409,
-                ErrorCode.INGESTION_STARTED,
+            raise IngestionStarted(
                 f"ingestion {ingestion_id!r} has started: it takes no more documents",
             )
         return _answer(response, current)
@@ -178,7 +185,10 @@ async def add_documents(
     return _answer(response, view)
 
 
-@router.get("/{collection}/ingestions/{ingestion_id}", responses=_problems(404))
+@router.get(
+    "/{collection}/ingestions/{ingestion_id}",
+    responses=problem_responses(UnknownCollection, UnknownIngestion),
+)
 async def get_ingestion(
     collection: _Name,
     ingestion_id: Annotated[str, Path(pattern=INGESTION_ID_PATTERN)],
@@ -194,7 +204,7 @@ async def get_ingestion(
 @router.delete(
     "/{collection}/documents/{document_id:path}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=_problems(404),
+    responses=problem_responses(UnknownCollection, UnknownDocument),
 )
 async def delete_document(
     collection: _Name,
@@ -214,14 +224,15 @@ async def delete_document(
         kind="delete",
     )
     if document_id in result.missing:
-        raise ProblemError(
-            404,
-            ErrorCode.UNKNOWN_DOCUMENT,
+        raise UnknownDocument(
             f"no document {document_id!r} in collection {collection!r}",
         )
 
 
-@router.post("/{collection}/search", responses=_problems(404, 422))
+@router.post(
+    "/{collection}/search",
+    responses=problem_responses(UnknownCollection, InvalidSearch, InvalidRequest),
+)
 async def search_collection(
     collection: _Name,
     body: SearchRequest,
@@ -247,10 +258,8 @@ async def _existing(
     """The ingestion if it has started already (a retried request), else None."""
     try:
         view = await ingestion_view(client, settings, session, collection, ingestion_id)
-    except ProblemError as err:
-        if err.problem.status == status.HTTP_404_NOT_FOUND:
-            return None
-        raise
+    except UnknownIngestion:
+        return None
     return None if view.status == "staged" else view
 
 

@@ -4,7 +4,7 @@ from fastapi import APIRouter, status
 
 from api.auth import require
 from api.deps import SessionDep
-from api.problems import ErrorCode, ProblemError
+from keel.errors import UnknownKey
 from keel.keys import create_key, list_keys, revoke_key
 from keel.schemas.keys import KeyCreate, KeyCreated, KeyList, KeyView
 
@@ -32,5 +32,5 @@ async def revoke(key_id: str, session: SessionDep) -> KeyView:
     """Revoke a key: requests with it get 401 from now on (idempotent)."""
     row = await revoke_key(session, key_id)
     if row is None:
-        raise ProblemError(404, ErrorCode.UNKNOWN_KEY, f"no API key {key_id!r}")
+        raise UnknownKey(f"no API key {key_id!r}")
     return KeyView.model_validate(row, from_attributes=True)

@@ -13,13 +13,20 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, status
 from pydantic import BeforeValidator
 from sqlmodel import col, or_, select
-from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.auth import Principal, PrincipalDep, refuse_own_run, require
 from api.deps import SessionDep, SettingsDep, TemporalClientDep
-from api.problems import ErrorCode, ProblemError
-from api.review_views import active_claim, refusal, review_view
+from api.review_views import active_claim, review_view
+from keel.errors import (
+    ClaimedByAnother,
+    InvalidEdit,
+    InvalidRequest,
+    KeelError,
+    ReviewNotPending,
+    StaleAction,
+    UnknownReview,
+)
 from keel.review_edits import edit_problem
 from keel.schemas.policy import ReviewReason
 from keel.schemas.reviews import (
@@ -62,9 +69,9 @@ def _age(bound: str) -> Any:
     )
 
 
-_EDIT_CODES = {
-    "wrong_replacement": ErrorCode.VALIDATION,
-    "invalid_arguments": ErrorCode.INVALID_ARGUMENTS,
+_EDIT_KINDS: dict[str, type[KeelError]] = {
+    "wrong_replacement": InvalidRequest,
+    "invalid_arguments": InvalidEdit,
 }
 
 router = APIRouter(
@@ -185,9 +192,7 @@ async def decide(
     """Approve, edit or reject the pending action whose `action_hash` the decision names."""
     row = await _pending_row(session, review_id)
     if decision.action_hash != row.action_hash:
-        raise ProblemError(
-            409,
-            ErrorCode.STALE_ACTION,
+        raise StaleAction(
             f"review {review_id!r}: action_hash {decision.action_hash} is not the pending "
             f"action's ({row.action_hash}); read the review again",
         )
@@ -212,13 +217,9 @@ async def decide(
 
 
 async def _update(review_id: str, update: Awaitable[object]) -> None:
+    """Run a review Update; its refusal (a catalogued failure) answers as its problem."""
     try:
         await update
-    except WorkflowUpdateFailedError as err:
-        problem = refusal(err)
-        if problem is not None:
-            raise problem from err
-        raise
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:  # the run ended meanwhile
             raise _not_pending(review_id, "closed") from err
@@ -228,7 +229,7 @@ async def _update(review_id: str, update: Awaitable[object]) -> None:
 async def _row(session: SessionDep, review_id: str) -> ReviewRow:
     row = await session.get(ReviewRow, review_id)
     if row is None:
-        raise ProblemError(404, ErrorCode.UNKNOWN_REVIEW, f"no review {review_id!r}")
+        raise UnknownReview(f"no review {review_id!r}")
     return row
 
 
@@ -245,18 +246,14 @@ def _identity(principal: Principal, reviewer: str | None) -> str:
         return principal.id
     if reviewer is None:
         detail = "name who claims the review in 'reviewer' (the API runs without keys)"
-        raise ProblemError(
-            422, ErrorCode.VALIDATION, detail, [{"field": "reviewer", "message": detail}]
-        )
+        raise InvalidRequest(detail, errors=[{"field": "reviewer", "message": detail}])
     return reviewer
 
 
 def _refuse_foreign_claim(row: ReviewRow, who: str | None) -> None:
     held = active_claim(row, datetime.now(UTC))
     if held is not None and held.claimant != who:
-        raise ProblemError(
-            409,
-            ErrorCode.CLAIMED_BY_ANOTHER,
+        raise ClaimedByAnother(
             f"review {row.id!r} is claimed by {held.claimant} until {held.expires_at.isoformat()}",
         )
 
@@ -265,11 +262,8 @@ def _check_edit(row: ReviewRow, decision: ReviewDecision) -> None:
     """An edit replaces what the review is about: a tool call's arguments, or an answer."""
     problem = edit_problem(row.tool_parameters, row.tool_call is not None, decision)
     if problem is not None:
-        code = _EDIT_CODES[problem.kind]
-        raise ProblemError(422, code, problem.detail, problem.errors)
+        raise _EDIT_KINDS[problem.kind](problem.detail, errors=problem.errors)
 
 
-def _not_pending(review_id: str, state: str) -> ProblemError:
-    return ProblemError(
-        409, ErrorCode.REVIEW_NOT_PENDING, f"review {review_id!r} is not pending ({state})"
-    )
+def _not_pending(review_id: str, state: str) -> ReviewNotPending:
+    return ReviewNotPending(f"review {review_id!r} is not pending ({state})")

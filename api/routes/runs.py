@@ -23,11 +23,19 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.auth import Principal, require
 from api.deps import AuditDep, SessionDep, SettingsDep, TemporalClientDep
-from api.problems import ErrorCode, ProblemError, field_errors
+from api.problems import field_errors
 from api.run_events import run_events, sse
 from api.run_views import describe_run, run_summary, run_view, status_query
 from keel.agents import AgentSpec, agent_catalog
 from keel.audit import read_trail
+from keel.errors import (
+    BadPageToken,
+    IdempotencyKeyReused,
+    InvalidInput,
+    RunNotRunning,
+    UnknownAgent,
+    UnknownRun,
+)
 from keel.schemas.audit import AuditTrail
 from keel.schemas.continuation import HistoryLimits
 from keel.schemas.runs import (
@@ -190,7 +198,7 @@ async def cancel_run(
     """Ask a running run to stop; a pending review is closed as cancelled."""
     description = await _visible(client, run_id, principal)
     if description.status != WorkflowExecutionStatus.RUNNING:
-        raise ProblemError(409, ErrorCode.RUN_NOT_RUNNING, f"run {run_id!r} has already ended")
+        raise RunNotRunning(f"run {run_id!r} has already ended")
     await client.get_workflow_handle(run_id).cancel()
     await audit.append(run_id, f"{run_id}:cancel", "run.cancel_requested", principal.id, {})
     return await run_view(client, run_id, settings)
@@ -199,9 +207,7 @@ async def cancel_run(
 def _agent(name: str) -> AgentSpec:
     spec = agent_catalog().get(name)
     if spec is None:
-        raise ProblemError(
-            404,
-            ErrorCode.UNKNOWN_AGENT,
+        raise UnknownAgent(
             f"no agent {name!r}; agents: {', '.join(sorted(agent_catalog()))}",
         )
     return spec
@@ -214,7 +220,7 @@ def _validated_input(spec: AgentSpec, raw: dict[str, object] | str) -> dict[str,
     except ValidationError as err:
         errors = field_errors(err.errors(), prefix=("input",))
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-        raise ProblemError(422, ErrorCode.INVALID_INPUT, detail, errors) from err
+        raise InvalidInput(detail, errors=errors) from err
 
 
 def _request_digest(agent: str, payload: dict[str, object]) -> str:
@@ -237,7 +243,7 @@ async def _visible(
     description = await describe_run(client, run_id)
     owner = description.typed_search_attributes.get(KEEL_SUBMITTER)
     if principal.role == "submitter" and owner != principal.id:
-        raise ProblemError(404, ErrorCode.UNKNOWN_RUN, f"no run {run_id!r}")
+        raise UnknownRun(f"no run {run_id!r}")
     return description
 
 
@@ -245,9 +251,7 @@ async def _existing_run(client: Client, run_id: str, digest: str, settings: Sett
     description = await describe_run(client, run_id)
     memo = await description.memo()
     if memo.get(_REQUEST_HASH) != digest:
-        raise ProblemError(
-            422,
-            ErrorCode.IDEMPOTENCY_KEY_REUSED,
+        raise IdempotencyKeyReused(
             "this idempotency_key was used for a different request",
         )
     summary = run_summary(description, settings)
@@ -268,8 +272,8 @@ def _decode_token(token: str | None) -> bytes | None:
     return decoded
 
 
-def _bad_token() -> ProblemError:
-    return ProblemError(400, ErrorCode.BAD_PAGE_TOKEN, "page_token is not one this API gave out")
+def _bad_token() -> BadPageToken:
+    return BadPageToken("page_token is not one this API gave out")
 
 
 def _preview(payload: dict[str, object], spec: AgentSpec) -> str:

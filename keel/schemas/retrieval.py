@@ -6,8 +6,8 @@ embedding model also has dense vectors, and then hybrid search (fusion of both) 
 default. How fusion works is one `SearchConfig`, set per collection and overridable per
 query.
 
-Failures reach callers as Temporal `ApplicationError`s whose `type` is one of the
-``*_ERROR`` names below (all non-retryable); the API maps them to HTTP statuses.
+Failures are kinds of the `keel.errors` catalogue (`UnknownCollection`, `InvalidDocument`,
+`InvalidSearch`, `CollectionExists`, `UnknownEmbedding`), all non-retryable.
 """
 
 from datetime import datetime
@@ -17,20 +17,15 @@ from pydantic import BaseModel, Field, JsonValue, field_validator, model_validat
 
 __all__ = [
     "CLEAR_STAGED",
-    "COLLECTION_EXISTS_ERROR",
     "COLLECTION_NAME_PATTERN",
     "COLLECTION_STATS",
     "CREATE_COLLECTION",
     "DELETE_DOCUMENTS",
     "DOCUMENT_ID_PATTERN",
     "INGEST_BATCH",
-    "INVALID_DOCUMENT_ERROR",
-    "INVALID_SEARCH_ERROR",
     "REFRESH_INDEX",
     "RETRIEVAL_SEARCH",
     "SUSPECTED_INJECTION",
-    "UNKNOWN_COLLECTION_ERROR",
-    "UNKNOWN_EMBEDDING_ERROR",
     "ChunkingConfig",
     "CollectionInfo",
     "CollectionRef",
@@ -68,17 +63,6 @@ COLLECTION_STATS = "retrieval.stats"
 """Activity type: a collection's configuration and counts (`CollectionRef` → `CollectionInfo`)."""
 CLEAR_STAGED = "retrieval.clear_staged"
 """Activity type: delete an ingestion's staged documents (`IngestInput` → None)."""
-
-UNKNOWN_COLLECTION_ERROR = "UnknownCollection"
-"""No collection has that name (HTTP 404)."""
-INVALID_DOCUMENT_ERROR = "InvalidDocument"
-"""A document is empty or cannot be read as text (HTTP 422)."""
-INVALID_SEARCH_ERROR = "InvalidSearch"
-"""A search the collection cannot serve, e.g. dense without vectors (HTTP 422)."""
-COLLECTION_EXISTS_ERROR = "CollectionExists"
-"""A collection of that name exists with another configuration (HTTP 409)."""
-UNKNOWN_EMBEDDING_ERROR = "UnknownEmbedding"
-"""A collection names an embedding model the worker does not have (HTTP 422)."""
 
 SUSPECTED_INJECTION = "suspected_injection"
 """Passage flag: the text reads like instructions to a model (see `tools.retrieval.injection`)."""

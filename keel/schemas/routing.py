@@ -9,8 +9,6 @@ from keel.schemas.model import ModelRequest, ModelResponse, Usage
 __all__ = [
     "MODEL_CALL",
     "MODEL_PLAN",
-    "NON_RETRYABLE_TYPES",
-    "RETRYABLE_TYPES",
     "Capability",
     "Deployment",
     "Ledger",
@@ -27,28 +25,6 @@ MODEL_CALL = "model.call"
 """Activity type of one attempt on one deployment."""
 MODEL_PLAN = "model.plan"
 """(Local) activity type that resolves a route into a `RoutePlan`."""
-
-RETRYABLE_TYPES = (
-    "RateLimited",
-    "ProviderUnavailable",
-    "ProviderTimeout",
-    "ProviderUnreachable",
-    "MalformedResponse",
-    "ProviderError",
-)
-"""`ApplicationError.type`s that another attempt, on this deployment or another, may fix."""
-
-NON_RETRYABLE_TYPES = (
-    "BadRequest",
-    "ContextLengthExceeded",
-    "ContentFiltered",
-    "AuthenticationFailed",
-    "PermissionDenied",
-    "ModelNotFound",
-    "QuotaExceeded",
-    "MissingApiKey",
-)
-"""`ApplicationError.type`s that fail the same way however often they are retried."""
 
 ProviderKind = Literal["openai", "anthropic", "openai_compatible", "local"]
 Strategy = Literal["fixed", "fallback", "cheapest", "cascade"]

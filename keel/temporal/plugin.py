@@ -18,7 +18,7 @@ from temporalio.plugin import SimplePlugin
 from temporalio.worker import Interceptor, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
-from keel.errors import KeelUserError
+from keel.errors import never_retried
 from keel.temporal.retries import ActivityRetries
 
 __all__ = ["KeelPlugin"]
@@ -64,7 +64,8 @@ class KeelPlugin(SimplePlugin):
             activities=list(activities),
             interceptors=[*_tracing(), ActivityRetries(), *interceptors],
             workflow_runner=runner,
-            workflow_failure_exception_types=[KeelUserError],
+            # The catalogue's kinds that are never retried fail the workflow, not its task.
+            workflow_failure_exception_types=list(never_retried()),
         )
 
 

@@ -27,7 +27,10 @@ _WORD = re.compile(r"[a-z0-9]+")
 
 
 class EmbeddingInputError(ValueError):
-    """A request the API would refuse with a 400."""
+    """A request the API would refuse with a 400.
+
+    The fake provider's own refusal, not a failure of Keel (so not in `keel.errors`).
+    """
 
 
 def embed(text: str, dimensions: int = DEFAULT_DIMENSIONS) -> list[float]:

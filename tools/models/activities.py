@@ -24,9 +24,9 @@ from typing import Protocol, Self
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from keel.audit import AuditLog
+from keel.errors import UnknownDeployment, UnknownRoute
 from keel.schemas.model import ModelRequest, ModelResponse
 from keel.schemas.routing import (
     MODEL_CALL,
@@ -57,8 +57,8 @@ GEN_AI_SYSTEMS = {
 
 _TRACER = trace.get_tracer("keel.models")
 
-# Non-retryable errors that still prove the provider answered: they close a circuit.
-_ANSWERED = frozenset(NON_RETRYABLE_TYPES) - {"MissingApiKey"}
+# Non-retryable provider errors still prove the provider answered: they close a circuit.
+_ANSWERED = NON_RETRYABLE_TYPES
 
 
 class _Provider(Protocol):
@@ -107,22 +107,19 @@ class ModelActivities:
             prices (deployments name their key's variable, never the key).
 
         Raises:
-            ApplicationError: Non-retryable ``UnknownRoute`` for a route not configured.
+            UnknownRoute: For a route not configured.
+            UnknownDeployment: For a route naming a deployment not configured.
 
         """
         spec = self.routes.get(route)
         if spec is None:
-            raise ApplicationError(
-                f"unknown model route {route!r}; routes: {', '.join(sorted(self.routes))}",
-                type="UnknownRoute",
-                non_retryable=True,
+            raise UnknownRoute(
+                f"unknown model route {route!r}; routes: {', '.join(sorted(self.routes))}"
             )
         missing = [name for name in spec.candidates if name not in self.deployments]
         if missing:
-            raise ApplicationError(
-                f"route {route!r} names deployment {missing[0]!r}, which is not configured",
-                type="UnknownDeployment",
-                non_retryable=True,
+            raise UnknownDeployment(
+                f"route {route!r} names deployment {missing[0]!r}, which is not configured"
             )
         return RoutePlan(
             route=route,
@@ -144,7 +141,7 @@ class ModelActivities:
             The normalised, priced response.
 
         Raises:
-            ApplicationError: ``CircuitOpen`` while the deployment is failing, else a
+            KeelError: `CircuitOpen` while the deployment is failing, else a
                 provider failure classified by `provider_error`.
 
         """

