@@ -1,6 +1,7 @@
 """Errors as `application/problem+json` (RFC 9457), each with a stable `type`."""
 
 import logging
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
@@ -108,7 +109,7 @@ class ProblemError(Exception):
         )
 
 
-def problem_response(problem: Problem, headers: dict[str, str] | None = None) -> JSONResponse:
+def problem_response(problem: Problem, headers: Mapping[str, str] | None = None) -> JSONResponse:
     """Serialise a problem."""
     return JSONResponse(
         problem.model_dump(exclude_none=True),

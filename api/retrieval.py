@@ -174,7 +174,8 @@ async def stage_documents(
             )
         )
     ).one()
-    if last is not None and last + 1 != count:
+    # sqlalchemy types MAX as its column; over no rows it is NULL.
+    if last is not None and last + 1 != count:  # pyright: ignore[reportUnnecessaryComparison]
         await session.rollback()
         raise ProblemError(
             422,

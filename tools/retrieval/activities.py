@@ -11,7 +11,7 @@ are scheduled with a heartbeat timeout; the worker heartbeats for them
 import pydantic
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 
@@ -87,10 +87,10 @@ class RetrievalActivities:
                     select(StagedDocumentRow)
                     .where(
                         StagedDocumentRow.upload_id == batch.upload_id,
-                        StagedDocumentRow.seq >= batch.start,  # type: ignore[operator]
-                        StagedDocumentRow.seq < batch.end,  # type: ignore[operator]
+                        col(StagedDocumentRow.seq) >= batch.start,
+                        col(StagedDocumentRow.seq) < batch.end,
                     )
-                    .order_by(StagedDocumentRow.seq)  # type: ignore[arg-type]
+                    .order_by(col(StagedDocumentRow.seq))
                 )
             ).all()
         if len(rows) != batch.end - batch.start:
@@ -123,7 +123,7 @@ class RetrievalActivities:
         async with self._sessions() as session:
             await session.execute(
                 delete(StagedDocumentRow).where(
-                    StagedDocumentRow.upload_id == request.upload_id  # type: ignore[arg-type]
+                    col(StagedDocumentRow.upload_id) == request.upload_id
                 )
             )
             await session.commit()
