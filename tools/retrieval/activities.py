@@ -8,6 +8,8 @@ are scheduled with a heartbeat timeout; the worker heartbeats for them
 (`worker/heartbeats.py`), so a killed worker's batch is retried elsewhere within seconds.
 """
 
+from collections.abc import Callable
+
 import pydantic
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -51,7 +53,7 @@ class RetrievalActivities:
         self._service = service
         self._sessions = sessions
 
-    def all(self) -> list[object]:
+    def all(self) -> list[Callable[..., object]]:
         """Every activity, to register on a worker."""
         return [
             self.search,

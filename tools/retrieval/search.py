@@ -122,7 +122,9 @@ class Searcher:
     async def _snapshot(self, row: CollectionRow) -> Snapshot:
         """The collection's chunks at one version: read between two equal version reads."""
         version_query = select(CollectionRow.version).where(CollectionRow.uid == row.uid)
-        for _ in range(_SNAPSHOT_TRIES):
+        tries = 0
+        while True:
+            tries += 1
             async with self._sessions() as session:
                 before = (await session.exec(version_query)).one()
                 # Plain column tuples: ORM objects for every chunk would cost seconds.
@@ -143,7 +145,7 @@ class Searcher:
                     )
                 ).all()
                 after = (await session.exec(version_query)).one()
-            if before == after:
+            if before == after or tries == _SNAPSHOT_TRIES:  # the last try is taken as is
                 break
             await asyncio.sleep(0.05)
         chunks = [IndexedChunk(*r[:6]) for r in rows]
