@@ -35,6 +35,7 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/pyright
 
 # Three processes, a test module each at a time: most tests wait on real servers, not the CPU.
 test: lint $(CHROMIUM)

@@ -150,7 +150,8 @@ async def authenticate(
         if row is None:
             raise Unauthorized("the API key is unknown or revoked")
         request.app.state.auth.required = True
-        principal = Principal(id=row.id, name=row.name, role=row.role)  # type: ignore[arg-type]
+        # The role column is a plain string: the model checks it is a `Role`.
+        principal = Principal.model_validate({"id": row.id, "name": row.name, "role": row.role})
         wait = request.app.state.auth.buckets.take(row.id)
         if wait > 0:
             raise RateLimitExceeded(

@@ -141,7 +141,8 @@ async def stage_documents(
             )
         )
     ).one()
-    if last is not None and last + 1 != count:
+    # sqlalchemy types MAX as its column; over no rows it is NULL.
+    if last is not None and last + 1 != count:  # pyright: ignore[reportUnnecessaryComparison]
         await session.rollback()
         raise InvalidDocument(
             f"ingestion {ingestion_id!r} would have {count} documents at positions 0 to {last}: "

@@ -32,8 +32,8 @@ def review_view(row: ReviewRow, settings: Settings, now: datetime) -> ReviewView
         run_id=row.run_id,
         agent=row.agent,
         queue=row.queue,
-        status=row.status,  # type: ignore[arg-type]
-        reason=row.reason,  # type: ignore[arg-type]
+        status=row.status,
+        reason=row.reason,
         node=row.node,
         question=row.question,
         proposed_answer=row.proposed_answer,
@@ -53,7 +53,7 @@ def review_view(row: ReviewRow, settings: Settings, now: datetime) -> ReviewView
         reviewer=row.reviewer,
         created_at=utc(row.created_at),
         deadline=utc(row.deadline),
-        deadline_path=row.deadline_path,  # type: ignore[arg-type]
+        deadline_path=row.deadline_path,
         decided_at=utc(row.decided_at) if row.decided_at else None,
         ui_url=settings.run_ui_url(row.run_id),
     )

@@ -8,21 +8,22 @@ changes; an accepted `decide` Update is a review decision.
 """
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 
+from temporalio.api.common.v1 import Payload
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 from temporalio.converter import decode_typed_search_attributes
 
-from keel.schemas.runs import RunEvent
+from keel.schemas.runs import RunEvent, RunStatus
 from keel.search_attributes import KEEL_COST_USD, KEEL_STATUS
 
 __all__ = ["run_events", "sse"]
 
 _LOCAL_ACTIVITY_MARKER = "core_local_activity"
 
-_CLOSED = {
+_CLOSED: dict[str, RunStatus | None] = {
     "workflow_execution_completed_event_attributes": None,
     "workflow_execution_failed_event_attributes": "failed",
     "workflow_execution_timed_out_event_attributes": "failed",
@@ -38,7 +39,7 @@ async def run_events(client: Client, run_id: str) -> AsyncIterator[RunEvent]:
     the events follow it from the first execution to the last.
     """
     steps: dict[int, str] = {}
-    status = None
+    status: RunStatus | None = None
     execution = await _first_execution(client, run_id)
     while True:
         history = client.get_workflow_handle(run_id, run_id=execution)
@@ -55,7 +56,7 @@ async def run_events(client: Client, run_id: str) -> AsyncIterator[RunEvent]:
             if kind in _CLOSED:
                 # A completed run ends `completed` or `rejected`: the last status it reported.
                 final = _CLOSED[kind] or (status if status == "rejected" else "completed")
-                yield RunEvent(type="run.finished", at=at, status=final)  # type: ignore[arg-type]
+                yield RunEvent(type="run.finished", at=at, status=final)
                 return
             for found in _translate(event, kind, at, steps):
                 status = found.status or status
@@ -113,14 +114,19 @@ def _translate_one(
             status, cost = values.get(KEEL_STATUS), values.get(KEEL_COST_USD)
             if status is None and cost is None:
                 return None
-            return RunEvent(type="status", at=at, status=status, cost_usd=cost)  # type: ignore[arg-type]
-    return None
+            # The search attribute is a plain keyword: the model checks it is a `RunStatus`.
+            fields = {"type": "status", "at": at, "status": status, "cost_usd": cost}
+            return RunEvent.model_validate(fields)
+        case _:
+            return None
 
 
 def _local_activity(event: HistoryEvent, at: datetime) -> list[RunEvent]:
     """A local activity's start and end, from the marker recorded when it ended (`at`)."""
     marker = event.marker_recorded_event_attributes
-    payloads = marker.details["data"].payloads if "data" in marker.details else []
+    payloads: Sequence[Payload] = (
+        marker.details["data"].payloads if "data" in marker.details else []
+    )
     if marker.marker_name != _LOCAL_ACTIVITY_MARKER or not payloads:
         return []
     data = json.loads(payloads[0].data)

@@ -40,8 +40,9 @@ _QUERY_TIMEOUT = timedelta(seconds=5)
 
 def run_status(execution: WorkflowExecution) -> RunStatus:
     """A run's status: Temporal's when it ended abnormally, else the workflow's own."""
-    if execution.status in _CLOSED_AS:
-        return _CLOSED_AS[execution.status]
+    status = execution.status
+    if status is not None and status in _CLOSED_AS:
+        return _CLOSED_AS[status]
     reported = execution.typed_search_attributes.get(KEEL_STATUS)
     if execution.status == WorkflowExecutionStatus.COMPLETED:
         return "rejected" if reported == "rejected" else "completed"
@@ -117,8 +118,8 @@ async def run_view(client: Client, run_id: str, settings: Settings) -> RunView:
 def _failure_message(err: BaseException) -> str:
     """The root cause of a run's failure, with its type (`ActivityError` only says "failed")."""
     root = err
-    while root.__cause__ is not None or getattr(root, "cause", None) is not None:
-        root = getattr(root, "cause", None) or root.__cause__  # type: ignore[assignment]
+    while (cause := getattr(root, "cause", None) or root.__cause__) is not None:
+        root = cause
     kind = root.type if isinstance(root, ApplicationError) and root.type else type(root).__name__
     return f"{kind}: {getattr(root, 'message', None) or root}"
 

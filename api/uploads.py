@@ -7,7 +7,7 @@ read and checked before anything is kept, so a request is refused whole or taken
 """
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from fastapi import Request
 from pydantic import TypeAdapter, ValidationError
@@ -32,11 +32,12 @@ def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
 
     def inline(node: Any) -> Any:
         if isinstance(node, dict):
-            if "$ref" in node:
-                return inline(definitions[node["$ref"].rsplit("/", 1)[-1]])
-            return {key: inline(value) for key, value in node.items()}
+            fields = cast(dict[str, Any], node)
+            if "$ref" in fields:
+                return inline(definitions[fields["$ref"].rsplit("/", 1)[-1]])
+            return {key: inline(value) for key, value in fields.items()}
         if isinstance(node, list):
-            return [inline(value) for value in node]
+            return [inline(value) for value in cast(list[Any], node)]
         return node
 
     return inline(schema)

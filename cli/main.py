@@ -22,7 +22,7 @@ __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="keel", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="keel", description=(__doc__ or "").partition("\n")[0])
     parser.add_argument("--json", action="store_true", help="print the API's JSON")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start Temporal (embedded), a worker and the API")

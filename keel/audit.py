@@ -22,12 +22,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Select, and_, func, insert
+from sqlalchemy import Connection, Table, and_, func, insert, inspect
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import Select
 from temporalio import activity
 
 from keel.db import Database
@@ -104,10 +105,10 @@ async def append_audit(
         raise ValueError("append_audit needs a session without pending changes")
     entry = AuditAppend(run_id=run_id, key=key, kind=kind, actor=actor, data=data)
     for attempt in range(_ATTEMPTS):
-        head = (await session.execute(_heads([run_id]))).first()
-        row = _chained(entry, (head.seq, head.hash) if head else None, datetime.now(UTC))
+        head = (await session.exec(_heads([run_id]))).first()
+        row = _chained(entry, (head[1], head[2]) if head else None, datetime.now(UTC))
         try:
-            await session.execute(_INSERT, [row.model_dump(exclude={"id"})])
+            await session.exec(_INSERT, params=[row.model_dump(exclude={"id"})])
             await session.commit()
         except IntegrityError:
             # The entry was written before (a retried activity), or another writer took
@@ -122,10 +123,11 @@ async def append_audit(
     raise RuntimeError(f"could not append to the audit trail of {run_id} ({_ATTEMPTS} races lost)")
 
 
-_INSERT = insert(AuditRow.__table__)  # type: ignore[arg-type]
+# The table itself, not the ORM class: a plain Core insert of many rows, no unit of work.
+_INSERT = insert(cast(Table, inspect(AuditRow).local_table))
 
 
-def _heads(run_ids: Sequence[str]) -> Select[tuple[str, int, str]]:
+def _heads(run_ids: Sequence[str]) -> Select[str, int, str]:
     """The newest entry of each of `run_ids` that has one: `(run_id, seq, hash)` rows."""
     newest = (
         select(AuditRow.run_id, func.max(AuditRow.seq).label("seq"))
@@ -134,7 +136,7 @@ def _heads(run_ids: Sequence[str]) -> Select[tuple[str, int, str]]:
         .subquery()
     )
     return select(AuditRow.run_id, AuditRow.seq, AuditRow.hash).join(
-        newest, and_(AuditRow.run_id == newest.c.run_id, AuditRow.seq == newest.c.seq)
+        newest, and_(col(AuditRow.run_id) == newest.c.run_id, col(AuditRow.seq) == newest.c.seq)
     )
 
 
@@ -162,7 +164,7 @@ def _append_batch(conn: Connection, entries: Sequence[AuditAppend]) -> None:
     runs = sorted({entry.run_id for entry in entries})
     heads = {row.run_id: (row.seq, row.hash) for row in conn.execute(_heads(runs))}
     at = datetime.now(UTC)
-    values = []
+    values: list[dict[str, Any]] = []
     for entry in entries:
         row = _chained(entry, heads.get(entry.run_id), at)
         heads[entry.run_id] = (row.seq, row.hash)
@@ -215,7 +217,7 @@ async def verify_trails(
         run_ids = list(
             await session.exec(select(AuditRow.run_id).distinct().order_by(col(AuditRow.run_id)))
         )
-    entries, breaks = 0, []
+    entries, breaks = 0, list[AuditBreak]()
     for run in run_ids:
         trail = await read_trail(session, run)
         entries += len(trail)

@@ -82,7 +82,7 @@ def load_labelled(path: Path) -> list[LabelledQuestion]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as err:
         raise KeelUserError(f"cannot read the labelled set {path}: {err.strerror}") from err
-    questions = []
+    questions: list[LabelledQuestion] = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue

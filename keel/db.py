@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy
-from sqlalchemy import Connection, Engine, Table, event, inspect, literal
+from sqlalchemy import ColumnDefault, Connection, Engine, Table, event, inspect, literal
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from keel import retrieval_tables, tables  # noqa: F401  (registers the tables)
+# Imported for what importing them does: it registers their tables on `SQLModel.metadata`.
+from keel import retrieval_tables, tables  # noqa: F401  # pyright: ignore[reportUnusedImport]
 
 __all__ = ["Database", "create_engine", "init_db", "session_factory"]
 
@@ -113,8 +114,8 @@ def _add_missing_columns(conn: Connection) -> None:
             kind = column.type.compile(dialect=conn.dialect)
             default = column.default
             clause = ""
-            if default is not None and default.is_scalar:
-                value = literal(default.arg, column.type)  # type: ignore[attr-defined]
+            if isinstance(default, ColumnDefault) and default.is_scalar:
+                value = literal(default.arg, column.type)
                 rendered = value.compile(
                     dialect=conn.dialect, compile_kwargs={"literal_binds": True}
                 )

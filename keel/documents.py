@@ -26,7 +26,7 @@ the message starts with the file's name.
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from html.parser import HTMLParser
 from pathlib import Path, PurePosixPath
 from typing import Literal
@@ -240,7 +240,7 @@ def _jsonl(name: str, text: str) -> Iterator[DocumentIn]:
         yield _document(name, document, where=where)
 
 
-def _document(name: str, fields: dict[str, object], *, where: str) -> DocumentIn:
+def _document(name: str, fields: Mapping[str, object], *, where: str) -> DocumentIn:
     """A valid document (some text, a usable id), or `InvalidDocument` saying why not."""
     try:
         return DocumentIn.model_validate(fields)

@@ -83,10 +83,10 @@ def resolve_key(conn: Connection, key: str) -> ApiKeyRow | None:
     key_id, _, secret = key.removeprefix(_PREFIX).partition("_")
     if not key.startswith(_PREFIX) or not key_id or not secret:
         return None
-    found = conn.execute(select(ApiKeyRow).where(ApiKeyRow.id == key_id)).first()
+    found = conn.execute(select(ApiKeyRow).where(ApiKeyRow.id == key_id)).mappings().first()
     if found is None:
         return None
-    row = ApiKeyRow(**found._mapping)
+    row = ApiKeyRow(**found)
     if row.revoked_at is not None:
         return None
     return row if hmac.compare_digest(row.secret_sha256, _digest(key_id, secret)) else None

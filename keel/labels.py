@@ -71,7 +71,7 @@ def observations(labels: Sequence[LabelRow]) -> list[Observation]:
     A review with no confidence, or whose confidence was at or above the threshold it was
     opened with, escalated for another reason: it is `forced`.
     """
-    found = []
+    found: list[Observation] = []
     for label in labels:
         if label.reason not in CONFIDENCE_REASONS:
             continue

@@ -10,10 +10,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, func
-from sqlmodel import Field, SQLModel, col, select
+from sqlmodel import AutoString, Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from keel.schemas.retrieval import CollectionInfo, CollectionSpec
+from keel.schemas.retrieval import CollectionInfo, CollectionSpec, DocumentFormat
 from keel.tables import UtcDateTime
 
 __all__ = [
@@ -38,7 +38,8 @@ def _json(**kwargs: Any) -> Any:
 class CollectionRow(SQLModel, table=True):
     """One collection: its configuration (`keel.schemas.retrieval.CollectionSpec`) and version."""
 
-    __tablename__ = "retrieval_collections"
+    # sqlmodel types `__tablename__` as a `declared_attr` only; SQLAlchemy takes a string too.
+    __tablename__ = "retrieval_collections"  # pyright: ignore[reportAssignmentType]
 
     uid: str = Field(primary_key=True, max_length=32)
     name: str = Field(unique=True, max_length=63)
@@ -53,13 +54,13 @@ class CollectionRow(SQLModel, table=True):
 class DocumentRow(SQLModel, table=True):
     """One document as it was given, with the hash that tells re-ingestion it is unchanged."""
 
-    __tablename__ = "retrieval_documents"
+    __tablename__ = "retrieval_documents"  # pyright: ignore[reportAssignmentType]
 
     collection_uid: str = Field(primary_key=True, max_length=32)
     id: str = Field(primary_key=True, max_length=200)
     title: str
     text: str
-    format: str = Field(max_length=20)
+    format: DocumentFormat = Field(sa_type=AutoString(20))
     doc_metadata: dict[str, Any] = _json()
     content_hash: str = Field(index=True, max_length=64)
     duplicate_of: str | None = Field(default=None, max_length=200)
@@ -69,7 +70,7 @@ class DocumentRow(SQLModel, table=True):
 class ChunkRow(SQLModel, table=True):
     """One chunk of a document: what BM25 and the vectors index, and what a passage shows."""
 
-    __tablename__ = "retrieval_chunks"
+    __tablename__ = "retrieval_chunks"  # pyright: ignore[reportAssignmentType]
 
     collection_uid: str = Field(primary_key=True, max_length=32)
     id: str = Field(primary_key=True, max_length=300)
@@ -85,7 +86,7 @@ class ChunkRow(SQLModel, table=True):
 class StagedDocumentRow(SQLModel, table=True):
     """A document waiting for `IngestWorkflow` (`keel.schemas.retrieval.DocumentIn` as JSON)."""
 
-    __tablename__ = "retrieval_staged"
+    __tablename__ = "retrieval_staged"  # pyright: ignore[reportAssignmentType]
 
     upload_id: str = Field(primary_key=True, max_length=200)
     seq: int = Field(primary_key=True)

@@ -22,7 +22,7 @@ class EditProblem:
 
     kind: Literal["wrong_replacement", "invalid_arguments"]
     detail: str
-    errors: list[dict[str, str]] = field(default_factory=list)
+    errors: list[dict[str, str]] = field(default_factory=list[dict[str, str]])
 
 
 def edit_problem(
@@ -43,7 +43,8 @@ def edit_problem(
             "field": ".".join(["arguments", *(str(p) for p in e.absolute_path)]),
             "message": e.message,
         }
-        for e in validator.iter_errors(decision.arguments)
+        # typeshed's jsonschema stubs leave a parameter of a deprecated overload untyped.
+        for e in validator.iter_errors(decision.arguments)  # pyright: ignore[reportUnknownMemberType]
     ]
     if not errors:
         return None

@@ -193,7 +193,7 @@ class Settings(BaseSettings):
         """Environment first, then `keel.toml`."""
         return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field
     @property
     def ui_url(self) -> str:
         """The Temporal UI's base address."""
@@ -202,7 +202,7 @@ class Settings(BaseSettings):
         host = self.temporal_address.rsplit(":", 1)[0]
         return f"http://{host}:{self.temporal_ui_port}"
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field
     @property
     def api_base_url(self) -> str:
         """The API's base address, as the CLI reaches it."""
@@ -211,7 +211,7 @@ class Settings(BaseSettings):
         host = "127.0.0.1" if self.api_host in ("0.0.0.0", "::") else self.api_host
         return f"http://{host}:{self.api_port}"
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field
     @property
     def sql_url(self) -> str:
         """The SQL database's address."""

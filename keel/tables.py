@@ -4,7 +4,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, DateTime, Dialect, TypeDecorator, UniqueConstraint
-from sqlmodel import Field, SQLModel
+from sqlmodel import AutoString, Field, SQLModel
+
+from keel.schemas.policy import ExpiryPath, ReviewReason
+from keel.schemas.reviews import ReviewStatus
 
 __all__ = [
     "ApiKeyRow",
@@ -42,14 +45,15 @@ def _utc(**kwargs: Any) -> Any:
 class ReviewRow(SQLModel, table=True):
     """One review in the queue: an index of a workflow's pending wait, never the only copy."""
 
-    __tablename__ = "reviews"
+    # sqlmodel types `__tablename__` as a `declared_attr` only; SQLAlchemy takes a string too.
+    __tablename__ = "reviews"  # pyright: ignore[reportAssignmentType]
 
     id: str = Field(primary_key=True, max_length=300)
     run_id: str = Field(index=True, max_length=250)
     agent: str = Field(index=True, max_length=100)
     queue: str = Field(default="default", index=True, max_length=100)
-    status: str = Field(index=True, max_length=20)
-    reason: str = Field(index=True, max_length=40)
+    status: ReviewStatus = Field(index=True, sa_type=AutoString(20))
+    reason: ReviewReason = Field(index=True, sa_type=AutoString(40))
     node: str | None = Field(default=None, max_length=100)
     question: str
     proposed_answer: str
@@ -67,7 +71,7 @@ class ReviewRow(SQLModel, table=True):
     claimed_by: str | None = Field(default=None, max_length=200)
     claim_expires_at: datetime | None = _utc(nullable=True)
     claim_version: int = 0
-    deadline_path: str | None = Field(default=None, max_length=30)
+    deadline_path: ExpiryPath | None = Field(default=None, sa_type=AutoString(30))
     answer: str | None = None
     arguments: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     comment: str | None = None
@@ -80,7 +84,7 @@ class ReviewRow(SQLModel, table=True):
 class StepRow(SQLModel, table=True):
     """One finished execution of an activity: the journal of what each run really did."""
 
-    __tablename__ = "steps"
+    __tablename__ = "steps"  # pyright: ignore[reportAssignmentType]
 
     id: int | None = Field(default=None, primary_key=True)
     run_id: str = Field(index=True, max_length=250)
@@ -94,7 +98,7 @@ class StepRow(SQLModel, table=True):
 class ToolRow(SQLModel, table=True):
     """One tool of the catalog the workers published (`keel.schemas.tools.ToolInfo`)."""
 
-    __tablename__ = "tools"
+    __tablename__ = "tools"  # pyright: ignore[reportAssignmentType]
 
     name: str = Field(primary_key=True, max_length=64)
     info: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
@@ -104,7 +108,7 @@ class ToolRow(SQLModel, table=True):
 class TicketRow(SQLModel, table=True):
     """One support ticket the `create_ticket` tool opened; its call's key makes it unique."""
 
-    __tablename__ = "tickets"
+    __tablename__ = "tickets"  # pyright: ignore[reportAssignmentType]
 
     id: int | None = Field(default=None, primary_key=True)
     idempotency_key: str = Field(unique=True, max_length=300)
@@ -118,7 +122,7 @@ class TicketRow(SQLModel, table=True):
 class ApiKeyRow(SQLModel, table=True):
     """One API key: its role and the SHA-256 of its secret, never the secret itself."""
 
-    __tablename__ = "api_keys"
+    __tablename__ = "api_keys"  # pyright: ignore[reportAssignmentType]
 
     id: str = Field(primary_key=True, max_length=40)
     name: str = Field(max_length=200)
@@ -131,7 +135,7 @@ class ApiKeyRow(SQLModel, table=True):
 class AuditRow(SQLModel, table=True):
     """One entry of a run's hash-chained audit trail (`keel.audit`); rows are only added."""
 
-    __tablename__ = "audit"
+    __tablename__ = "audit"  # pyright: ignore[reportAssignmentType]
     __table_args__ = (UniqueConstraint("run_id", "seq"),)
 
     id: int | None = Field(default=None, primary_key=True)
@@ -149,7 +153,7 @@ class AuditRow(SQLModel, table=True):
 class LabelRow(SQLModel, table=True):
     """A reviewer's verdict kept as a label: did this run need a person? (`keel.labels`)."""
 
-    __tablename__ = "labels"
+    __tablename__ = "labels"  # pyright: ignore[reportAssignmentType]
 
     review_id: str = Field(primary_key=True, max_length=300)
     run_id: str = Field(index=True, max_length=250)

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import os
 import threading
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -76,7 +76,7 @@ def configure_tracing(settings: Settings, service: str) -> TracerProvider | None
 @asynccontextmanager
 async def telemetry(
     settings: Settings, service: str, *, metrics_port: int | None = None
-) -> AsyncIterator[None]:
+) -> AsyncGenerator[None]:
     """Traces and metrics for this process while the block runs; flushed when it ends.
 
     Call it before the process makes its first Temporal client: Temporal's metrics go to

@@ -32,7 +32,8 @@ def heavy_imports(without: Sequence[str] = ()) -> Iterator[None]:
     with _LOADING:
         blocked = [name for name in without if name not in sys.modules]
         for name in blocked:
-            sys.modules[name] = None  # type: ignore[assignment]
+            # None in sys.modules makes an import fail; typeshed only allows modules there.
+            sys.modules[name] = None  # pyright: ignore[reportArgumentType]
         try:
             yield
         finally:

@@ -39,6 +39,7 @@ from typing import Any, get_type_hints
 from pydantic import BaseModel, ValidationError
 from temporalio import activity
 from temporalio.common import RetryPolicy
+from typing_extensions import TypeIs
 
 from keel.audit import AuditLog
 from keel.errors import KeelUserError
@@ -264,7 +265,7 @@ def _definitions(loaded: object, entry: str) -> list[ToolDefinition]:
     )
 
 
-def _is_model(annotation: object) -> bool:
+def _is_model(annotation: object) -> TypeIs[type[BaseModel]]:
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 

@@ -8,7 +8,6 @@ from langgraph.graph import StateGraph
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.langgraph import LangGraphPlugin
-from temporalio.plugin import SimplePlugin
 from temporalio.worker import Interceptor
 
 from keel.agents import agent_catalog
@@ -46,7 +45,7 @@ def graph_plugins(
     activities: Sequence[Callable[..., object]] = (),
     interceptors: Sequence[Interceptor] = (),
     data_converter: DataConverter = pydantic_data_converter,
-) -> list[SimplePlugin]:
+) -> tuple[KeelPlugin, LangGraphPlugin]:
     """Keel's plugin and the LangGraph plugin for `graphs`, for a worker or a replayer.
 
     The modules that define the graphs' state models pass through the sandbox: LangGraph's
@@ -56,7 +55,7 @@ def graph_plugins(
     modules = sorted(
         {model.__module__ for g in graphs.values() for model in state_models(g.state_schema)}
     )
-    return [
+    return (
         KeelPlugin(
             [AgentWorkflow, *RETRIEVAL_WORKFLOWS],
             activities,
@@ -65,4 +64,4 @@ def graph_plugins(
             data_converter=data_converter,
         ),
         LangGraphPlugin(graphs=graphs),
-    ]
+    )

@@ -9,12 +9,13 @@ resumes the graph with the decision.
 
 import asyncio
 from datetime import timedelta
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from langgraph.checkpoint.memory import InMemorySaver
     from langgraph.types import Command
     from temporalio.langgraph import graph
 
@@ -92,7 +93,9 @@ class AgentWorkflow:
         state = AgentState(input=input.input, review_threshold=input.review_threshold)
         command: Any = state.model_dump(mode="json")
         if input.carried is not None:
-            await restore_checkpoint(app.checkpointer, config, input.carried.checkpoint)
+            # `compiled` gives each run an InMemorySaver; langgraph types it loosely, unbound.
+            saver = cast(InMemorySaver, app.checkpointer)  # pyright: ignore[reportUnknownMemberType]
+            await restore_checkpoint(saver, config, input.carried.checkpoint)
             command = None  # go on from the checkpoint
         try:
             while True:
@@ -204,10 +207,11 @@ class AgentWorkflow:
                 workflow.set_current_details(f"node: {task['name']}")
 
     def _cost_changed(self, total_usd: float) -> None:
-        workflow.upsert_search_attributes([KEEL_COST_USD.value_set(total_usd)])
+        # temporalio types the updates as bare (unparameterised) `SearchAttributeUpdate`s.
+        workflow.upsert_search_attributes([KEEL_COST_USD.value_set(total_usd)])  # pyright: ignore[reportUnknownMemberType]
 
     def _set_status(self, status: RunStatus) -> None:
         if status in ("completed", "rejected", "failed", "cancelled"):
             metrics.run_finished(self._agent, status)
         self._status = status
-        workflow.upsert_search_attributes([KEEL_STATUS.value_set(status)])
+        workflow.upsert_search_attributes([KEEL_STATUS.value_set(status)])  # pyright: ignore[reportUnknownMemberType]

@@ -11,8 +11,10 @@ from weakref import WeakKeyDictionary
 
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
-from langgraph.graph import StateGraph
-from langgraph.graph.state import CompiledStateGraph
+
+# langgraph ships `py.typed` at its namespace root, which pyright does not look at.
+from langgraph.graph import StateGraph  # pyright: ignore[reportMissingTypeStubs]
+from langgraph.graph.state import CompiledStateGraph  # pyright: ignore[reportMissingTypeStubs]
 from pydantic import BaseModel
 
 __all__ = ["checkpointer_for", "compiled", "state_models"]
@@ -29,7 +31,9 @@ def compiled(graph: StateGraph[Any, Any, Any, Any]) -> CompiledStateGraph[Any, A
     """
     app = _COMPILED.get(graph)
     if app is None:
-        app = _COMPILED[graph] = graph.compile(checkpointer=checkpointer_for(graph.state_schema))
+        # langgraph leaves the checkpointer's and cache's type parameters unbound.
+        saver = checkpointer_for(graph.state_schema)
+        app = _COMPILED[graph] = graph.compile(checkpointer=saver)  # pyright: ignore[reportUnknownMemberType]
     return app.copy({"checkpointer": checkpointer_for(graph.state_schema)})
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from langchain_core.runnables import RunnableConfig
     from langgraph.checkpoint.memory import InMemorySaver
 
     from keel.schemas.continuation import HistoryLimits
@@ -78,7 +79,7 @@ async def restore_checkpoint(saver: InMemorySaver, config: Any, checkpoint: str)
     """Put a `saved_checkpoint` back, as the latest checkpoint of `config`'s thread."""
     saved = saver.serde.loads_typed((_TYPE, base64.b64decode(checkpoint)))
     stored = saved["checkpoint"]
-    where = {"configurable": {**config["configurable"], "checkpoint_ns": ""}}
+    where: RunnableConfig = {"configurable": {**config["configurable"], "checkpoint_ns": ""}}
     written = await saver.aput(where, stored, saved["metadata"], stored["channel_versions"])
     by_task: dict[str, list[tuple[str, Any]]] = {}
     for task_id, channel, value in saved["writes"]:

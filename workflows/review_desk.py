@@ -10,6 +10,7 @@ of it.
 
 from collections.abc import Callable
 from datetime import timedelta
+from typing import TypedDict
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -48,7 +49,13 @@ with workflow.unsafe.imports_passed_through():
 
 __all__ = ["ReviewDesk"]
 
-_QUEUE_WRITE = {
+
+class _ActivityOptions(TypedDict):
+    start_to_close_timeout: timedelta
+    retry_policy: RetryPolicy
+
+
+_QUEUE_WRITE: _ActivityOptions = {
     "start_to_close_timeout": timedelta(seconds=10),
     "retry_policy": RetryPolicy(maximum_interval=timedelta(seconds=10)),
 }

@@ -197,7 +197,7 @@ class Router:
 def _order(plan: RoutePlan, request: ModelRequest) -> list[str]:
     if plan.strategy != "cheapest":
         return list(plan.candidates)
-    needs = {"tools"} if request.tools else set()
+    needs: set[str] = {"tools"} if request.tools else set()
     if request.json_schema is not None:
         needs.add("json")
     usage = _estimate(request)

@@ -33,12 +33,13 @@ class Toolbox:
         """The tools the workers run (asked once per run, then remembered in history)."""
         async with self._asking:
             if self._catalog is None:
-                self._catalog = await workflow.execute_local_activity(
+                catalog: ToolCatalog = await workflow.execute_local_activity(
                     TOOL_CATALOG,
                     result_type=ToolCatalog,
                     start_to_close_timeout=timedelta(seconds=10),
                     summary="tool catalog",
                 )
+                self._catalog = catalog
         return self._catalog
 
     async def execute(self, calls: list[ToolCall], *, step: str) -> list[ToolOutcome]:

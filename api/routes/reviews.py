@@ -49,10 +49,10 @@ _LONGEST_AGE = timedelta(days=100 * 366)
 """Ages beyond this cannot be subtracted from now (datetime's range)."""
 
 
-def _seconds(value: object) -> object:
+def _seconds(value: Any) -> Any:
     """A number of seconds as a duration; anything else is left to the ISO 8601 parser."""
     try:
-        return timedelta(seconds=float(value))  # type: ignore[arg-type]
+        return timedelta(seconds=float(value))
     except (TypeError, ValueError, OverflowError):
         return value
 
@@ -62,9 +62,10 @@ _Duration = Annotated[timedelta, BeforeValidator(_seconds)]
 
 def _age(bound: str) -> Any:
     """A `Query` for a review's age: a duration from zero to `_LONGEST_AGE`."""
+    # FastAPI types the bounds as floats; pydantic compares durations with them just as well.
     return Query(
-        ge=timedelta(0),
-        le=_LONGEST_AGE,
+        ge=timedelta(0),  # pyright: ignore[reportArgumentType]
+        le=_LONGEST_AGE,  # pyright: ignore[reportArgumentType]
         description=f"Opened {bound} this long ago (s or ISO 8601).",
     )
 
@@ -152,7 +153,8 @@ async def claim(
     handle = client.get_workflow_handle(row.run_id)
     await _update(
         review_id,
-        handle.execute_update(
+        # temporalio leaves the `*args` overload of `execute_update` untyped.
+        handle.execute_update(  # pyright: ignore[reportUnknownMemberType]
             CLAIM_UPDATE, ClaimInput(review_id=review_id, claimant=claimant, lease_s=lease)
         ),
     )
@@ -176,7 +178,9 @@ async def release(
     handle = client.get_workflow_handle(row.run_id)
     await _update(
         review_id,
-        handle.execute_update(RELEASE_UPDATE, ReleaseInput(review_id=review_id, claimant=claimant)),
+        handle.execute_update(  # pyright: ignore[reportUnknownMemberType]  (see `claim`)
+            RELEASE_UPDATE, ReleaseInput(review_id=review_id, claimant=claimant)
+        ),
     )
 
 
@@ -197,7 +201,7 @@ async def decide(
             f"action's ({row.action_hash}); read the review again",
         )
     # Who decides is the caller's key, never what the body says (open mode: the body's name).
-    who = {"reviewer_id": principal.id}
+    who: dict[str, Any] = {"reviewer_id": principal.id}
     if principal.id is not None:
         who["reviewer"] = principal.name
     _refuse_foreign_claim(row, principal.id or decision.reviewer)
@@ -206,7 +210,7 @@ async def decide(
     handle = client.get_workflow_handle(row.run_id)
     await _update(
         review_id,
-        handle.execute_update(
+        handle.execute_update(  # pyright: ignore[reportUnknownMemberType]  (see `claim`)
             DECIDE_UPDATE,
             DecisionInput(review_id=review_id, **{**decision.model_dump(), **who}),
         ),

@@ -5,12 +5,12 @@ import binascii
 import hashlib
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 from fastapi.responses import StreamingResponse
-from pydantic import ValidationError
+from pydantic import JsonValue, ValidationError
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
 from temporalio.common import (
     SearchAttributePair,
@@ -213,7 +213,7 @@ def _agent(name: str) -> AgentSpec:
     return spec
 
 
-def _validated_input(spec: AgentSpec, raw: dict[str, object] | str) -> dict[str, object]:
+def _validated_input(spec: AgentSpec, raw: Mapping[str, object] | str) -> dict[str, JsonValue]:
     data = {spec.text_field: raw} if isinstance(raw, str) else raw
     try:
         return spec.input_model.model_validate(data).model_dump(mode="json")
@@ -223,7 +223,7 @@ def _validated_input(spec: AgentSpec, raw: dict[str, object] | str) -> dict[str,
         raise InvalidInput(detail, errors=errors) from err
 
 
-def _request_digest(agent: str, payload: dict[str, object]) -> str:
+def _request_digest(agent: str, payload: Mapping[str, object]) -> str:
     canonical = json.dumps({"agent": agent, "input": payload}, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -276,7 +276,7 @@ def _bad_token() -> BadPageToken:
     return BadPageToken("page_token is not one this API gave out")
 
 
-def _preview(payload: dict[str, object], spec: AgentSpec) -> str:
+def _preview(payload: Mapping[str, object], spec: AgentSpec) -> str:
     text = str(payload.get(spec.text_field, payload))
     return text if len(text) <= 80 else text[:79] + "…"
 

@@ -48,14 +48,14 @@ class Scores(BaseModel):
     false_negatives: int
     true_negatives: int
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field
     @property
     def precision(self) -> float | None:
         """Of the runs that escalated, the share that needed a person."""
         escalated = self.true_positives + self.false_positives
         return self.true_positives / escalated if escalated else None
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field
     @property
     def recall(self) -> float | None:
         """Of the runs that needed a person, the share that escalated."""

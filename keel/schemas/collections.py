@@ -21,7 +21,7 @@ IngestionStatus = Literal["staged", "running", "completed", "failed", "cancelled
 class CollectionView(CollectionInfo):
     """A collection: its configuration and what it holds."""
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field
     @property
     def has_vectors(self) -> bool:
         """Whether its chunks have dense vectors (dense and hybrid search work)."""

@@ -82,4 +82,4 @@ class ScreenRequest(BaseModel):
 class ScreenResult(BaseModel):
     """Activity output: every finding, in the order of the texts."""
 
-    findings: list[GuardFinding] = Field(default_factory=list)
+    findings: list[GuardFinding] = Field(default_factory=list[GuardFinding])

@@ -32,7 +32,7 @@ class Message(BaseModel):
 
     role: Literal["system", "user", "assistant", "tool"]
     content: str = ""
-    tool_calls: list[ToolCall] = Field(default_factory=list)
+    tool_calls: list[ToolCall] = Field(default_factory=list[ToolCall])
     tool_call_id: str | None = None
 
 
@@ -46,9 +46,9 @@ class ModelRequest(BaseModel):
 
     route: str = "default"
     messages: list[Message] = Field(min_length=1)
-    documents: list[Passage] = Field(default_factory=list)
+    documents: list[Passage] = Field(default_factory=list[Passage])
     labels: list[str] = Field(default_factory=list)
-    tools: list[ToolSpec] = Field(default_factory=list)
+    tools: list[ToolSpec] = Field(default_factory=list[ToolSpec])
     json_schema: dict[str, JsonValue] | None = None
     max_output_tokens: int = Field(default=512, ge=1)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
@@ -84,7 +84,7 @@ class ModelResponse(BaseModel):
     text: str
     label: str | None = None
     citations: list[str] = Field(default_factory=list, description="Ids of cited passages.")
-    tool_calls: list[ToolCall] = Field(default_factory=list)
+    tool_calls: list[ToolCall] = Field(default_factory=list[ToolCall])
     confidence: float | None = Field(default=None, ge=0.0, le=1.0)
     finish_reason: Literal["stop", "length", "tool_calls", "content_filter"] = "stop"
     provider: str

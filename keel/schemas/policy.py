@@ -98,7 +98,8 @@ class EscalationSettings(_Strict):
     agents: dict[str, AgentPolicy] = Field(default_factory=dict)
     queues: dict[str, QueueSpec] = Field(default_factory=dict)
     reason_queues: dict[ReviewReason, str] = Field(
-        default_factory=dict, description="Review reason → queue; wins over the agent's queue."
+        default_factory=dict[ReviewReason, str],
+        description="Review reason → queue; wins over the agent's queue.",
     )
 
     @model_validator(mode="after")
@@ -162,5 +163,5 @@ class RunPolicy(_Strict):
     queue: str = DEFAULT_QUEUE
     nodes: dict[str, NodePolicy] = Field(default_factory=dict)
     queues: dict[str, QueueSpec] = Field(default_factory=dict)
-    reason_queues: dict[ReviewReason, str] = Field(default_factory=dict)
+    reason_queues: dict[ReviewReason, str] = Field(default_factory=dict[ReviewReason, str])
     claim_lease_s: float = Field(default=300.0, gt=0, description="Longest claim a lease gives.")

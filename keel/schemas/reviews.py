@@ -60,18 +60,18 @@ class ReviewRequest(BaseModel):
     reason: ReviewReason
     question: str
     proposed_answer: str
-    citations: list[Citation] = Field(default_factory=list)
+    citations: list[Citation] = Field(default_factory=list[Citation])
     confidence: float | None = Field(default=None, ge=0.0, le=1.0)
     threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     cost_usd: float = Field(default=0.0, ge=0.0, description="The run's model spend so far.")
-    passages: list[Passage] = Field(default_factory=list)
+    passages: list[Passage] = Field(default_factory=list[Passage])
     tool_call: ToolCall | None = Field(default=None, description="The call waiting for approval.")
     tool_parameters: dict[str, JsonValue] | None = Field(
         default=None, description="The tool's JSON schema: an edit's arguments must fit it."
     )
     node: str | None = Field(default=None, description="The graph node that escalated.")
     findings: list[GuardFinding] = Field(
-        default_factory=list, description="What the guards flagged, as evidence."
+        default_factory=list[GuardFinding], description="What the guards flagged, as evidence."
     )
 
 
@@ -223,8 +223,8 @@ class ReviewView(BaseModel):
     question: str
     proposed_answer: str
     citations: list[Citation]
-    passages: list[Passage] = Field(default_factory=list)
-    findings: list[GuardFinding] = Field(default_factory=list)
+    passages: list[Passage] = Field(default_factory=list[Passage])
+    findings: list[GuardFinding] = Field(default_factory=list[GuardFinding])
     confidence: float | None
     threshold: float | None
     cost_usd: float

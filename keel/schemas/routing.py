@@ -127,9 +127,9 @@ class LedgerEntry(BaseModel):
 class Ledger(BaseModel):
     """What a run has spent on models."""
 
-    entries: list[LedgerEntry] = Field(default_factory=list)
+    entries: list[LedgerEntry] = Field(default_factory=list[LedgerEntry])
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field
     @property
     def total_usd(self) -> float:
         """The run's model cost so far."""

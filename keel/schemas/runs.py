@@ -87,7 +87,7 @@ class Outcome(BaseModel):
     """What a run produced."""
 
     answer: str | None
-    citations: list[Citation] = Field(default_factory=list)
+    citations: list[Citation] = Field(default_factory=list[Citation])
     confidence: float = Field(ge=0.0, le=1.0)
     reviewed: bool = False
 

@@ -57,7 +57,8 @@ class KeelPlugin(SimplePlugin):
             restrictions = existing.restrictions.with_passthrough_modules(*modules)
             return replace(existing, restrictions=restrictions)
 
-        super().__init__(
+        # temporalio types `activities` as a sequence of bare `Callable`s (unknown returns).
+        super().__init__(  # pyright: ignore[reportUnknownMemberType]
             "keel.KeelPlugin",
             data_converter=data_converter,
             workflows=list(workflows),

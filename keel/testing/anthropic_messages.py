@@ -58,6 +58,7 @@ class AnthropicMessages:
         }
         frames = [_frame({"type": "message_start", "message": start}), _frame({"type": "ping"})]
         for index, block in enumerate(_blocks(turn)):
+            opening: dict[str, Any]
             if block["type"] == "text":
                 opening = block | {"text": ""}
                 deltas = [{"type": "text_delta", "text": p} for p in pieces(block["text"])]

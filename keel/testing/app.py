@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -163,7 +163,7 @@ async def _json_object(request: Request) -> dict[str, Any] | None:
         body = json.loads(await request.body())
     except ValueError:
         return None
-    return body if isinstance(body, dict) else None
+    return cast(dict[str, Any], body) if isinstance(body, dict) else None
 
 
 async def _wait(request: Request, seconds: float) -> bool:

@@ -15,7 +15,7 @@ import json
 import math
 import re
 import struct
-from typing import Any
+from typing import Any, cast
 
 from keel.testing.dialect import count_words
 
@@ -54,14 +54,15 @@ def embeddings_response(body: dict[str, Any]) -> dict[str, Any]:
         EmbeddingInputError: `input`, `dimensions` or `encoding_format` is invalid.
     """
     texts = _texts(body.get("input"))
-    model = body.get("model") if isinstance(body.get("model"), str) else ""
+    named = body.get("model")
+    model = named if isinstance(named, str) else ""
     dimensions = body.get("dimensions", _MODEL_DIMENSIONS.get(model, DEFAULT_DIMENSIONS))
     if not isinstance(dimensions, int) or isinstance(dimensions, bool) or dimensions < 1:
         raise EmbeddingInputError(f"Invalid 'dimensions': {dimensions!r}.")
     encoding = body.get("encoding_format") or "float"
     if encoding not in ("float", "base64"):
         raise EmbeddingInputError(f"Invalid 'encoding_format': {encoding!r}.")
-    data = []
+    data: list[dict[str, Any]] = []
     for index, text in enumerate(texts):
         vector = embed(text, dimensions)
         value = base64.b64encode(_pack(vector)).decode() if encoding == "base64" else vector
@@ -84,8 +85,9 @@ def _texts(given: object) -> list[str]:
     if isinstance(given, str):
         return [given]
     if isinstance(given, list) and given:
-        if all(isinstance(item, int) for item in given):
-            return [json.dumps(given)]
-        if all(isinstance(item, str | list) for item in given):
-            return [item if isinstance(item, str) else json.dumps(item) for item in given]
+        items = cast(list[object], given)
+        if all(isinstance(item, int) for item in items):
+            return [json.dumps(items)]
+        if all(isinstance(item, str | list) for item in items):
+            return [item if isinstance(item, str) else json.dumps(item) for item in items]
     raise EmbeddingInputError("'input' must be a string, a list of strings, or token arrays.")

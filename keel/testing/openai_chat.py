@@ -74,7 +74,8 @@ class OpenAIChat:
     def events(self, turn: Turn) -> list[str]:
         """`data:` frames of `chat.completion.chunk` objects, then `data: [DONE]`."""
         reply = turn.reply
-        with_usage = bool((turn.request.body.get("stream_options") or {}).get("include_usage"))
+        options: dict[str, Any] = turn.request.body.get("stream_options") or {}
+        with_usage = bool(options.get("include_usage"))
         head = _head(turn, "chat.completion.chunk") | ({"usage": None} if with_usage else {})
 
         def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
@@ -104,7 +105,7 @@ class OpenAIChat:
                 frames.append(chunk({"tool_calls": [arguments]}))
         frames.append(chunk({}, _finish_reason(turn)))
         if with_usage:
-            usage = head | {"choices": [], "usage": _usage(turn.usage)}
+            usage: dict[str, Any] = head | {"choices": [], "usage": _usage(turn.usage)}
             frames.append(f"data: {dumps(usage)}\n\n")
         frames.append("data: [DONE]\n\n")
         return frames

@@ -2,7 +2,7 @@
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, cast
 
 __all__ = ["MASK", "SECRET_HEADERS", "ProtocolName", "WireRequest"]
 
@@ -74,7 +74,7 @@ class WireRequest:
         messages = self.body.get("messages")
         if not isinstance(messages, list):
             return []
-        return [m for m in messages if isinstance(m, dict)]
+        return [m for m in cast(list[object], messages) if isinstance(m, dict)]
 
 
 def _text(content: object) -> str:
@@ -82,6 +82,7 @@ def _text(content: object) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        texts = [part.get("text") for part in content if isinstance(part, dict)]
+        parts = cast(list[object], content)
+        texts = [cast(dict[str, object], p).get("text") for p in parts if isinstance(p, dict)]
         return "\n".join(t for t in texts if isinstance(t, str))
     return ""

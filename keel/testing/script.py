@@ -27,7 +27,7 @@ class Script:
     """
 
     def __init__(self, responder: Responder = echo) -> None:
-        self.responder = responder
+        self.responder: Responder = responder
         self._first_responder = responder
         self._queues: dict[tuple[ProtocolName | None, str | None], deque[Reply]] = {}
         self._lock = threading.Lock()
@@ -46,7 +46,7 @@ class Script:
 
     def queued(self, request: WireRequest) -> Reply | None:
         """The next queued reply for `request`, if any (the responder is not asked)."""
-        keys = [
+        keys: list[tuple[ProtocolName | None, str | None]] = [
             (request.protocol, request.model),
             (request.protocol, None),
             (None, request.model),

@@ -10,7 +10,7 @@ import sys
 import tempfile
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,10 +33,10 @@ class Stack:
 
     temporal_address: str
     data_dir: Path
-    settings: dict[str, str] = field(default_factory=dict)
+    settings: dict[str, str] = field(default_factory=dict[str, str])
     task_queue: str = field(default_factory=lambda: f"test-{uuid.uuid4().hex[:12]}")
     api_port: int = field(default_factory=free_port)
-    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list[subprocess.Popen[bytes]])
 
     @property
     def api_url(self) -> str:
@@ -219,7 +219,7 @@ def fresh_python(script: str) -> list[str]:
 
 def local_activities(history: WorkflowHistory) -> list[str]:
     """The activity types of a history's local activities, from their markers, in order."""
-    types = []
+    types: list[str] = []
     for event in history.events:
         marker = event.marker_recorded_event_attributes
         if event.HasField("marker_recorded_event_attributes") and "data" in marker.details:
@@ -229,7 +229,7 @@ def local_activities(history: WorkflowHistory) -> list[str]:
 
 
 @contextmanager
-def local_postgres() -> Iterator[str]:
+def local_postgres() -> Generator[str]:
     """A real PostgreSQL with pgvector (`pgserver`) on a temporary data dir: its URL.
 
     Not under pytest's temporary root: as root, pgserver runs PostgreSQL as its own user,
@@ -237,10 +237,10 @@ def local_postgres() -> Iterator[str]:
     """
     with warnings.catch_warnings():  # platformdirs warns that XDG_RUNTIME_DIR is unset
         warnings.simplefilter("ignore")
-        import pgserver  # noqa: PLC0415  (a test dependency, slow to import)
+        from pgserver.postgres_server import get_server  # noqa: PLC0415  (slow test dependency)
 
         data = Path(tempfile.mkdtemp(prefix="keel-pg-")) / "data"
-        server = pgserver.get_server(data, cleanup_mode="delete")
+        server = get_server(data, cleanup_mode="delete")
     socket_dir = server.get_uri().rsplit("host=", 1)[1]
     try:
         yield f"postgresql+asyncpg://postgres@/postgres?host={socket_dir}"

@@ -59,7 +59,8 @@ def _round(value: _Number, digits: _Number | None = None) -> _Number:
 # name: (function, fewest arguments, most arguments)
 _FUNCTIONS: dict[str, tuple[Callable[..., _Number], int, int]] = {
     "sqrt": (math.sqrt, 1, 1),
-    "abs": (abs, 1, 1),
+    # pyright cannot match typeshed's generic, overloaded abs, min and max to this Callable.
+    "abs": (abs, 1, 1),  # pyright: ignore[reportAssignmentType]
     "round": (_round, 1, 2),
     "min": (min, 2, 20),
     "max": (max, 2, 20),

@@ -347,8 +347,8 @@ def _fit_units(tool: ToolSpec, call: dict[str, JsonValue]) -> dict[str, JsonValu
 
 def _allowed(tool: ToolSpec, field: str) -> list[str]:
     schema = _properties(tool).get(field)
-    if isinstance(schema, dict) and isinstance(schema.get("$ref"), str):
-        name = schema["$ref"].rsplit("/", 1)[-1]
+    if isinstance(schema, dict) and isinstance(ref := schema.get("$ref"), str):
+        name = ref.rsplit("/", 1)[-1]
         defs = tool.parameters.get("$defs")
         schema = defs.get(name) if isinstance(defs, dict) else None
     enum = schema.get("enum") if isinstance(schema, dict) else None

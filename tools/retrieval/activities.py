@@ -8,10 +8,12 @@ are scheduled with a heartbeat timeout; the worker heartbeats for them
 (`worker/heartbeats.py`), so a killed worker's batch is retried elsewhere within seconds.
 """
 
+from collections.abc import Callable
+
 import pydantic
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 
@@ -51,7 +53,7 @@ class RetrievalActivities:
         self._service = service
         self._sessions = sessions
 
-    def all(self) -> list[object]:
+    def all(self) -> list[Callable[..., object]]:
         """Every activity, to register on a worker."""
         return [
             self.search,
@@ -87,10 +89,10 @@ class RetrievalActivities:
                     select(StagedDocumentRow)
                     .where(
                         StagedDocumentRow.upload_id == batch.upload_id,
-                        StagedDocumentRow.seq >= batch.start,  # type: ignore[operator]
-                        StagedDocumentRow.seq < batch.end,  # type: ignore[operator]
+                        col(StagedDocumentRow.seq) >= batch.start,
+                        col(StagedDocumentRow.seq) < batch.end,
                     )
-                    .order_by(StagedDocumentRow.seq)  # type: ignore[arg-type]
+                    .order_by(col(StagedDocumentRow.seq))
                 )
             ).all()
         if len(rows) != batch.end - batch.start:
@@ -123,7 +125,7 @@ class RetrievalActivities:
         async with self._sessions() as session:
             await session.execute(
                 delete(StagedDocumentRow).where(
-                    StagedDocumentRow.upload_id == request.upload_id  # type: ignore[arg-type]
+                    col(StagedDocumentRow.upload_id) == request.upload_id
                 )
             )
             await session.commit()

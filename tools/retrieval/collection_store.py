@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from keel.retrieval_tables import CollectionRow, collection_info, collection_spec, find_collection
@@ -123,7 +124,7 @@ class CollectionStore:
             spec = collection_spec(row).model_copy(update={"search": config})
             await session.execute(
                 update(CollectionRow)
-                .where(CollectionRow.uid == row.uid)
+                .where(col(CollectionRow.uid) == row.uid)
                 .values(spec=spec.model_dump(mode="json", exclude={"name"}), updated_at=utc_now())
             )
             await session.commit()

