@@ -196,4 +196,8 @@ def test_a_changed_graph_is_caught():
     support.add_edge("classify", "answer")
     replayer = Replayer(workflows=[], plugins=graph_plugins(graphs))
     result = asyncio.run(replayer.replay_workflow(history, raise_on_replay_failure=False))
-    assert "Nondeterminism" in str(result.replay_failure)
+    # The model calls are local activities: the answer's call meets the retrieval's marker.
+    assert result.replay_failure is not None
+    assert "Failed decoding" in str(result.replay_failure) or "Nondeterminism" in str(
+        result.replay_failure
+    )
