@@ -30,12 +30,11 @@ from typing import Annotated, Any, Generic, TypeVar
 from fastapi import Depends, Request, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
-from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
 
 from keel.db import Database, create_engine, init_db
 from keel.errors import Forbidden, KeelUserError, RateLimitExceeded, SelfApproval, Unauthorized
 from keel.keys import Role, any_key_exists, is_loopback, resolve_key
+from keel.run_client import RunClient
 from keel.search_attributes import KEEL_SUBMITTER
 from keel.settings import Settings
 from keel.tables import ApiKeyRow
@@ -185,16 +184,13 @@ def require(*roles: Role) -> Any:
     return Depends(_allowed)
 
 
-async def refuse_own_run(client: Client, run_id: str, principal: Principal) -> None:
+async def refuse_own_run(runs: RunClient, run_id: str, principal: Principal) -> None:
     """403 `self-approval` when `principal` submitted the run: nobody decides their own."""
     if principal.id is None:
         return
-    try:
-        description = await client.get_workflow_handle(run_id).describe()
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            return  # no run, no submitter: the decision itself is refused as not pending
-        raise
+    description = await runs.describe(run_id)
+    if description is None:
+        return  # no run, no submitter: the decision itself is refused as not pending
     if description.typed_search_attributes.get(KEEL_SUBMITTER) == principal.id:
         raise SelfApproval(
             f"key {principal.id} submitted run {run_id}: someone else must decide its reviews",

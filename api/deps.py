@@ -1,4 +1,4 @@
-"""Request dependencies: settings, the Temporal client, database sessions, the audit log."""
+"""Request dependencies: settings, Temporal and run clients, database sessions, the audit log."""
 
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -8,9 +8,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
 from keel.audit import AuditLog
+from keel.run_client import RunClient
 from keel.settings import Settings
 
-__all__ = ["AuditDep", "SessionDep", "SettingsDep", "TemporalClientDep"]
+__all__ = ["AuditDep", "RunClientDep", "SessionDep", "SettingsDep", "TemporalClientDep"]
 
 
 # `async def`, though they do not wait: FastAPI runs a plain `def` dependency in a thread.
@@ -20,6 +21,10 @@ async def _settings(request: Request) -> Settings:
 
 async def _temporal(request: Request) -> Client:
     return request.app.state.temporal
+
+
+async def _runs(request: Request) -> RunClient:
+    return RunClient(request.app.state.temporal)
 
 
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -34,4 +39,5 @@ async def _audit(request: Request) -> AuditLog:
 AuditDep = Annotated[AuditLog, Depends(_audit)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 TemporalClientDep = Annotated[Client, Depends(_temporal)]
+RunClientDep = Annotated[RunClient, Depends(_runs)]
 SessionDep = Annotated[AsyncSession, Depends(_session)]

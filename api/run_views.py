@@ -3,7 +3,6 @@
 from datetime import timedelta
 
 from temporalio.client import (
-    Client,
     WorkflowExecution,
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
@@ -12,18 +11,11 @@ from temporalio.client import (
     WorkflowQueryRejectedError,
 )
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from keel.errors import UnknownRun
-from keel.schemas.runs import (
-    AGENT_WORKFLOW,
-    RUN_STATE_QUERY,
-    RunResult,
-    RunState,
-    RunStatus,
-    RunSummary,
-    RunView,
-)
+from keel.run_client import RunClient
+from keel.schemas.runs import RunState, RunStatus, RunSummary, RunView
 from keel.search_attributes import KEEL_AGENT, KEEL_COST_USD, KEEL_STATUS, KEEL_SUBMITTER
 from keel.settings import Settings
 
@@ -76,25 +68,19 @@ def run_summary(execution: WorkflowExecution, settings: Settings) -> RunSummary:
     )
 
 
-async def describe_run(client: Client, run_id: str) -> WorkflowExecutionDescription:
+async def describe_run(runs: RunClient, run_id: str) -> WorkflowExecutionDescription:
     """Temporal's description of a run; 404 when there is no such run."""
-    try:
-        description = await client.get_workflow_handle(run_id).describe()
-    except RPCError as err:
-        if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
-            raise UnknownRun(f"no run {run_id!r}") from err
-        raise
-    if description.workflow_type != AGENT_WORKFLOW:
+    description = await runs.describe(run_id)
+    if description is None:
         raise UnknownRun(f"no run {run_id!r}")
     return description
 
 
-async def run_view(client: Client, run_id: str, settings: Settings) -> RunView:
+async def run_view(runs: RunClient, run_id: str, settings: Settings) -> RunView:
     """A run in full: its result once it ended, its live state while it runs."""
-    description = await describe_run(client, run_id)
-    handle = client.get_workflow_handle(run_id, result_type=RunResult)
+    description = await describe_run(runs, run_id)
     if description.status == WorkflowExecutionStatus.RUNNING:
-        state = await _live_state(client, run_id)
+        state = await _live_state(runs, run_id)
         if state is None or state.status in ("running", "awaiting_review"):
             view = RunView(**run_summary(description, settings).model_dump())
             if state is not None:
@@ -102,14 +88,14 @@ async def run_view(client: Client, run_id: str, settings: Settings) -> RunView:
                 view.pending_review, view.cost = state.pending_review, state.ledger
             return view
         # It ended between the two calls: read it as ended.
-        description = await describe_run(client, run_id)
+        description = await describe_run(runs, run_id)
     view = RunView(**run_summary(description, settings).model_dump())
     if description.status == WorkflowExecutionStatus.COMPLETED:
-        result = await handle.result()
+        result = await runs.result(run_id)
         view.result, view.cost = result.outcome, result.ledger
     elif view.status == "failed":
         try:
-            await handle.result()
+            await runs.result(run_id)
         except WorkflowFailureError as err:
             view.error = _failure_message(err)
     return view
@@ -124,10 +110,9 @@ def _failure_message(err: BaseException) -> str:
     return f"{kind}: {getattr(root, 'message', None) or root}"
 
 
-async def _live_state(client: Client, run_id: str) -> RunState | None:
+async def _live_state(runs: RunClient, run_id: str) -> RunState | None:
     """The workflow's own view; None when no worker answers (the run goes on regardless)."""
-    handle = client.get_workflow_handle(run_id)
     try:
-        return await handle.query(RUN_STATE_QUERY, result_type=RunState, rpc_timeout=_QUERY_TIMEOUT)
+        return await runs.state(run_id, rpc_timeout=_QUERY_TIMEOUT)
     except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError):
         return None

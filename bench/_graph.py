@@ -9,15 +9,19 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from langgraph.graph import END, START, StateGraph
-from pydantic import Field
+from pydantic import BaseModel, Field
 
-from keel.schemas.runs import AgentState, Outcome, RunInput, RunResult
+from keel.admission import admit
+from keel.agents import AgentSpec
+from keel.schemas.runs import Admission, AgentState, Outcome, RunResult
+from keel.settings import Settings
 
 __all__ = [
     "GRAPH",
     "NODES",
+    "SPEC",
     "BenchState",
-    "bench_input",
+    "bench_admission",
     "build_graph",
     "check_result",
     "workflow_pair",
@@ -82,11 +86,25 @@ def build_graph(
     return g
 
 
-def bench_input() -> RunInput:
-    """The input of every durable run of the graph."""
-    return RunInput(
-        agent=GRAPH, input={"question": "bench"}, review_threshold=0.5, review_timeout_s=60
-    )
+class BenchInput(BaseModel):
+    """What a run of the graph is given (and does not read)."""
+
+    question: str
+
+
+SPEC = AgentSpec(
+    name=GRAPH,
+    description="Five trivial nodes in a line.",
+    input_model=BenchInput,
+    text_field="question",
+    graph="bench._graph:build_graph",
+)
+"""The graph as an agent, for admitting its runs."""
+
+
+def bench_admission() -> Admission:
+    """Every durable run of the graph, admitted."""
+    return admit(Settings(review_threshold=0.5, review_timeout_s=60), SPEC, "bench")
 
 
 def check_result(result: RunResult) -> None:

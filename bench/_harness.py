@@ -18,14 +18,19 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
+from pydantic import JsonValue
 from sqlalchemy import func
 from sqlmodel import select
 from temporalio.client import Client
 
 from cli.devserver import DevServer
+from keel.admission import admit
+from keel.agents import AgentSpec
 from keel.db import create_engine, session_factory
 from keel.net import free_port
+from keel.run_client import RunClient
 from keel.schemas.routing import Deployment, Route
+from keel.schemas.runs import Admission, RunResult
 from keel.settings import Settings
 from keel.tables import StepRow
 from keel.testing.script import Responder
@@ -38,6 +43,7 @@ __all__ = [
     "Row",
     "WIRE_KEY_ENV",
     "Stats",
+    "admitted",
     "concurrent",
     "dev_server",
     "journal_rows",
@@ -127,6 +133,13 @@ class Row:
     notes: str = ""
 
 
+def admitted(
+    agent: AgentSpec | str, raw: Mapping[str, JsonValue] | str, **settings: Any
+) -> Admission:
+    """A run of `agent` on `raw` admitted as the API would, under `Settings(**settings)`."""
+    return admit(Settings(**settings), agent, raw)
+
+
 def progress(message: str) -> None:
     """Say what runs now, on stderr, so stdout is only the table."""
     print(f"... {message}", file=sys.stderr, flush=True)
@@ -200,6 +213,12 @@ class KeelWorker:
     async def journal_rows(self) -> int:
         """Rows the StepJournal wrote so far (0 without the journal)."""
         return await journal_rows(self._sessions)
+
+    async def run(self, admission: Admission) -> RunResult:
+        """Start the admitted run on this worker's task queue; its result."""
+        runs = RunClient(self.client)
+        await runs.start(admission, self.task_queue)
+        return await runs.result(admission.run_id)
 
 
 async def journal_rows(sessions: Any) -> int:

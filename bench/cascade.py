@@ -34,23 +34,24 @@ from bench._harness import (
     WIRE_KEY_ENV,
     KeelWorker,
     Options,
+    admitted,
     keel_worker,
     progress,
     wire_server,
-    workflow_id,
 )
 from cli.devserver import DevServer
+from keel.agents import AgentSpec
 from keel.schemas.model import Message, ModelRequest
 from keel.schemas.routing import Deployment, Price, Route
-from keel.schemas.runs import AgentState, Outcome, RunInput, RunResult
+from keel.schemas.runs import AgentState, Outcome, RunResult
 from keel.testing.recording import WireRequest
 from keel.testing.replies import Reply, Usage
-from workflows.agent import AgentWorkflow
 from workflows.routing import router
 
 __all__ = [
     "GRAPH",
     "LABELS",
+    "SPEC",
     "THRESHOLDS",
     "CascadeInput",
     "CascadeState",
@@ -180,6 +181,16 @@ def build_graph() -> StateGraph[Any, Any, Any, Any]:
     return workflow_pair(CascadeState, ("classify", classify), finish)
 
 
+SPEC = AgentSpec(
+    name=GRAPH,
+    description="Classifies labelled items through a model route.",
+    input_model=CascadeInput,
+    text_field="route",
+    graph="bench.cascade:build_graph",
+)
+"""The graph as an agent, for admitting its runs."""
+
+
 def _responder(items: list[Item]) -> Any:
     def respond(request: WireRequest) -> Reply:
         found = _TICKET.search(request.prompt)
@@ -241,16 +252,8 @@ def _expected(config: _Config, item: Item) -> tuple[str, bool]:
 
 
 async def _run_config(worker: KeelWorker, config: _Config, items: list[Item]) -> _Outcome:
-    run_input = RunInput(
-        agent=GRAPH,
-        input=CascadeInput(route=config.route, items=len(items)).model_dump(),
-        review_threshold=0.5,
-        review_timeout_s=60,
-    )
-    handle = await worker.client.start_workflow(
-        AgentWorkflow.run, run_input, id=workflow_id("cascade"), task_queue=worker.task_queue
-    )
-    result = await handle.result()
+    raw = CascadeInput(route=config.route, items=len(items)).model_dump()
+    result = await worker.run(admitted(SPEC, raw, review_threshold=0.5, review_timeout_s=60))
     labels = json.loads(result.outcome.answer or "[]")
     if result.status != "completed" or len(labels) != len(items):
         raise RuntimeError(f"the cascade bench graph returned {result.outcome!r}")

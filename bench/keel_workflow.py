@@ -7,7 +7,7 @@ server gives Keel's own cost: the in-memory checkpointer, `astream` with task ev
 activity.
 """
 
-from bench._graph import GRAPH, NODES, bench_input, build_graph, check_result
+from bench._graph import GRAPH, NODES, bench_admission, build_graph, check_result
 from bench._harness import (
     KeelWorker,
     Options,
@@ -16,20 +16,15 @@ from bench._harness import (
     progress,
     sequential,
     server_label,
-    workflow_id,
 )
 from cli.devserver import DevServer
-from workflows.agent import AgentWorkflow
 
 __all__ = ["run", "run_keel"]
 
 
 async def run_keel(worker: KeelWorker) -> None:
-    """One run of the bench graph through AgentWorkflow, start_workflow to result."""
-    handle = await worker.client.start_workflow(
-        AgentWorkflow.run, bench_input(), id=workflow_id("keel"), task_queue=worker.task_queue
-    )
-    check_result(await handle.result())
+    """One run of the bench graph through AgentWorkflow, start to result."""
+    check_result(await worker.run(bench_admission()))
 
 
 async def run(opts: Options, server: DevServer) -> list[Row]:

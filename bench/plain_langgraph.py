@@ -3,7 +3,7 @@
 The floor under every other figure: what LangGraph itself costs per node.
 """
 
-from bench._graph import NODES, BenchState, bench_input, build_graph, check_result
+from bench._graph import NODES, BenchState, bench_admission, build_graph, check_result
 from bench._harness import Options, Row, progress, sequential
 from keel.schemas.runs import AgentState, RunResult
 
@@ -14,8 +14,8 @@ async def run(opts: Options) -> list[Row]:
     """Time `ainvoke` of the compiled graph, no checkpointer."""
     progress("plain LangGraph, in-process")
     app = build_graph().compile()
-    run_input = bench_input()
-    state = AgentState(input=run_input.input, review_threshold=run_input.review_threshold)
+    run_input = bench_admission().input
+    state = AgentState(input=run_input.input, review_threshold=run_input.policy.threshold)
 
     async def run_once() -> None:
         out = await app.ainvoke(BenchState.model_validate(state.model_dump()))

@@ -17,7 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.langgraph import LangGraphPlugin, graph
     from temporalio.worker import Worker
 
-    from bench._graph import GRAPH, NODES, bench_input, build_graph, check_result
+    from bench._graph import GRAPH, NODES, bench_admission, build_graph, check_result
     from bench._harness import Options, Row, progress, sequential, server_label, workflow_id
     from cli.devserver import DevServer
     from keel.schemas.runs import AgentState, RunInput, RunResult
@@ -31,7 +31,7 @@ class RawGraphWorkflow:
 
     @workflow.run
     async def run(self, input: RunInput) -> RunResult:
-        state = AgentState(input=input.input, review_threshold=input.review_threshold)
+        state = AgentState(input=input.input, review_threshold=input.policy.threshold)
         out = await graph(input.agent).compile().ainvoke(state.model_dump(mode="json"))
         return RunResult.model_validate(out["result"])
 
@@ -54,7 +54,7 @@ async def raw_worker(server: DevServer) -> AsyncIterator[tuple[Client, str]]:
 async def run_raw(client: Client, task_queue: str) -> None:
     """One run, start_workflow to result."""
     handle = await client.start_workflow(
-        RawGraphWorkflow.run, bench_input(), id=workflow_id("raw"), task_queue=task_queue
+        RawGraphWorkflow.run, bench_admission().input, id=workflow_id("raw"), task_queue=task_queue
     )
     check_result(await handle.result())
 

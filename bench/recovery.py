@@ -32,15 +32,23 @@ from uuid import uuid4
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 
-from bench._harness import WIRE_KEY_ENV, Options, Row, Stats, progress, server_label, wire_server
+from bench._harness import (
+    WIRE_KEY_ENV,
+    Options,
+    Row,
+    Stats,
+    admitted,
+    progress,
+    server_label,
+    wire_server,
+)
 from cli.devserver import DevServer
-from keel.schemas.runs import RunInput
+from keel.run_client import RunClient
 from keel.settings import Settings
 from keel.temporal.connection import connect
 from keel.testing.recording import WireRequest
 from keel.testing.replies import Reply
 from keel.testing.server import WireServer
-from workflows.agent import AgentWorkflow
 
 __all__ = ["KILLS", "Recovery", "run"]
 
@@ -125,6 +133,7 @@ async def run(opts: Options, server: DevServer) -> list[Row]:
 
     async with wire_server(responder) as wire, _workers(server, wire) as context:
         client, task_queue, processes, env, logs = context
+        runs = RunClient(client)
         processes.append(await _spawn(env, logs / "worker-0.log"))
         for number in range(1, KILLS + 1):
             active = processes[-1]
@@ -135,17 +144,10 @@ async def run(opts: Options, server: DevServer) -> list[Row]:
                 protocol="openai",
             )
             asked = len(wire.requests)
-            handle = await client.start_workflow(
-                AgentWorkflow.run,
-                RunInput(
-                    agent="support",
-                    input={"question": "How do I reset my password?"},
-                    review_threshold=0.0,
-                    review_timeout_s=60,
-                ),
-                id=f"bench-recovery-{uuid4()}",
-                task_queue=task_queue,
+            admission = admitted(
+                "support", "How do I reset my password?", review_threshold=0.0, review_timeout_s=60
             )
+            await runs.start(admission, task_queue)
             while len(wire.requests) < asked + 2:  # the answer call hangs at the model
                 await asyncio.sleep(0.02)
             standby = await _spawn(env, logs / f"worker-{number}.log")
@@ -154,8 +156,8 @@ async def run(opts: Options, server: DevServer) -> list[Row]:
             killed_at = time.time()
             active.wait()
             wire.script.clear()  # the retry gets the responder's quick answer
-            await asyncio.wait_for(handle.result(), timeout=120)
-            rounds.append(await _figures(client, handle.id, killed_at, standby.pid))
+            await asyncio.wait_for(runs.result(admission.run_id), timeout=120)
+            rounds.append(await _figures(client, admission.run_id, killed_at, standby.pid))
     return [_row(rounds, server)]
 
 

@@ -29,25 +29,26 @@ from bench._harness import (
     KeelWorker,
     Options,
     Stats,
+    admitted,
     keel_worker,
     progress,
     sequential,
     server_label,
     wire_server,
-    workflow_id,
 )
 from cli.devserver import DevServer
+from keel.agents import AgentSpec
 from keel.schemas.model import Message, ModelRequest
 from keel.schemas.routing import Deployment, Price, Route
-from keel.schemas.runs import AgentState, Outcome, RunInput, RunResult
+from keel.schemas.runs import AgentState, Outcome, RunResult
 from keel.testing.recording import WireRequest
 from keel.testing.replies import Reply, Usage
 from keel.testing.server import WireServer
-from workflows.agent import AgentWorkflow
 from workflows.routing import router
 
 __all__ = [
     "GRAPH",
+    "SPEC",
     "Overhead",
     "RouterInput",
     "RouterState",
@@ -104,21 +105,23 @@ def build_graph() -> StateGraph[Any, Any, Any, Any]:
     return workflow_pair(RouterState, ("calls", calls), finish)
 
 
+SPEC = AgentSpec(
+    name=GRAPH,
+    description="Makes a number of model calls through a route.",
+    input_model=RouterInput,
+    text_field="route",
+    graph="bench.router_overhead:build_graph",
+)
+"""The graph as an agent, for admitting its runs."""
+
+
 def _responder(request: WireRequest) -> Reply:
     return _REPLY
 
 
 async def _keel_run(worker: KeelWorker, route: str, count: int) -> None:
-    run_input = RunInput(
-        agent=GRAPH,
-        input=RouterInput(route=route, calls=count).model_dump(),
-        review_threshold=0.5,
-        review_timeout_s=60,
-    )
-    handle = await worker.client.start_workflow(
-        AgentWorkflow.run, run_input, id=workflow_id("router"), task_queue=worker.task_queue
-    )
-    result = await handle.result()
+    raw = RouterInput(route=route, calls=count).model_dump()
+    result = await worker.run(admitted(SPEC, raw, review_threshold=0.5, review_timeout_s=60))
     steps = {entry.step for entry in result.ledger.entries}
     if result.outcome.answer != f"{count} calls" or len(steps) != count:
         raise RuntimeError(f"the router bench graph returned {result!r}")

@@ -21,11 +21,11 @@ from bench.memory import children, load_average, resident_mb, rss_mb
 from cli.devserver import DevServer
 from keel.db import Database, create_engine
 from keel.net import free_port
+from keel.run_client import RunClient
 from keel.schemas.runs import RunResult
 from keel.settings import Settings
 from keel.temporal.connection import connect
 from keel.testing.stack import Stack, wait_status
-from workflows.agent import AgentWorkflow
 
 __all__ = [
     "CONFIDENT",
@@ -78,7 +78,7 @@ class EmbeddedStack:
 
     async def finish(self, run_id: str) -> RunResult:
         """The run's result (a long poll on Temporal)."""
-        return await self.client.get_workflow_handle_for(AgentWorkflow.run, run_id).result()
+        return await RunClient(self.client).result(run_id)
 
     async def support_run(self) -> None:
         """One confident support run, start to result."""

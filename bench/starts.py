@@ -8,19 +8,13 @@ arrivals, while the stack runs every run it accepts).
 import asyncio
 import random
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
-
-from bench._harness import Options, Stats, progress
+from bench._harness import Options, Stats, admitted, progress
 from bench.memory import load_average
 from bench.stack import CONFIDENT, EmbeddedStack, drain
-from keel.schemas.runs import RunInput
-from keel.search_attributes import KEEL_AGENT, KEEL_STATUS
-from keel.settings import Settings
-from workflows.agent import AgentWorkflow
+from keel.run_client import RunClient
 
 __all__ = ["Starts", "start_latencies"]
 
@@ -78,26 +72,11 @@ async def _open_loop(
 
 
 def _raw_start(stack: EmbeddedStack) -> Callable[[], Awaitable[object]]:
-    """A `support` run started with Temporal's client alone: no API, no audit entry."""
-    settings = Settings()
-    run = RunInput(
-        agent="support",
-        input={"question": CONFIDENT},
-        review_threshold=settings.review_threshold,
-        review_timeout_s=settings.review_timeout_s,
-    )
-    attributes = TypedSearchAttributes(
-        [SearchAttributePair(KEEL_AGENT, "support"), SearchAttributePair(KEEL_STATUS, "running")]
-    )
+    """A `support` run admitted and started by the core's run client: no API, no audit entry."""
+    runs = RunClient(stack.client)
 
     async def start() -> object:
-        return await stack.client.start_workflow(
-            AgentWorkflow.run,
-            run,
-            id=f"bench-raw-{uuid.uuid4()}",
-            task_queue=stack.stack.task_queue,
-            search_attributes=attributes,
-        )
+        return await runs.start(admitted("support", CONFIDENT), stack.stack.task_queue)
 
     return start
 

@@ -9,28 +9,24 @@ from bench._harness import (
     KeelWorker,
     Options,
     Row,
+    admitted,
     keel_worker,
     progress,
     sequential,
     server_label,
-    workflow_id,
 )
 from cli.devserver import DevServer
-from keel.schemas.runs import RunInput
 from keel.settings import Settings
 from worker.agents import build_graphs
-from workflows.agent import AgentWorkflow
 
 __all__ = ["QUESTION", "run"]
 
 QUESTION = "How do I reset my password?"
 
 
-async def _run_support(worker: KeelWorker, run_input: RunInput) -> None:
-    handle = await worker.client.start_workflow(
-        AgentWorkflow.run, run_input, id=workflow_id("support"), task_queue=worker.task_queue
-    )
-    result = await handle.result()
+async def _run_support(worker: KeelWorker) -> None:
+    # A run that escalated would wait for its deadline: keep it short, and fail loudly.
+    result = await worker.run(admitted("support", QUESTION, review_timeout_s=30))
     if result.status != "completed" or result.outcome.reviewed or not result.outcome.answer:
         raise RuntimeError(f"the support run did not complete without review: {result!r}")
 
@@ -38,16 +34,8 @@ async def _run_support(worker: KeelWorker, run_input: RunInput) -> None:
 async def run(opts: Options, server: DevServer) -> list[Row]:
     """Sequential support runs."""
     progress("support run through AgentWorkflow")
-    defaults = Settings()
-    run_input = RunInput(
-        agent="support",
-        input={"question": QUESTION},
-        review_threshold=defaults.review_threshold,
-        # A run that escalated would wait for its deadline: keep it short, and fail loudly.
-        review_timeout_s=30,
-    )
     async with keel_worker(server, build_graphs(Settings())) as worker:
-        per_run, cpu = await sequential(lambda: _run_support(worker, run_input), opts)
+        per_run, cpu = await sequential(lambda: _run_support(worker), opts)
     return [
         Row(
             key="support",

@@ -14,16 +14,18 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from temporalio.client import WorkflowHandle
+from pydantic import ValidationError
 
 from cli.devserver import DevServer
-from keel.calibration import calibration_input
+from keel.admission import admit, run_policy
+from keel.calibration import calibration_settings
+from keel.errors import KeelUserError
 from keel.net import free_port
+from keel.run_client import RunClient
 from keel.schemas.calibration import LabelledQuestion, Observation
-from keel.schemas.runs import RunInput, RunResult
+from keel.schemas.runs import Admission
 from keel.settings import Settings
 from worker.main import keel_worker
-from workflows.agent import AgentWorkflow
 
 __all__ = ["calibration_stack", "observe_labelled"]
 
@@ -66,46 +68,53 @@ async def observe_labelled(
     *,
     concurrency: int = 4,
 ) -> list[Observation]:
-    """Run `agent` on every question (a worker of its own on `settings`) and observe each."""
-    base = calibration_input(settings, agent, "")
+    """Run `agent` on every question (a worker of its own on `settings`) and observe each.
+
+    Raises:
+        KeelUserError: `agent` is not installed, or a question is not an input it takes.
+
+    """
+    threshold = run_policy(settings, agent).threshold
+    admissions = [_admission(settings, agent, question) for question in questions]
     gate = asyncio.Semaphore(concurrency)
     async with keel_worker(settings) as worker:
+        runs = RunClient(worker.client)
 
-        async def one(question: LabelledQuestion) -> Observation:
+        async def one(question: LabelledQuestion, admission: Admission) -> Observation:
             async with gate:
-                run_input = calibration_input(settings, agent, question.question)
-                handle = await worker.client.start_workflow(
-                    AgentWorkflow.run,
-                    run_input,
-                    id=f"calibrate-{uuid.uuid4().hex}",
-                    task_queue=settings.task_queue,
-                )
-                confidence, forced, escalated = await _watch(handle, base)
+                await runs.start(admission, settings.task_queue)
+                confidence, forced, escalated = await _watch(runs, admission.run_id, threshold)
             return Observation(
                 confidence=confidence,
                 needed_person=not question.answerable,
-                forced=forced or (escalated and confidence >= base.review_threshold),
+                forced=forced or (escalated and confidence >= threshold),
                 split=question.split,
             )
 
-        return list(await asyncio.gather(*(one(q) for q in questions)))
+        return list(await asyncio.gather(*map(one, questions, admissions)))
 
 
-async def _watch(
-    handle: WorkflowHandle[AgentWorkflow, RunResult], base: RunInput
-) -> tuple[float, bool, bool]:
+def _admission(settings: Settings, agent: str, question: LabelledQuestion) -> Admission:
+    """A run of `agent` on `question`, admitted as the API would, with reviews that wait."""
+    try:
+        return admit(calibration_settings(settings), agent, question.question)
+    except ValidationError as err:
+        raise KeelUserError(f"{agent} does not take {question.question!r}: {err}") from err
+
+
+async def _watch(runs: RunClient, run_id: str, threshold: float) -> tuple[float, bool, bool]:
     """(confidence, forced, escalated) of one run; a run that opens a review is terminated."""
     while True:
-        state = await handle.query(AgentWorkflow.state)
+        state = await runs.state(run_id)
         review = state.pending_review
         # Once the queue row is written (`awaiting_review`), no activity of the run is in flight.
         if review is not None and state.status == "awaiting_review":
-            await handle.terminate("calibration observed its escalation")
+            await runs.terminate(run_id, "calibration observed its escalation")
             confidence = review.confidence if review.confidence is not None else 0.0
-            threshold = review.threshold if review.threshold is not None else base.review_threshold
-            forced = review.reason != "low_confidence" or confidence >= threshold
+            own = review.threshold if review.threshold is not None else threshold
+            forced = review.reason != "low_confidence" or confidence >= own
             return confidence, forced, True
         if state.status in _DONE:
-            result = await handle.result()
+            result = await runs.result(run_id)
             return result.outcome.confidence, result.outcome.reviewed, result.outcome.reviewed
         await asyncio.sleep(0.1)

@@ -27,15 +27,14 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from keel.agents import agent_catalog
+from keel.admission import run_policy
 from keel.errors import KeelUserError
 from keel.schemas.calibration import LabelledQuestion, Observation, Scores
-from keel.schemas.runs import RunInput
 from keel.settings import Settings
 
 __all__ = [
     "agent_threshold",
-    "calibration_input",
+    "calibration_settings",
     "load_labelled",
     "render_scores",
     "score",
@@ -46,29 +45,14 @@ __all__ = [
 _REVIEW_TIMEOUT_S = 3_600.0
 
 
-def calibration_input(settings: Settings, agent: str, text: str) -> RunInput:
-    """A run of `agent` on `text` with the escalation policy the API would resolve."""
-    spec = agent_catalog().get(agent)
-    if spec is None:
-        raise KeelUserError(f"unknown agent {agent!r}; agents: {', '.join(agent_catalog())}")
-    policy = settings.escalation.for_agent(
-        agent,
-        threshold=settings.review_threshold,
-        timeout_s=_REVIEW_TIMEOUT_S,
-        claim_lease_s=settings.review_claim_lease_s,
-    )
-    return RunInput(
-        agent=agent,
-        input={spec.text_field: text},
-        review_threshold=policy.threshold,
-        review_timeout_s=_REVIEW_TIMEOUT_S,
-        policy=policy,
-    )
+def calibration_settings(settings: Settings) -> Settings:
+    """`settings` for calibration runs: reviews that wait long enough to be observed."""
+    return settings.model_copy(update={"review_timeout_s": _REVIEW_TIMEOUT_S})
 
 
 def agent_threshold(settings: Settings, agent: str) -> float:
     """The confidence threshold `agent` runs with under `settings`."""
-    return calibration_input(settings, agent, "").review_threshold
+    return run_policy(settings, agent).threshold
 
 
 def load_labelled(path: Path) -> list[LabelledQuestion]:

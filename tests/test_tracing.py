@@ -3,13 +3,13 @@
 import uuid
 
 from cli.devserver import DevServer
-from keel.schemas.runs import RunInput
+from keel.admission import admit
+from keel.run_client import RunClient
 from keel.settings import Settings
 from keel.temporal.connection import connect
 from keel.testing.stack import fresh_python
 from tests.conftest import CONFIDENT
 from worker.main import keel_worker
-from workflows.agent import AgentWorkflow
 
 
 async def test_a_run_is_one_trace_down_to_the_model_call(temporal: DevServer, tmp_path, spans):
@@ -20,18 +20,10 @@ async def test_a_run_is_one_trace_down_to_the_model_call(temporal: DevServer, tm
         worker_max_cached_workflows=0,
     )
     async with keel_worker(settings):
-        client = await connect(settings)
-        result = await client.execute_workflow(
-            AgentWorkflow.run,
-            RunInput(
-                agent="support",
-                input={"question": CONFIDENT},
-                review_threshold=0.6,
-                review_timeout_s=60,
-            ),
-            id=f"trace-{uuid.uuid4().hex}",
-            task_queue=settings.task_queue,
-        )
+        runs = RunClient(await connect(settings))
+        admission = admit(settings, "support", CONFIDENT)
+        await runs.start(admission, settings.task_queue)
+        result = await runs.result(admission.run_id)
     assert result.status == "completed"
 
     finished = spans.get_finished_spans()

@@ -22,7 +22,6 @@ with workflow.unsafe.imports_passed_through():
     from keel.errors import BudgetDenied
     from keel.schemas.audit import AUDIT_APPEND, AuditAppend
     from keel.schemas.continuation import Carried
-    from keel.schemas.policy import DEFAULT_QUEUE, QueueSpec, RunPolicy
     from keel.schemas.reviews import (
         Claim,
         ClaimInput,
@@ -55,14 +54,6 @@ with workflow.unsafe.imports_passed_through():
 __all__ = ["AgentWorkflow"]
 
 
-def _policy_of(input: RunInput) -> RunPolicy:
-    """The run's escalation policy; runs started before policies had only a threshold."""
-    if input.policy is not None:
-        return input.policy
-    queue = QueueSpec(sla_s=input.review_timeout_s)
-    return RunPolicy(threshold=input.review_threshold, queues={DEFAULT_QUEUE: queue})
-
-
 @workflow.defn(name=AGENT_WORKFLOW)
 class AgentWorkflow:
     """Runs an agent graph; escalates to a person when the graph interrupts."""
@@ -76,7 +67,7 @@ class AgentWorkflow:
             routing.Budget(input.budget_usd, input.budget_action), self._cost_changed
         )
         self.toolbox = Toolbox()
-        self.screening = Screening(_policy_of(input))
+        self.screening = Screening(input.policy)
         self.desk = ReviewDesk(self.screening.policy, input.submitted_by, self._set_status)
         self._history = input.history
         if input.carried is not None:
@@ -90,7 +81,7 @@ class AgentWorkflow:
         agent_graph = graph(input.agent)
         app = compiled(agent_graph)
         config: Any = {"configurable": {"thread_id": workflow.info().workflow_id}}
-        state = AgentState(input=input.input, review_threshold=input.review_threshold)
+        state = AgentState(input=input.input, review_threshold=input.policy.threshold)
         command: Any = state.model_dump(mode="json")
         if input.carried is not None:
             # `compiled` gives each run an InMemorySaver; langgraph types it loosely, unbound.

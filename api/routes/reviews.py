@@ -16,7 +16,7 @@ from sqlmodel import col, or_, select
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.auth import Principal, PrincipalDep, refuse_own_run, require
-from api.deps import SessionDep, SettingsDep, TemporalClientDep
+from api.deps import RunClientDep, SessionDep, SettingsDep
 from api.review_views import active_claim, review_view
 from keel.errors import (
     ClaimedByAnother,
@@ -40,7 +40,6 @@ from keel.schemas.reviews import (
     ReviewStatus,
     ReviewView,
 )
-from keel.schemas.runs import CLAIM_UPDATE, DECIDE_UPDATE, RELEASE_UPDATE
 from keel.tables import ReviewRow
 
 __all__ = ["claim", "decide", "get_review", "list_reviews", "release", "router"]
@@ -140,7 +139,7 @@ async def claim(
     review_id: str,
     body: ClaimRequest,
     session: SessionDep,
-    client: TemporalClientDep,
+    runs: RunClientDep,
     settings: SettingsDep,
     principal: Annotated[Principal, require("reviewer")],
 ) -> ReviewView:
@@ -148,15 +147,11 @@ async def claim(
     row = await _pending_row(session, review_id)
     claimant = _identity(principal, body.reviewer)
     _refuse_foreign_claim(row, claimant)
-    await refuse_own_run(client, row.run_id, principal)  # holding it would block the others
+    await refuse_own_run(runs, row.run_id, principal)  # holding it would block the others
     lease = min(body.lease_s or settings.review_claim_lease_s, settings.review_claim_lease_s)
-    handle = client.get_workflow_handle(row.run_id)
     await _update(
         review_id,
-        # temporalio leaves the `*args` overload of `execute_update` untyped.
-        handle.execute_update(  # pyright: ignore[reportUnknownMemberType]
-            CLAIM_UPDATE, ClaimInput(review_id=review_id, claimant=claimant, lease_s=lease)
-        ),
+        runs.claim(row.run_id, ClaimInput(review_id=review_id, claimant=claimant, lease_s=lease)),
     )
     # The Update returns once the workflow has written the claim to the queue.
     await session.refresh(row)
@@ -167,7 +162,7 @@ async def claim(
 async def release(
     review_id: str,
     session: SessionDep,
-    client: TemporalClientDep,
+    runs: RunClientDep,
     principal: PrincipalDep,
     reviewer: Annotated[str | None, Query(description="Who releases (open mode).")] = None,
 ) -> None:
@@ -175,12 +170,9 @@ async def release(
     row = await _pending_row(session, review_id)
     claimant = principal.id or reviewer
     _refuse_foreign_claim(row, claimant)
-    handle = client.get_workflow_handle(row.run_id)
     await _update(
         review_id,
-        handle.execute_update(  # pyright: ignore[reportUnknownMemberType]  (see `claim`)
-            RELEASE_UPDATE, ReleaseInput(review_id=review_id, claimant=claimant)
-        ),
+        runs.release(row.run_id, ReleaseInput(review_id=review_id, claimant=claimant)),
     )
 
 
@@ -189,7 +181,7 @@ async def decide(
     review_id: str,
     decision: DecisionRequest,
     session: SessionDep,
-    client: TemporalClientDep,
+    runs: RunClientDep,
     settings: SettingsDep,
     principal: Annotated[Principal, require("reviewer")],
 ) -> ReviewView:
@@ -206,13 +198,11 @@ async def decide(
         who["reviewer"] = principal.name
     _refuse_foreign_claim(row, principal.id or decision.reviewer)
     _check_edit(row, decision)
-    await refuse_own_run(client, row.run_id, principal)
-    handle = client.get_workflow_handle(row.run_id)
+    await refuse_own_run(runs, row.run_id, principal)
     await _update(
         review_id,
-        handle.execute_update(  # pyright: ignore[reportUnknownMemberType]  (see `claim`)
-            DECIDE_UPDATE,
-            DecisionInput(review_id=review_id, **{**decision.model_dump(), **who}),
+        runs.decide(
+            row.run_id, DecisionInput(review_id=review_id, **{**decision.model_dump(), **who})
         ),
     )
     # The Update returns once the workflow has written the decision to the queue.

@@ -1,12 +1,12 @@
 """Runs: how an application starts one, and what it can read back."""
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, JsonValue
+from pydantic import BaseModel, Field, JsonValue, model_validator
 
 from keel.schemas.continuation import Carried, HistoryLimits
-from keel.schemas.policy import RunPolicy
+from keel.schemas.policy import DEFAULT_QUEUE, QueueSpec, RunPolicy
 from keel.schemas.reviews import Citation, PendingReview
 from keel.schemas.routing import Ledger
 
@@ -16,6 +16,7 @@ __all__ = [
     "DECIDE_UPDATE",
     "RELEASE_UPDATE",
     "RUN_STATE_QUERY",
+    "Admission",
     "AgentInfo",
     "AgentList",
     "AgentState",
@@ -25,6 +26,7 @@ __all__ = [
     "RunList",
     "RunRequest",
     "RunResult",
+    "RunStart",
     "RunStarted",
     "RunState",
     "RunStatus",
@@ -61,17 +63,13 @@ class RunRequest(BaseModel):
 
 
 class RunInput(BaseModel):
-    """The workflow's input: the validated agent input plus the run's policy."""
+    """The workflow's input: the validated agent input plus the run's policy and limits."""
 
     agent: str
     input: dict[str, JsonValue] = Field(description="Validated against the agent's input model.")
-    review_threshold: float = Field(ge=0.0, le=1.0)
-    review_timeout_s: float = Field(gt=0)
+    policy: RunPolicy = Field(description="The agent's escalation policy, resolved at start.")
     budget_usd: float | None = Field(default=None, gt=0, description="Model spend allowed.")
     budget_action: Literal["escalate", "fail"] = "escalate"
-    policy: RunPolicy | None = Field(
-        default=None, description="The agent's escalation policy, resolved at start."
-    )
     submitted_by: str | None = Field(
         default=None, description="The id of the API key that started the run (None: open)."
     )
@@ -80,6 +78,47 @@ class RunInput(BaseModel):
     )
     carried: Carried | None = Field(
         default=None, description="Set on a continuation: where the run before it stopped."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fold_legacy_review_fields(cls, data: Any) -> Any:
+        """Read a run's input from before `policy` held the review threshold and timeout.
+
+        Such a run carried `review_threshold` and `review_timeout_s`. When it also had a
+        `policy`, that was the whole policy (the two fields were ignored); when not, its
+        policy was the threshold alone, with the timeout as the default queue's deadline.
+        Folded so, its history replays with the same decisions.
+        """
+        if not isinstance(data, dict) or not {"review_threshold", "review_timeout_s"} & set(data):
+            return data
+        folded = dict(data)
+        threshold = folded.pop("review_threshold", None)
+        timeout_s = folded.pop("review_timeout_s", None)
+        if folded.get("policy") is None:
+            queue = QueueSpec(sla_s=timeout_s)
+            folded["policy"] = RunPolicy(threshold=threshold, queues={DEFAULT_QUEUE: queue})
+        return folded
+
+
+class Admission(BaseModel):
+    """A run admitted to start (`keel.admission.admit`): what starting it needs."""
+
+    run_id: str = Field(description="The workflow id; equal idempotency keys give equal ids.")
+    input: RunInput
+    request_digest: str = Field(
+        description="SHA-256 of the agent and validated input: a repeated start must match it."
+    )
+    summary: str = Field(description="The run's static summary in the Temporal UI.")
+
+
+class RunStart(BaseModel):
+    """What starting an admitted run did (`keel.run_client.RunClient.start`)."""
+
+    run_id: str
+    started: bool = Field(description="False: a run with this id had started already.")
+    same_request: bool = Field(
+        description="The run is this request's: started now, or by an equal request before."
     )
 
 
