@@ -1,4 +1,5 @@
-# Keel: `make up` starts the embedded stack, `make test` runs the whole suite.
+# Keel: `make up` starts the embedded stack, `make test` runs the whole suite, `make test-fast`
+# its unit tier.
 # Both install exactly what `uv.lock` pins: `make up` the runtime, `make test` the dev tools too.
 PYTHON ?= python3
 VENV := .venv
@@ -37,9 +38,16 @@ lint: $(VENV)/.dev
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/pyright
 
-# Three processes, a test module each at a time: most tests wait on real servers, not the CPU.
+# The unit tier first, in this process: it fails in seconds. Then the tiers on real servers in
+# three processes, a test module each at a time (most of them wait on servers, not the CPU),
+# the system tier's long modules first so that the short ones fill the end.
 test: lint $(CHROMIUM)
-	$(BIN)/pytest -n 3 --dist loadfile
+	$(BIN)/pytest tests/unit
+	$(BIN)/pytest -n 3 --dist loadfile tests/system tests/workflows
+
+# The unit tier alone: no server, no process.
+test-fast: $(VENV)/.dev
+	$(BIN)/pytest tests/unit
 
 # The review page's test drives Debian's Chromium headless; CI runs as root on Debian.
 $(CHROMIUM):
@@ -50,7 +58,7 @@ bench: $(VENV)/.dev
 	$(BIN)/python -m bench
 
 histories: $(VENV)/.dev
-	KEEL_RECORD_HISTORIES=1 $(BIN)/pytest tests/test_replay.py
+	KEEL_RECORD_HISTORIES=1 $(BIN)/pytest tests/system/test_replay.py
 
 # Update the lock on purpose: newest versions within pyproject.toml's ranges.
 lock: $(UV)

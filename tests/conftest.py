@@ -1,10 +1,10 @@
-"""Suite-wide parts: one real Temporal dev server, one Keel stack (worker + API processes)."""
+"""Suite-wide parts: one real Temporal dev server and one PostgreSQL, started only for the
+tests that ask for them (never the unit tier's), and the tracing and environment fixtures."""
 
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
@@ -15,8 +15,7 @@ from cli.devserver import DevServer
 from keel.net import free_port
 from keel.settings import Settings
 from keel.temporal.connection import connect
-from keel.testing.stack import Stack, local_postgres
-from tests.secured import Secured, secured_stack
+from keel.testing.stack import local_postgres
 
 CONFIDENT = "How do I reset my password?"
 UNSURE = "it doesn't work"
@@ -39,50 +38,6 @@ def postgres_url() -> Iterator[str]:
     """A real PostgreSQL with pgvector (the `pgserver` package) on a temporary data dir."""
     with local_postgres() as url:
         yield url
-
-
-@pytest.fixture(scope="session")
-async def stack(
-    temporal: DevServer, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Stack]:
-    """`keel worker` and `keel api` processes sharing a SQLite file."""
-    deployment = Stack(temporal.address, tmp_path_factory.mktemp("keel"))
-    try:
-        await deployment.start_worker()
-        await deployment.start_api()
-        yield deployment
-    finally:
-        deployment.stop_all()
-
-
-@pytest.fixture(scope="session")
-async def secured(
-    temporal: DevServer, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Secured]:
-    """A worker and an API that require API keys, with one key per role (tests/secured.py)."""
-    async with secured_stack(temporal, tmp_path_factory.mktemp("secured")) as deployment:
-        yield deployment
-
-
-@pytest.fixture
-async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=stack.api_url, timeout=30) as client:
-        yield client
-
-
-@pytest.fixture
-def make_stack(temporal: DevServer, tmp_path: Path):  # type: ignore[no-untyped-def]
-    """Fresh deployments for tests that kill processes; stopped after the test."""
-    made: list[Stack] = []
-
-    def make(**settings: str) -> Stack:
-        deployment = Stack(temporal.address, tmp_path / f"keel-{len(made)}", settings)
-        made.append(deployment)
-        return deployment
-
-    yield make
-    for deployment in made:
-        deployment.stop_all()
 
 
 @pytest.fixture

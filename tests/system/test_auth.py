@@ -1,0 +1,216 @@
+"""API keys, roles, open mode and rate limits, through the REST API of real processes."""
+
+import asyncio
+import json
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.client import WorkflowUpdateFailedError
+
+from keel.schemas.reviews import DecisionInput
+from keel.testing.stack import eventually, wait_status
+from tests.conftest import CONFIDENT, UNSURE
+from tests.system.secured import Secured, create_key, create_keys, keel
+from workflows.agent import AgentWorkflow
+
+PROBLEM = "application/problem+json"
+
+
+def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    problem = response.json()
+    assert problem["type"] == f"urn:keel:problem:{code}", problem
+    return problem
+
+
+async def start(http: httpx.AsyncClient, question: str) -> str:
+    response = await http.post("/v1/runs", json={"agent": "support", "input": question})
+    assert response.status_code == 202, response.text
+    return response.json()["run_id"]
+
+
+async def test_requests_without_a_valid_key_get_401(secured: Secured) -> None:
+    async with secured.client(None) as anonymous:
+        for method, path in (("GET", "/v1/runs"), ("GET", "/v1/agents"), ("GET", "/v1/keys")):
+            response = await anonymous.request(method, path)
+            assert_problem(response, 401, "unauthorized")
+            assert response.headers["www-authenticate"].startswith("Bearer")
+            assert "x-keel-auth" not in response.headers
+        started = await anonymous.post("/v1/runs", json={"agent": "support", "input": "hi"})
+        assert_problem(started, 401, "unauthorized")
+        assert (await anonymous.get("/healthz")).status_code == 200
+        forged = {"Authorization": "Bearer keel_000000000000_not-a-real-secret"}
+        assert_problem(await anonymous.get("/v1/agents", headers=forged), 401, "unauthorized")
+        wrong_secret = secured.keys["admin"]["key"][:-4] + "AAAA"
+        response = await anonymous.get("/v1/agents", headers={"X-API-Key": wrong_secret})
+        assert_problem(response, 401, "unauthorized")
+        good = {"X-API-Key": secured.keys["reviewer"]["key"]}
+        assert (await anonymous.get("/v1/agents", headers=good)).status_code == 200
+
+
+async def test_each_role_may_do_only_its_part(secured: Secured) -> None:
+    async with (
+        secured.client("submitter") as submitter,
+        secured.client("reviewer") as reviewer,
+        secured.client("operator") as operator,
+    ):
+        body = {"agent": "support", "input": CONFIDENT}
+        for http in (reviewer, operator):
+            assert_problem(await http.post("/v1/runs", json=body), 403, "forbidden")
+        assert_problem(await submitter.get("/v1/reviews"), 403, "forbidden")
+        for http in (submitter, reviewer, operator):
+            assert_problem(await http.get("/v1/keys"), 403, "forbidden")
+            created = await http.post("/v1/keys", json={"role": "admin", "name": "me"})
+            assert_problem(created, 403, "forbidden")
+        assert (await reviewer.get("/v1/reviews")).status_code == 200
+        assert (await operator.get("/v1/reviews")).status_code == 200
+        run_id = await start(submitter, CONFIDENT)
+        await wait_status(submitter, run_id, {"completed"})
+        assert_problem(await reviewer.get(f"/v1/runs/{run_id}/audit"), 403, "forbidden")
+        assert_problem(await reviewer.post(f"/v1/runs/{run_id}/cancel"), 403, "forbidden")
+        seen = await operator.get(f"/v1/runs/{run_id}")
+        assert seen.json()["submitted_by"] == secured.keys["submitter"]["id"]
+        assert (await reviewer.get(f"/v1/runs/{run_id}")).status_code == 200
+
+
+async def test_keys_are_managed_over_rest_and_a_revoked_key_gets_401(secured: Secured) -> None:
+    async with secured.client("admin") as admin:
+        created = await admin.post("/v1/keys", json={"role": "reviewer", "name": "ana"})
+        assert created.status_code == 201, created.text
+        key = created.json()
+        assert key["key"].startswith(f"keel_{key['id']}_") and key["role"] == "reviewer"
+        listed = (await admin.get("/v1/keys")).json()["keys"]
+        mine = next(k for k in listed if k["id"] == key["id"])
+        assert mine == {k: key[k] for k in mine} and "key" not in mine
+        assert not any(key["key"] in json.dumps(k) for k in listed)
+        bad_role = await admin.post("/v1/keys", json={"role": "root", "name": "x"})
+        assert_problem(bad_role, 422, "validation-error")
+
+        ana = {"Authorization": f"Bearer {key['key']}"}
+        # Requests at once share the key's look-up; each answer is the key's own.
+        at_once = await asyncio.gather(*(admin.get("/v1/reviews", headers=ana) for _ in range(20)))
+        assert {response.status_code for response in at_once} == {200}
+        revoked = await admin.post(f"/v1/keys/{key['id']}/revoke")
+        assert revoked.status_code == 200 and revoked.json()["revoked_at"]
+        # The next look-up comes after the revocation: nothing answers from before it.
+        at_once = await asyncio.gather(*(admin.get("/v1/reviews", headers=ana) for _ in range(20)))
+        for response in at_once:
+            assert_problem(response, 401, "unauthorized")
+        assert_problem(await admin.post("/v1/keys/nope/revoke"), 404, "unknown-key")
+
+    # The CLI sees the same table, and revokes the same way.
+    listed = await keel(secured.stack, "keys", "list")
+    assert key["id"] in listed.stdout and "revoked" in listed.stdout
+    assert key["key"] not in listed.stdout
+    extra = await create_key(secured.stack, "operator", "ops")
+    assert (await keel(secured.stack, "keys", "revoke", extra["id"])).returncode == 0
+    async with secured.client(None) as anonymous:
+        response = await anonymous.get("/v1/runs", headers={"X-API-Key": extra["key"]})
+        assert_problem(response, 401, "unauthorized")
+
+
+async def test_submitters_see_only_their_own_runs(secured: Secured) -> None:
+    async with (
+        secured.client("submitter") as mine,
+        secured.client("other") as other,
+        secured.client("operator") as operator,
+    ):
+        run_id = await start(mine, CONFIDENT)
+        await wait_status(mine, run_id, {"completed"})
+        for path in (f"/v1/runs/{run_id}", f"/v1/runs/{run_id}/audit"):
+            assert_problem(await other.get(path), 404, "unknown-run")
+        assert_problem(await other.get(f"/v1/runs/{run_id}/events"), 404, "unknown-run")
+        assert_problem(await other.post(f"/v1/runs/{run_id}/cancel"), 404, "unknown-run")
+        # The same idempotency key from two submitters starts two runs.
+        body = {"agent": "support", "input": CONFIDENT, "idempotency_key": "ticket-1"}
+        first = (await mine.post("/v1/runs", json=body)).json()["run_id"]
+        second = (await other.post("/v1/runs", json=body)).json()["run_id"]
+        assert first != second
+        assert (await mine.post("/v1/runs", json=body)).json()["run_id"] == first
+
+        async def listed_right() -> bool:
+            own = {r["run_id"] for r in (await mine.get("/v1/runs")).json()["runs"]}
+            theirs = {r["run_id"] for r in (await other.get("/v1/runs")).json()["runs"]}
+            everyone = {r["run_id"] for r in (await operator.get("/v1/runs")).json()["runs"]}
+            return (
+                {run_id, first} <= own
+                and second in theirs
+                and not own & theirs
+                and {run_id, first, second} <= everyone
+            )
+
+        await eventually(listed_right)
+
+
+async def test_nobody_decides_a_review_on_their_own_run(
+    secured: Secured, temporal_client: Any
+) -> None:
+    async with secured.client("admin") as admin, secured.client("reviewer") as reviewer:
+        run_id = await start(admin, UNSURE)  # admins may submit, and may decide others' runs
+        run = await wait_status(admin, run_id, {"awaiting_review"})
+        review = (await admin.get(f"/v1/reviews/{run['pending_review']['review_id']}")).json()
+        decision = {"action": "approve", "action_hash": review["action_hash"]}
+        refused = await admin.post(f"/v1/reviews/{review['id']}/decision", json=decision)
+        assert_problem(refused, 403, "self-approval")
+
+        # The workflow's validator refuses it too, before it enters history.
+        handle = temporal_client.get_workflow_handle_for(AgentWorkflow.run, run_id)
+        forged = DecisionInput(
+            review_id=review["id"],
+            action="approve",
+            action_hash=review["action_hash"],
+            reviewer_id=secured.keys["admin"]["id"],
+        )
+        with pytest.raises(WorkflowUpdateFailedError) as failed:
+            await handle.execute_update(AgentWorkflow.decide, forged)
+        assert failed.value.cause.type == "SelfApproval"
+        history = await handle.fetch_history()
+        assert not [
+            e
+            for e in history.events
+            if e.HasField("workflow_execution_update_accepted_event_attributes")
+        ]
+
+        # A body naming another reviewer changes nothing: the key decides who decides.
+        decision["reviewer"] = "someone else"
+        again = await admin.post(f"/v1/reviews/{review['id']}/decision", json=decision)
+        assert_problem(again, 403, "self-approval")
+        decided = await reviewer.post(f"/v1/reviews/{review['id']}/decision", json=decision)
+        assert decided.status_code == 200, decided.text
+        assert decided.json()["reviewer"] == "reviewer key"
+        await wait_status(admin, run_id, {"completed"})
+
+
+async def test_a_key_over_its_rate_gets_429_with_retry_after(make_stack: Any) -> None:
+    stack = make_stack(KEEL_AUTH="required", KEEL_API_RATE_PER_S="0.2", KEEL_API_RATE_BURST="3")
+    keys = await create_keys(stack, {"fast": "reviewer", "calm": "reviewer"})
+    fast, calm = keys["fast"], keys["calm"]
+    await stack.start_api()
+    async with httpx.AsyncClient(base_url=stack.api_url) as http:
+        answers = [
+            await http.get("/v1/agents", headers={"X-API-Key": fast["key"]}) for _ in range(4)
+        ]
+        assert [a.status_code for a in answers] == [200, 200, 200, 429]
+        assert_problem(answers[-1], 429, "rate-limited")
+        # One token every 5 s, and the burst was spent a moment ago.
+        assert answers[-1].headers["retry-after"] in ("4", "5")
+        calm_answer = await http.get("/v1/agents", headers={"X-API-Key": calm["key"]})
+        assert calm_answer.status_code == 200
+
+
+async def test_open_on_loopback_until_the_first_key_and_never_elsewhere(make_stack: Any) -> None:
+    stack = make_stack()
+    await stack.start_api()
+    async with httpx.AsyncClient(base_url=stack.api_url) as http:
+        response = await http.get("/v1/agents")
+        assert response.status_code == 200 and response.headers["x-keel-auth"] == "open"
+        assert "the API is OPEN" in stack.log("api.log")
+        await create_keys(stack, {"first": "admin"})  # written by another process, as the CLI does
+        assert_problem(await http.get("/v1/agents"), 401, "unauthorized")
+
+    exposed = make_stack(KEEL_API_HOST="0.0.0.0")
+    refused = await keel(exposed, "api")
+    assert refused.returncode == 1
+    assert "refusing to serve the API open on 0.0.0.0" in refused.stderr

@@ -1,0 +1,127 @@
+"""`keel calibrate` on real stacks: reviewers' verdicts become labels it scores, and a
+labelled set it runs on a stack of its own."""
+
+import asyncio
+import json
+import sqlite3
+import uuid
+
+import httpx
+import pytest
+
+from keel.db import create_engine, init_db, session_factory
+from keel.labels import label_for
+from keel.testing.stack import Stack, wait_status
+from tests.system.test_cli import keel
+from tests.unit.keel.test_calibration import _review
+
+# A loaded shared machine replays each workflow task from history: runs are slow, not stuck.
+SLOW = 180.0
+
+
+@pytest.mark.timeout(600)
+async def test_decided_reviews_become_labels_that_keel_calibrate_scores(make_stack, tmp_path):
+    stack = make_stack()
+    await stack.start_worker()
+    await stack.start_api()
+    verdicts = {"approve": None, "edit": "Open Share on the note.", "reject": None}
+    async with httpx.AsyncClient(base_url=stack.api_url, timeout=30) as http:
+
+        async def decide(action: str, answer: str | None) -> None:
+            started = await http.post(
+                "/v1/runs", json={"agent": "support", "input": f"{action}: it doesn't work"}
+            )
+            run_id = started.json()["run_id"]
+            await wait_status(http, run_id, {"awaiting_review"}, timeout=SLOW)
+            review = (await http.get("/v1/reviews", params={"run_id": run_id})).json()["reviews"][0]
+            body = {"action": action, "action_hash": review["action_hash"], "reviewer": "ann"}
+            if answer:
+                body["answer"] = answer
+            decided = await http.post(f"/v1/reviews/{review['id']}/decision", json=body)
+            assert decided.status_code == 200, decided.text
+            await wait_status(http, run_id, {"completed", "rejected"}, timeout=SLOW)
+
+        await asyncio.gather(*(decide(action, answer) for action, answer in verdicts.items()))
+    with sqlite3.connect(stack.db_file) as db:
+        rows = db.execute("SELECT verdict, needed_person, reviewer FROM labels").fetchall()
+    assert sorted(rows) == [("approve", 0, "ann"), ("edit", 1, "ann"), ("reject", 1, "ann")]
+
+    done = await keel(stack, "--json", "calibrate", "support")
+    assert done.returncode == 0, done.stderr
+    (verdict,) = json.loads(done.stdout)
+    assert verdict["source"] == "reviewer verdicts" and verdict["labels"] == 3
+    assert verdict["at_threshold"]["precision"] == pytest.approx(2 / 3)
+    assert verdict["at_threshold"]["recall"] == 1.0
+    assert verdict["risk"]["status"] == "too_few_labels" and verdict["risk"]["threshold"] is None
+    text = await keel(stack, "calibrate", "support")
+    assert "reviewer verdicts: 3 labels" in text.stdout and "precision 0.667" in text.stdout
+    assert "needs at least 45 labels (42 more)" in text.stdout
+
+    bad = await keel(stack, "calibrate", "nobody")
+    assert bad.returncode == 1 and "unknown agent 'nobody'" in bad.stderr
+
+
+async def _seed_labels(stack: Stack, confidences: list[float], needed_below: float) -> None:
+    """Verdicts on runs escalated below threshold 1.0: needed when confidence < needed_below."""
+    engine = create_engine(f"sqlite+aiosqlite:///{stack.db_file}")
+    try:
+        await init_db(engine)
+        async with session_factory(engine)() as session:
+            for confidence in confidences:
+                row = _review("rejected" if confidence < needed_below else "approved")
+                row.id = row.run_id = f"run-{uuid.uuid4().hex}"
+                row.confidence, row.threshold = confidence, 1.0
+                session.add(label_for(row))
+            await session.commit()
+    finally:
+        await engine.dispose()
+
+
+async def test_keel_calibrate_certifies_a_threshold_or_says_how_many_labels_are_missing(tmp_path):
+    stack = Stack("127.0.0.1:1", tmp_path / "keel")  # calibrating verdicts needs no server
+    await _seed_labels(stack, [0.1, 0.11, 0.12], needed_below=0.25)
+    few = await keel(stack, "calibrate", "support")
+    assert few.returncode == 0, few.stderr
+    assert (
+        "no threshold suggested: 3 labels; wrong answers sent without review ≤ 5.0 % with "
+        "probability ≥ 90 % needs at least 45 labels (42 more)"
+    ) in few.stdout
+
+    # 60 verdicts at 0.10…0.69; the 15 below 0.25 needed a person.
+    await _seed_labels(stack, [round(0.1 + i / 100, 2) for i in range(3, 60)], needed_below=0.25)
+    done = await keel(stack, "calibrate", "support")
+    assert (
+        "certified threshold 0.241: wrong answers sent without review ≤ 5.0 % with "
+        "probability ≥ 90 %, from 60 labels"
+    ) in done.stdout
+    assert "wrong sent 0.0 % (upper bound 3.8 %), answered without review 75.0 %" in done.stdout
+    (risk,) = (r["risk"] for r in json.loads((await keel(stack, "--json", *done.args)).stdout))
+    assert risk["status"] == "certified" and risk["labels"] == 60 and risk["threshold"] == 0.241
+    assert risk["wrong_sent"] == 0.0 and risk["answered"] == 0.75
+    assert risk["wrong_sent_upper"] == pytest.approx(1 - 0.1 ** (1 / 60))
+
+    # ln 0.1 / ln 0.98 = 114.0: 54 labels more before a 2 % promise can be made.
+    strict = await keel(stack, "calibrate", "support", "--alpha", "0.02", "--delta", "0.1")
+    assert "≤ 2.0 % with probability ≥ 90 % needs at least 114 labels (54 more)" in strict.stdout
+
+
+@pytest.mark.timeout(600)
+async def test_keel_calibrate_runs_a_labelled_set_on_a_stack_of_its_own(make_stack, tmp_path):
+    stack = make_stack()  # only its settings: calibration starts a server and worker of its own
+    labelled = tmp_path / "set.jsonl"
+    labelled.write_text(
+        '{"question": "How do I turn on two-factor authentication?", "answerable": true, '
+        '"split": "tune"}\n'
+        '{"question": "What is the weather in Paris tomorrow?", "answerable": false, '
+        '"split": "holdout"}\n'
+    )
+    done = await keel(stack, "--json", "calibrate", "support", "--labelled", str(labelled))
+    assert done.returncode == 0, done.stderr
+    verdicts, measured = json.loads(done.stdout)
+    assert verdicts["source"] == "reviewer verdicts"
+    assert measured["labels"] == 2
+    scores = measured["at_threshold"]
+    assert (scores["true_positives"], scores["true_negatives"]) == (1, 1)
+    assert scores["precision"] == 1.0 and scores["recall"] == 1.0
+    assert set(measured["splits"]) == {"tune", "holdout"}
+    assert "running 2 labelled questions" in done.stderr

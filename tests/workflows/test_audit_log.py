@@ -1,0 +1,103 @@
+"""The hash-chained audit trail's writers, on SQLite and on a real PostgreSQL: racing,
+batched and repeated appends keep one chain; an entry that cannot be written fails alone."""
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import pytest
+
+from keel.audit import AuditLog, append_audit, read_trail, verify_trail
+from keel.db import Database, create_engine, init_db, session_factory
+
+
+def _database(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    if backend == "postgresql":
+        return request.getfixturevalue("postgres_url")
+    return f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_parallel_and_repeated_appends_keep_one_chain(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    engine = create_engine(_database(backend, tmp_path, request))
+    await init_db(engine)
+    sessions = session_factory(engine)
+    run_id = f"run-{uuid.uuid4().hex}"
+
+    async def append(n: int) -> int:
+        async with sessions() as session:
+            key = f"{run_id}:{n % 12}"
+            row = await append_audit(session, run_id, key, "tool.executed", None, {"n": n % 12})
+            return row.seq
+
+    try:
+        seqs = await asyncio.gather(*(append(n) for n in range(24)))
+        async with sessions() as session:
+            trail = await read_trail(session, run_id)
+    finally:
+        await engine.dispose()
+    # Twelve keys, each written twice: twelve entries, and a repeat gets the first's seq.
+    assert [e.seq for e in trail] == list(range(1, 13))
+    assert verify_trail(trail) is None
+    assert sorted(set(seqs)) == list(range(1, 13))
+    assert len({e.hash for e in trail}) == 12
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_batched_appends_race_another_writer_and_repeat_keys(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """One process's `AuditLog` batches its callers' entries; another writer on the same
+    runs, and keys sent twice (in one batch and across batches), still give one chain each."""
+    database = Database(create_engine(_database(backend, tmp_path, request)))
+    await init_db(database.engine)
+    sessions = database.sessions
+    audit = AuditLog(database)
+    runs = [f"run-{uuid.uuid4().hex}" for _ in range(4)]
+
+    async def batched(n: int) -> None:
+        run_id = runs[n % 4]
+        await audit.append(run_id, f"{run_id}:batched-{n % 20}", "model.call", None, {"n": n})
+
+    async def elsewhere(n: int) -> None:  # another process's writer, with its own sessions
+        run_id = runs[n % 4]
+        async with sessions() as session:
+            await append_audit(session, run_id, f"{run_id}:other-{n}", "tool.executed", "x", {})
+
+    try:
+        await asyncio.gather(*(batched(n) for n in range(40)), *(elsewhere(n) for n in range(12)))
+        await asyncio.gather(*(batched(n) for n in range(40)))  # every key again
+        async with sessions() as session:
+            trails = [await read_trail(session, run_id) for run_id in runs]
+    finally:
+        await database.dispose()
+    for trail in trails:
+        assert verify_trail(trail) is None
+        # Five batched keys and three of the other writer's per run, each written once.
+        assert [e.seq for e in trail] == list(range(1, 9))
+        assert sum(e.kind == "model.call" for e in trail) == 5
+
+
+async def test_an_entry_that_cannot_be_written_fails_only_its_caller(tmp_path: Path) -> None:
+    database = Database(create_engine(f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}"))
+    await init_db(database.engine)
+    audit = AuditLog(database)
+    run_id = f"run-{uuid.uuid4().hex}"
+    try:
+        bad, *good = await asyncio.gather(
+            audit.append(run_id, f"{run_id}:nan", "model.call", None, {"x": float("nan")}),
+            *(
+                audit.append(run_id, f"{run_id}:{n}", "model.call", None, {"x": n})
+                for n in range(3)
+            ),
+            return_exceptions=True,
+        )
+        async with database.sessions() as session:
+            trail = await read_trail(session, run_id)
+    finally:
+        await database.dispose()
+    assert isinstance(bad, ValueError) and "Out of range float" in str(bad)
+    assert good == [None, None, None]
+    assert sorted(e.data["x"] for e in trail) == [0, 1, 2] and verify_trail(trail) is None
