@@ -149,7 +149,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         if isinstance(exc, StarletteHTTPException):
             fallback = MalformedRequest if exc.status_code < 500 else KeelRunError
             kind = _BY_STATUS.get(exc.status_code, fallback)
-            return problem_response(kind(str(exc.detail)), exc.status_code, exc.headers)
+            return problem_response(kind(str(exc.detail)), exc.status_code, dict(exc.headers or {}))
         if isinstance(exc, RequestValidationError):
             return problem_response(_validation(exc))
         failure = caught(exc)

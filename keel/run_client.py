@@ -100,15 +100,22 @@ class RunClient:
 
     async def decide(self, run_id: str, decision: DecisionInput) -> None:
         """Decide the run's pending review; returns once the review queue shows it."""
-        await self._handle(run_id).execute_update(DECIDE_UPDATE, decision)
+        # temporalio leaves the `*args` overload of `execute_update` untyped.
+        await self._handle(run_id).execute_update(  # pyright: ignore[reportUnknownMemberType]
+            DECIDE_UPDATE, decision
+        )
 
     async def claim(self, run_id: str, claim: ClaimInput) -> Claim:
         """Claim the run's pending review for a lease; the claim given."""
-        return await self._handle(run_id).execute_update(CLAIM_UPDATE, claim, result_type=Claim)
+        return await self._handle(run_id).execute_update(  # pyright: ignore[reportUnknownMemberType]
+            CLAIM_UPDATE, claim, result_type=Claim
+        )
 
     async def release(self, run_id: str, release: ReleaseInput) -> None:
         """Give a claimed review back to its queue."""
-        await self._handle(run_id).execute_update(RELEASE_UPDATE, release)
+        await self._handle(run_id).execute_update(  # pyright: ignore[reportUnknownMemberType]
+            RELEASE_UPDATE, release
+        )
 
     async def cancel(self, run_id: str) -> None:
         """Ask the run to stop (its pending review is closed as cancelled)."""

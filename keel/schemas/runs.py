@@ -1,7 +1,7 @@
 """Runs: how an application starts one, and what it can read back."""
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, Field, JsonValue, model_validator
 
@@ -90,12 +90,15 @@ class RunInput(BaseModel):
         policy was the threshold alone, with the timeout as the default queue's deadline.
         Folded so, its history replays with the same decisions.
         """
-        if not isinstance(data, dict) or not {"review_threshold", "review_timeout_s"} & set(data):
+        if not isinstance(data, dict):
             return data
-        folded = dict(data)
-        threshold = folded.pop("review_threshold", None)
-        timeout_s = folded.pop("review_timeout_s", None)
-        if folded.get("policy") is None:
+        fields = cast(dict[str, Any], data)
+        if not {"review_threshold", "review_timeout_s"} & fields.keys():
+            return fields
+        folded = dict(fields)
+        threshold: float | None = folded.pop("review_threshold", None)
+        timeout_s: float | None = folded.pop("review_timeout_s", None)
+        if folded.get("policy") is None and threshold is not None:
             queue = QueueSpec(sla_s=timeout_s)
             folded["policy"] = RunPolicy(threshold=threshold, queues={DEFAULT_QUEUE: queue})
         return folded

@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 
 from keel.calibration import load_labelled, score, suggest_threshold
-from keel.db import create_engine, init_db, session_factory
 from keel.errors import KeelUserError
 from keel.labels import label_for, observations
 from keel.schemas.calibration import Observation
