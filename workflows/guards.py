@@ -1,9 +1,10 @@
 """Guards from workflow code: the run's escalation policy and its screening activity.
 
-`screening()` gives a graph node the run's `RunPolicy` and `screen()`, which runs the
-guards (PII, policy terms) over some texts as the local activity `guard.screen`. A node
-re-runs from its start when it resumes after a review, so results are remembered per step:
-a resumed node gets its findings back without screening twice.
+A graph node reaches the run's `Screening` through `run_context().screening`: the run's
+`RunPolicy`, and `screen()`, which runs the guards (PII, policy terms) over some texts as
+the local activity `guard.screen`. A node re-runs from its start when it resumes after a
+review, so results are remembered per step: a resumed node gets its findings back without
+screening twice.
 """
 
 from datetime import timedelta
@@ -12,7 +13,6 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from keel.errors import KeelUserError
     from keel.schemas.guards import (
         GUARD_SCREEN,
         GuardFinding,
@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from keel.schemas.policy import RunPolicy
 
-__all__ = ["Screening", "screening"]
+__all__ = ["Screening"]
 
 
 class Screening:
@@ -47,11 +47,3 @@ class Screening:
             )
             self._screened[step] = result.findings
         return self._screened[step]
-
-
-def screening() -> Screening:
-    """The current run's screening (`AgentWorkflow.screening`), for graph nodes."""
-    found = getattr(workflow.instance(), "screening", None)
-    if found is None:
-        raise KeelUserError("guards need a workflow with a `screening` (AgentWorkflow)")
-    return found

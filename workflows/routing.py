@@ -1,6 +1,7 @@
 """Model routing inside the durable boundary.
 
-Agents call `router().complete(request, step=...)` from workflow-side graph nodes. Which
+Agents call `run_context().router.complete(request, step=...)` from workflow-side graph
+nodes (`workflows.run_context`); each run, and each replay, has its own router. Which
 deployment answers is decided here, in deterministic workflow code; every attempt on one
 deployment is one `model.call` activity (summary `step: provider/model`), so failovers show
 in the Temporal UI and a replay never calls a model; a deployment marked `local_activity`
@@ -35,7 +36,7 @@ with workflow.unsafe.imports_passed_through():
 
     from langgraph.types import interrupt
 
-    from keel.errors import BudgetDenied, KeelUserError
+    from keel.errors import BudgetDenied
     from keel.schemas.model import ModelRequest, ModelResponse, Usage
     from keel.schemas.reviews import ReviewDecision, ReviewRequest
     from keel.schemas.routing import (
@@ -49,7 +50,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import metrics
     from workflows.liveness import CALL_HEARTBEAT_TIMEOUT
 
-__all__ = ["FAILOVER_ERRORS", "Budget", "Router", "router"]
+__all__ = ["FAILOVER_ERRORS", "Budget", "Router"]
 
 # Patch id: a run's cost search attribute is only upserted when a call cost something.
 _FREE_CALLS_KEEP_COST = "keel.free-calls-keep-cost"
@@ -213,15 +214,3 @@ def _fails_over(err: ActivityError) -> bool:
     if isinstance(cause, TimeoutError):
         return True
     return isinstance(cause, ApplicationError) and cause.type in FAILOVER_ERRORS
-
-
-def router() -> Router:
-    """The current run's router, for graph nodes that run in the workflow.
-
-    The router belongs to the workflow instance (`AgentWorkflow.model_router`), so each run,
-    and each replay, has its own ledger and answers.
-    """
-    found = getattr(workflow.instance(), "model_router", None)
-    if found is None:
-        raise KeelUserError("model calls need a workflow with a `model_router` (AgentWorkflow)")
-    return found

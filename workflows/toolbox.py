@@ -14,12 +14,11 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from keel.errors import KeelUserError
     from keel.schemas.model import ToolCall
     from keel.schemas.tools import TOOL_CATALOG, ToolCallInput, ToolCatalog, ToolOutcome
     from workflows.liveness import CALL_HEARTBEAT_TIMEOUT
 
-__all__ = ["Toolbox", "toolbox"]
+__all__ = ["Toolbox"]
 
 
 class Toolbox:
@@ -75,11 +74,3 @@ class Toolbox:
                 maximum_attempts=info.max_attempts,
             ),
         )
-
-
-def toolbox() -> Toolbox:
-    """The current run's toolbox (`AgentWorkflow.toolbox`), for graph nodes in the workflow."""
-    found = getattr(workflow.instance(), "toolbox", None)
-    if found is None:
-        raise KeelUserError("tool calls need a workflow with a `toolbox` (AgentWorkflow)")
-    return found

@@ -31,9 +31,8 @@ from keel.schemas.retrieval import RETRIEVAL_SEARCH, Passage, SearchQuery, Searc
 from keel.schemas.reviews import Citation, ReviewDecision, ReviewReason, ReviewRequest
 from keel.schemas.runs import AgentState, Outcome, RunResult
 from workflows.agents.support.spec import SupportInput
-from workflows.guards import screening
 from workflows.policy import node_threshold, passage_findings, support_reason, unquoted_pii
-from workflows.routing import router
+from workflows.run_context import run_context
 
 __all__ = [
     "CATEGORIES",
@@ -131,7 +130,7 @@ async def retrieve(state: SupportState) -> dict[str, Any]:
 
 async def classify(state: SupportState) -> dict[str, Any]:
     """Pick the question's category."""
-    response = await router().complete(
+    response = await run_context().router.complete(
         ModelRequest(
             messages=[Message(role="user", content=state.question)],
             labels=list(CATEGORIES),
@@ -144,7 +143,7 @@ async def classify(state: SupportState) -> dict[str, Any]:
 
 async def answer(state: SupportState) -> dict[str, Any]:
     """Draft a grounded answer that cites the passages it used."""
-    response = await router().complete(
+    response = await run_context().router.complete(
         ModelRequest(
             messages=[
                 Message(role="system", content=_SYSTEM),
@@ -175,7 +174,8 @@ async def check(state: SupportState) -> dict[str, Any]:
     given by the customer, and does not count (`workflows.policy.unquoted_pii`).
     """
     assert state.draft is not None
-    guards = screening()
+    context = run_context()
+    guards = context.screening
     texts = [
         GuardText(field="question", text=state.question),
         GuardText(field="draft", text=state.draft.answer),
@@ -186,7 +186,7 @@ async def check(state: SupportState) -> dict[str, Any]:
     findings = passage_findings(state.passages) + unquoted_pii(
         screened, "draft", state.draft.answer, published
     )
-    return {**judge(state, guards.policy, findings), "cost_usd": router().ledger.total_usd}
+    return {**judge(state, guards.policy, findings), "cost_usd": context.router.ledger.total_usd}
 
 
 def judge(state: SupportState, policy: RunPolicy, findings: list[GuardFinding]) -> dict[str, Any]:
