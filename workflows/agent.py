@@ -8,7 +8,6 @@ resumes the graph with the decision.
 """
 
 import asyncio
-from datetime import timedelta
 from typing import Any, NoReturn
 
 from temporalio import workflow
@@ -45,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from keel.search_attributes import KEEL_COST_USD, KEEL_STATUS
     from workflows import metrics, routing
+    from workflows.activity_options import AUDIT_APPEND_OPTIONS
     from workflows.checkpoint import compiled
     from workflows.continuation import StopWhenDue, restore_checkpoint, saved_checkpoint
     from workflows.guards import Screening
@@ -154,7 +154,7 @@ class AgentWorkflow:
             info.workflow_id, info.run_id, status, self._context.router.ledger.total_usd, answer
         )
         await workflow.execute_local_activity(
-            AUDIT_APPEND, entry, start_to_close_timeout=timedelta(seconds=10)
+            AUDIT_APPEND, entry, **AUDIT_APPEND_OPTIONS.for_local_activity()
         )
 
     @workflow.query(name=RUN_STATE_QUERY)

@@ -7,10 +7,7 @@ review, so results are remembered per step: a resumed node gets its findings bac
 screening twice.
 """
 
-from datetime import timedelta
-
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from keel.schemas.guards import (
@@ -21,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
         ScreenResult,
     )
     from keel.schemas.policy import RunPolicy
+    from workflows.activity_options import GUARD_SCREEN_OPTIONS
 
 __all__ = ["Screening"]
 
@@ -41,9 +39,9 @@ class Screening:
                 GUARD_SCREEN,
                 ScreenRequest(texts=texts),
                 result_type=ScreenResult,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10)),
-                summary=f"guards: {', '.join(t.field for t in texts)}",
+                **GUARD_SCREEN_OPTIONS.for_local_activity(
+                    summary=f"guards: {', '.join(t.field for t in texts)}"
+                ),
             )
             self._screened[step] = result.findings
         return self._screened[step]

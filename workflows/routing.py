@@ -24,11 +24,8 @@ calls it already made back without calling, or paying, twice.
 
 import asyncio
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
@@ -48,7 +45,7 @@ with workflow.unsafe.imports_passed_through():
         RoutePlan,
     )
     from workflows import metrics
-    from workflows.liveness import CALL_HEARTBEAT_TIMEOUT
+    from workflows.activity_options import MODEL_PLAN_OPTIONS, model_call_options
 
 __all__ = ["FAILOVER_ERRORS", "Budget", "Router"]
 
@@ -116,8 +113,7 @@ class Router:
             MODEL_PLAN,
             route,
             result_type=RoutePlan,
-            start_to_close_timeout=timedelta(seconds=10),
-            summary=f"plan route {route}",
+            **MODEL_PLAN_OPTIONS.for_local_activity(summary=f"plan route {route}"),
         )
 
     async def _attempt(
@@ -135,21 +131,21 @@ class Router:
                 update={"idempotency_key": f"{workflow.info().workflow_id}:{step}:{name}"}
             ),
         )
-        options: dict[str, Any] = {
-            "result_type": ModelResponse,
-            "summary": f"{step}: {spec.provider}/{spec.model}",
-            "start_to_close_timeout": timedelta(seconds=spec.timeout_s + 5),
-            "retry_policy": RetryPolicy(
-                initial_interval=timedelta(seconds=1),
-                maximum_interval=timedelta(seconds=30),
-                maximum_attempts=spec.max_attempts,
-            ),
-        }
+        options = model_call_options(spec)
+        summary = f"{step}: {spec.provider}/{spec.model}"
         if spec.local_activity:
-            answer = await workflow.execute_local_activity(MODEL_CALL, call, **options)
+            answer = await workflow.execute_local_activity(
+                MODEL_CALL,
+                call,
+                result_type=ModelResponse,
+                **options.for_local_activity(summary=summary),
+            )
         else:
             answer = await workflow.execute_activity(
-                MODEL_CALL, call, heartbeat_timeout=CALL_HEARTBEAT_TIMEOUT, **options
+                MODEL_CALL,
+                call,
+                result_type=ModelResponse,
+                **options.for_activity(summary=summary),
             )
         self._answers[(step, name)] = answer
         self.ledger.record(step, answer)

@@ -15,14 +15,12 @@ LangGraph's `interrupt()`: the workflow opens a review and resumes the graph wit
 reviewer's decision.
 """
 
-from datetime import timedelta
 from typing import Any
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
 from pydantic import BaseModel, Field
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 from keel.schemas.guards import GuardFinding, GuardText
 from keel.schemas.model import Message, ModelRequest
@@ -30,6 +28,7 @@ from keel.schemas.policy import RunPolicy
 from keel.schemas.retrieval import RETRIEVAL_SEARCH, Passage, SearchQuery, SearchResult
 from keel.schemas.reviews import Citation, ReviewDecision, ReviewReason, ReviewRequest
 from keel.schemas.runs import AgentState, Outcome, RunResult
+from workflows.activity_options import RETRIEVAL_SEARCH_OPTIONS
 from workflows.agents.support.spec import SupportInput
 from workflows.policy import node_threshold, passage_findings, support_reason, unquoted_pii
 from workflows.run_context import run_context
@@ -107,7 +106,8 @@ _SEARCH_IN_WORKER = "keel.support-search-local-activity"
 
 async def retrieve(state: SupportState) -> dict[str, Any]:
     """Find the help-centre passages closest to the question (one `retrieval.search`)."""
-    # Runs started before this patch searched with an activity through the task queue.
+    # Runs started before this patch searched with an activity through the task queue
+    # (with the same options: none of them is one a local activity lacks).
     execute = (
         workflow.execute_local_activity
         if workflow.patched(_SEARCH_IN_WORKER)
@@ -117,13 +117,7 @@ async def retrieve(state: SupportState) -> dict[str, Any]:
         RETRIEVAL_SEARCH,
         SearchQuery(collection=COLLECTION, query=state.question, k=PASSAGES),
         result_type=SearchResult,
-        start_to_close_timeout=timedelta(seconds=30),
-        retry_policy=RetryPolicy(
-            initial_interval=timedelta(milliseconds=500),
-            maximum_interval=timedelta(seconds=10),
-            maximum_attempts=5,
-        ),
-        summary=f"retrieve: {state.question[:80]}",
+        **RETRIEVAL_SEARCH_OPTIONS.for_local_activity(summary=f"retrieve: {state.question[:80]}"),
     )
     return {"passages": result.passages}
 
