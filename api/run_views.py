@@ -18,6 +18,7 @@ from api.problems import ErrorCode, ProblemError
 from keel.schemas.runs import (
     AGENT_WORKFLOW,
     RUN_STATE_QUERY,
+    TERMINAL_STATUSES,
     RunResult,
     RunState,
     RunStatus,
@@ -94,7 +95,7 @@ async def run_view(client: Client, run_id: str, settings: Settings) -> RunView:
     handle = client.get_workflow_handle(run_id, result_type=RunResult)
     if description.status == WorkflowExecutionStatus.RUNNING:
         state = await _live_state(client, run_id)
-        if state is None or state.status in ("running", "awaiting_review"):
+        if state is None or state.status not in TERMINAL_STATUSES:
             view = RunView(**run_summary(description, settings).model_dump())
             if state is not None:
                 view.status, view.current_node = state.status, state.current_node

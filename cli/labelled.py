@@ -20,14 +20,12 @@ from cli.devserver import DevServer
 from keel.calibration import calibration_input
 from keel.net import free_port
 from keel.schemas.calibration import LabelledQuestion, Observation
-from keel.schemas.runs import RunInput, RunResult
+from keel.schemas.runs import TERMINAL_STATUSES, RunInput, RunResult
 from keel.settings import Settings
 from worker.main import keel_worker
 from workflows.agent import AgentWorkflow
 
 __all__ = ["calibration_stack", "observe_labelled"]
-
-_DONE = {"completed", "rejected", "failed", "cancelled"}
 
 
 @asynccontextmanager
@@ -105,7 +103,7 @@ async def _watch(
             threshold = review.threshold if review.threshold is not None else base.review_threshold
             forced = review.reason != "low_confidence" or confidence >= threshold
             return confidence, forced, True
-        if state.status in _DONE:
+        if state.status in TERMINAL_STATUSES:
             result = await handle.result()
             return result.outcome.confidence, result.outcome.reviewed, result.outcome.reviewed
         await asyncio.sleep(0.1)

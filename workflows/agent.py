@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         DECIDE_UPDATE,
         RELEASE_UPDATE,
         RUN_STATE_QUERY,
+        TERMINAL_STATUSES,
         AgentState,
         Outcome,
         RunInput,
@@ -211,7 +212,7 @@ class AgentWorkflow:
         workflow.upsert_search_attributes([KEEL_COST_USD.value_set(total_usd)])
 
     def _set_status(self, status: RunStatus) -> None:
-        if status in ("completed", "rejected", "failed", "cancelled"):
+        if status in TERMINAL_STATUSES:
             metrics.run_finished(self._agent, status)
         self._status = status
         workflow.upsert_search_attributes([KEEL_STATUS.value_set(status)])
