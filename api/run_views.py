@@ -15,7 +15,7 @@ from temporalio.service import RPCError
 
 from keel.errors import UnknownRun
 from keel.run_client import RunClient
-from keel.schemas.runs import RunState, RunStatus, RunSummary, RunView
+from keel.schemas.runs import TERMINAL_STATUSES, RunState, RunStatus, RunSummary, RunView
 from keel.search_attributes import KEEL_AGENT, KEEL_COST_USD, KEEL_STATUS, KEEL_SUBMITTER
 from keel.settings import Settings
 
@@ -81,7 +81,7 @@ async def run_view(runs: RunClient, run_id: str, settings: Settings) -> RunView:
     description = await describe_run(runs, run_id)
     if description.status == WorkflowExecutionStatus.RUNNING:
         state = await _live_state(runs, run_id)
-        if state is None or state.status in ("running", "awaiting_review"):
+        if state is None or state.status not in TERMINAL_STATUSES:
             view = RunView(**run_summary(description, settings).model_dump())
             if state is not None:
                 view.status, view.current_node = state.status, state.current_node

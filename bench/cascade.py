@@ -46,7 +46,7 @@ from keel.schemas.routing import Deployment, Price, Route
 from keel.schemas.runs import AgentState, Outcome, RunResult
 from keel.testing.recording import WireRequest
 from keel.testing.replies import Reply, Usage
-from workflows.routing import router
+from workflows.run_context import run_context
 
 __all__ = [
     "GRAPH",
@@ -153,7 +153,7 @@ async def _classify_one(route: str, item_id: int) -> str:
         labels=list(LABELS),
         max_output_tokens=_USAGE.output_tokens,
     )
-    response = await router().complete(request, step=f"item-{item_id}")
+    response = await run_context().router.complete(request, step=f"item-{item_id}")
     return response.label or ""
 
 

@@ -1,8 +1,8 @@
 """Scenario 6: what the model router itself costs per call, the provider excluded.
 
 A tiny agent graph (`bench-router`) runs under Keel's `AgentWorkflow`: its one
-workflow-side node calls `router().complete(...)` `--router-calls` times with distinct
-steps, so each call is a `model.call` activity; the last node sets `result`. The route is
+workflow-side node calls `run_context().router.complete(...)` `--router-calls` times with
+distinct steps, so each call is a `model.call` activity; the last node sets `result`. The route is
 `fixed`, to an `openai` deployment pointing at a `WireServer` that answers every request
 at once with the same scripted reply, or to the keyless `local` provider (no HTTP at all).
 Against it: the same number of direct `openai.AsyncOpenAI(..., max_retries=0)` calls to
@@ -44,7 +44,7 @@ from keel.schemas.runs import AgentState, Outcome, RunResult
 from keel.testing.recording import WireRequest
 from keel.testing.replies import Reply, Usage
 from keel.testing.server import WireServer
-from workflows.routing import router
+from workflows.run_context import run_context
 
 __all__ = [
     "GRAPH",
@@ -90,7 +90,7 @@ async def calls(state: RouterState) -> dict[str, Any]:
         max_output_tokens=_MAX_TOKENS,
     )
     for i in range(run.calls):
-        await router().complete(request, step=f"call-{i}")
+        await run_context().router.complete(request, step=f"call-{i}")
     return {"made": run.calls}
 
 

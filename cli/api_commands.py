@@ -16,11 +16,10 @@ import httpx
 
 from cli import ingestion
 from keel.errors import InvalidDocument, KeelError, kind_of_problem
+from keel.schemas.runs import TERMINAL_STATUSES
 from keel.settings import Settings
 
 __all__ = ["COMMANDS", "ApiError", "add_parsers", "run"]
-
-_DONE = {"completed", "rejected", "failed", "cancelled"}
 
 
 class ApiError(Exception):
@@ -139,7 +138,7 @@ def _cmd_run(api: _Api, args: argparse.Namespace) -> int:
     deadline = time.monotonic() + args.timeout
     while True:
         run = api.call("GET", f"/v1/runs/{started['run_id']}")
-        if run["status"] in _DONE or run["status"] == "awaiting_review":
+        if run["status"] in TERMINAL_STATUSES or run["status"] == "awaiting_review":
             break
         if time.monotonic() > deadline:
             print(f"still {run['status']} after {args.timeout:.0f}s", file=sys.stderr)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from keel.documents import find_files, parse_file, unreadable
+from keel.schemas.collections import TERMINAL_INGESTION_STATUSES
 from keel.schemas.retrieval import DocumentIn
 
 __all__ = [
@@ -36,7 +37,6 @@ __all__ = [
     "print_search",
 ]
 
-_ENDED = {"completed", "failed", "cancelled"}
 _POLL_S = 0.3
 
 
@@ -79,7 +79,7 @@ def ingest(
     base = f"/v1/collections/{collection}"
     ingestion_id = ingestion_id_of(collection, documents)
     view = api.call("GET", f"{base}/ingestions/{ingestion_id}", missing_ok=True)
-    if view is not None and view["status"] in _ENDED:
+    if view is not None and view["status"] in TERMINAL_INGESTION_STATUSES:
         ingestion_id, view = uuid.uuid4().hex, None  # that one is over: this is a new one
     if view is not None and view["status"] == "running":
         printer.note(f"following ingestion {ingestion_id}, started earlier")
@@ -99,7 +99,7 @@ def ingest(
             printer.step("sending", offset, len(documents))
     assert view is not None
     try:
-        while view["status"] not in _ENDED:
+        while view["status"] not in TERMINAL_INGESTION_STATUSES:
             printer.step("indexing", view["done"], view["total"], view)
             time.sleep(_POLL_S)
             view = api.call("GET", f"{base}/ingestions/{ingestion_id}")

@@ -23,13 +23,11 @@ from keel.errors import KeelUserError
 from keel.net import free_port
 from keel.run_client import RunClient
 from keel.schemas.calibration import LabelledQuestion, Observation
-from keel.schemas.runs import Admission
+from keel.schemas.runs import TERMINAL_STATUSES, Admission
 from keel.settings import Settings
 from worker.main import keel_worker
 
 __all__ = ["calibration_stack", "observe_labelled"]
-
-_DONE = {"completed", "rejected", "failed", "cancelled"}
 
 
 @asynccontextmanager
@@ -114,7 +112,7 @@ async def _watch(runs: RunClient, run_id: str, threshold: float) -> tuple[float,
             own = review.threshold if review.threshold is not None else threshold
             forced = review.reason != "low_confidence" or confidence >= own
             return confidence, forced, True
-        if state.status in _DONE:
+        if state.status in TERMINAL_STATUSES:
             result = await runs.result(run_id)
             return result.outcome.confidence, result.outcome.reviewed, result.outcome.reviewed
         await asyncio.sleep(0.1)

@@ -8,7 +8,6 @@ resumes the graph with the decision.
 """
 
 import asyncio
-from datetime import timedelta
 from typing import Any, NoReturn, cast
 
 from temporalio import workflow
@@ -36,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         DECIDE_UPDATE,
         RELEASE_UPDATE,
         RUN_STATE_QUERY,
+        TERMINAL_STATUSES,
         AgentState,
         Outcome,
         RunInput,
@@ -45,10 +45,12 @@ with workflow.unsafe.imports_passed_through():
     )
     from keel.search_attributes import KEEL_COST_USD, KEEL_STATUS
     from workflows import metrics, routing
+    from workflows.activity_options import AUDIT_APPEND_OPTIONS
     from workflows.checkpoint import compiled
     from workflows.continuation import StopWhenDue, restore_checkpoint, saved_checkpoint
     from workflows.guards import Screening
     from workflows.review_desk import ReviewDesk
+    from workflows.run_context import RunContext, bind_run_context
     from workflows.toolbox import Toolbox
 
 __all__ = ["AgentWorkflow"]
@@ -63,12 +65,14 @@ class AgentWorkflow:
         self._agent = input.agent
         self._status: RunStatus = "running"
         self._node: str | None = None
-        self.model_router = routing.Router(
-            routing.Budget(input.budget_usd, input.budget_action), self._cost_changed
+        self._context = RunContext(
+            router=routing.Router(
+                routing.Budget(input.budget_usd, input.budget_action), self._cost_changed
+            ),
+            toolbox=Toolbox(),
+            screening=Screening(input.policy),
         )
-        self.toolbox = Toolbox()
-        self.screening = Screening(input.policy)
-        self.desk = ReviewDesk(self.screening.policy, input.submitted_by, self._set_status)
+        self.desk = ReviewDesk(self._context.screening.policy, input.submitted_by, self._set_status)
         self._history = input.history
         if input.carried is not None:
             self._take_over(input.carried)
@@ -78,6 +82,7 @@ class AgentWorkflow:
         """Run the graph to its end, through as many reviews as it asks for."""
         if input.carried is None:  # a continuation is the same run
             metrics.run_started(input.agent)
+        bind_run_context(self._context)  # for the graph's nodes, run in this task
         agent_graph = graph(input.agent)
         app = compiled(agent_graph)
         config: Any = {"configurable": {"thread_id": workflow.info().workflow_id}}
@@ -113,7 +118,7 @@ class AgentWorkflow:
             raise
         else:
             result = RunResult.model_validate(snapshot.values["result"])
-        result.ledger = self.model_router.ledger
+        result.ledger = self._context.router.ledger
         self._node = None
         self._set_status(result.status)
         await self._audit_finished(result.status, result.outcome.answer)
@@ -122,16 +127,16 @@ class AgentWorkflow:
     def _take_over(self, carried: Carried) -> None:
         """Start where the run before this continuation stopped (no review was pending)."""
         self.desk.take_over(carried.reviews)
-        self.model_router.ledger = carried.ledger
-        self.model_router.budget.limit_usd = carried.budget_usd
+        self._context.router.ledger = carried.ledger
+        self._context.router.budget.limit_usd = carried.budget_usd
 
     async def _continue_as_new(self, input: RunInput, app: Any, config: Any) -> NoReturn:
         await workflow.wait_condition(workflow.all_handlers_finished)
         before = input.carried.continuations if input.carried is not None else 0
         carried = Carried(
             checkpoint=await saved_checkpoint(app.checkpointer, config),
-            ledger=self.model_router.ledger,
-            budget_usd=self.model_router.budget.limit_usd,
+            ledger=self._context.router.ledger,
+            budget_usd=self._context.router.budget.limit_usd,
             reviews=self.desk.reviews,
             continuations=before + 1,
         )
@@ -141,10 +146,10 @@ class AgentWorkflow:
         # A local activity: the last audit entry costs no extra round trip to the server.
         info = workflow.info()
         entry = AuditAppend.run_finished(
-            info.workflow_id, info.run_id, status, self.model_router.ledger.total_usd, answer
+            info.workflow_id, info.run_id, status, self._context.router.ledger.total_usd, answer
         )
         await workflow.execute_local_activity(
-            AUDIT_APPEND, entry, start_to_close_timeout=timedelta(seconds=10)
+            AUDIT_APPEND, entry, **AUDIT_APPEND_OPTIONS.for_local_activity()
         )
 
     @workflow.query(name=RUN_STATE_QUERY)
@@ -154,7 +159,7 @@ class AgentWorkflow:
             status=self._status,
             current_node=self._node,
             pending_review=self.desk.pending,
-            ledger=self.model_router.ledger,
+            ledger=self._context.router.ledger,
         )
 
     @workflow.update(name=DECIDE_UPDATE)
@@ -202,7 +207,7 @@ class AgentWorkflow:
         workflow.upsert_search_attributes([KEEL_COST_USD.value_set(total_usd)])  # pyright: ignore[reportUnknownMemberType]
 
     def _set_status(self, status: RunStatus) -> None:
-        if status in ("completed", "rejected", "failed", "cancelled"):
+        if status in TERMINAL_STATUSES:
             metrics.run_finished(self._agent, status)
         self._status = status
         workflow.upsert_search_attributes([KEEL_STATUS.value_set(status)])  # pyright: ignore[reportUnknownMemberType]

@@ -1,18 +1,15 @@
 """Guards from workflow code: the run's escalation policy and its screening activity.
 
-`screening()` gives a graph node the run's `RunPolicy` and `screen()`, which runs the
-guards (PII, policy terms) over some texts as the local activity `guard.screen`. A node
-re-runs from its start when it resumes after a review, so results are remembered per step:
-a resumed node gets its findings back without screening twice.
+A graph node reaches the run's `Screening` through `run_context().screening`: the run's
+`RunPolicy`, and `screen()`, which runs the guards (PII, policy terms) over some texts as
+the local activity `guard.screen`. A node re-runs from its start when it resumes after a
+review, so results are remembered per step: a resumed node gets its findings back without
+screening twice.
 """
 
-from datetime import timedelta
-
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from keel.errors import KeelUserError
     from keel.schemas.guards import (
         GUARD_SCREEN,
         GuardFinding,
@@ -21,8 +18,9 @@ with workflow.unsafe.imports_passed_through():
         ScreenResult,
     )
     from keel.schemas.policy import RunPolicy
+    from workflows.activity_options import GUARD_SCREEN_OPTIONS
 
-__all__ = ["Screening", "screening"]
+__all__ = ["Screening"]
 
 
 class Screening:
@@ -41,17 +39,9 @@ class Screening:
                 GUARD_SCREEN,
                 ScreenRequest(texts=texts),
                 result_type=ScreenResult,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10)),
-                summary=f"guards: {', '.join(t.field for t in texts)}",
+                **GUARD_SCREEN_OPTIONS.for_local_activity(
+                    summary=f"guards: {', '.join(t.field for t in texts)}"
+                ),
             )
             self._screened[step] = result.findings
         return self._screened[step]
-
-
-def screening() -> Screening:
-    """The current run's screening (`AgentWorkflow.screening`), for graph nodes."""
-    found = getattr(workflow.instance(), "screening", None)
-    if found is None:
-        raise KeelUserError("guards need a workflow with a `screening` (AgentWorkflow)")
-    return found

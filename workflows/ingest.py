@@ -8,10 +8,7 @@ progress. At the end the index is rebuilt once (`retrieval.refresh`) and the sta
 documents are cleared.
 """
 
-from datetime import timedelta
-
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from keel.schemas.retrieval import (
@@ -26,19 +23,13 @@ with workflow.unsafe.imports_passed_through():
         IngestResult,
         UpsertResult,
     )
+    from workflows.activity_options import (
+        CLEAR_STAGED_OPTIONS,
+        INGEST_BATCH_OPTIONS,
+        REFRESH_INDEX_OPTIONS,
+    )
 
-__all__ = ["INGEST_RETRY", "IngestWorkflow"]
-
-INGEST_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
-)
-"""Retries for retrieval activities: transient failures until they pass; the typed errors
-(`UnknownCollection`, `InvalidDocument`…) are raised non-retryable and fail at once."""
-
-_BATCH_TIMEOUT = timedelta(minutes=30)
-_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
-# Rebuilding BM25 holds the GIL for seconds on a large collection: heartbeats can lag.
-_REFRESH_HEARTBEAT_TIMEOUT = timedelta(seconds=120)
+__all__ = ["IngestWorkflow"]
 
 
 @workflow.defn
@@ -71,10 +62,7 @@ class IngestWorkflow:
                     end=end,
                 ),
                 result_type=UpsertResult,
-                start_to_close_timeout=_BATCH_TIMEOUT,
-                heartbeat_timeout=_HEARTBEAT_TIMEOUT,
-                retry_policy=INGEST_RETRY,
-                summary=f"documents {start}-{end - 1}",
+                **INGEST_BATCH_OPTIONS.for_activity(summary=f"documents {start}-{end - 1}"),
             )
             progress = progress.model_copy(
                 update={
@@ -91,15 +79,10 @@ class IngestWorkflow:
             REFRESH_INDEX,
             CollectionRef(collection=request.collection),
             result_type=CollectionInfo,
-            start_to_close_timeout=_BATCH_TIMEOUT,
-            heartbeat_timeout=_REFRESH_HEARTBEAT_TIMEOUT,
-            retry_policy=INGEST_RETRY,
+            **REFRESH_INDEX_OPTIONS.for_activity(),
         )
         await workflow.execute_activity(
-            CLEAR_STAGED,
-            request,
-            start_to_close_timeout=timedelta(minutes=5),
-            retry_policy=INGEST_RETRY,
+            CLEAR_STAGED, request, **CLEAR_STAGED_OPTIONS.for_activity()
         )
         progress = progress.model_copy(update={"finished": True})
         self._show(progress)

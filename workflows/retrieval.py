@@ -2,12 +2,11 @@
 
 They search, create and inspect collections, and delete documents.
 
-Each runs one `retrieval.*` activity with `INGEST_RETRY`: typed errors (unknown
+Each runs one `retrieval.*` activity with `RETRIEVAL_REQUEST_OPTIONS`: typed errors (unknown
 collection, invalid document…) fail the workflow at once, with the activity's
 `ApplicationError` as the cause, for the API to map to a status.
 """
 
-from datetime import timedelta
 from typing import TypeVar
 
 from temporalio import workflow
@@ -26,7 +25,8 @@ with workflow.unsafe.imports_passed_through():
         SearchQuery,
         SearchResult,
     )
-    from workflows.ingest import INGEST_RETRY, IngestWorkflow
+    from workflows.activity_options import RETRIEVAL_REQUEST_OPTIONS
+    from workflows.ingest import IngestWorkflow
 
 __all__ = [
     "RETRIEVAL_WORKFLOWS",
@@ -35,8 +35,6 @@ __all__ = [
     "DeleteDocumentsWorkflow",
     "SearchWorkflow",
 ]
-
-_TIMEOUT = timedelta(seconds=60)
 
 _Result = TypeVar("_Result")
 
@@ -47,8 +45,7 @@ async def _execute(activity: str, arg: object, result_type: type[_Result]) -> _R
         activity,
         arg,
         result_type=result_type,
-        start_to_close_timeout=_TIMEOUT,
-        retry_policy=INGEST_RETRY,
+        **RETRIEVAL_REQUEST_OPTIONS.for_activity(),
     )
 
 

@@ -10,10 +10,8 @@ of it.
 
 from collections.abc import Callable
 from datetime import timedelta
-from typing import TypedDict
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from keel.errors import (
@@ -45,20 +43,11 @@ with workflow.unsafe.imports_passed_through():
     )
     from keel.schemas.runs import RunStatus
     from workflows import metrics
+    from workflows.activity_options import REVIEW_QUEUE_WRITE_OPTIONS
     from workflows.policy import is_low_risk, queue_for, queue_spec
 
 __all__ = ["ReviewDesk"]
 
-
-class _ActivityOptions(TypedDict):
-    start_to_close_timeout: timedelta
-    retry_policy: RetryPolicy
-
-
-_QUEUE_WRITE: _ActivityOptions = {
-    "start_to_close_timeout": timedelta(seconds=10),
-    "retry_policy": RetryPolicy(maximum_interval=timedelta(seconds=10)),
-}
 _DECIDED: dict[str, ReviewStatus] = {"approve": "approved", "edit": "edited", "reject": "rejected"}
 
 
@@ -196,8 +185,7 @@ class ReviewDesk:
         await workflow.execute_activity(
             OPEN_REVIEW,
             pending,
-            summary=f"open review ({_why(request)})",
-            **_QUEUE_WRITE,
+            **REVIEW_QUEUE_WRITE_OPTIONS.for_activity(summary=f"open review ({_why(request)})"),
         )
         metrics.review_opened(agent, request.reason)
         self._on_status("awaiting_review")
@@ -226,7 +214,9 @@ class ReviewDesk:
             deadline_path=self._deadline_path,
         )
         await workflow.execute_activity(
-            CLOSE_REVIEW, close, summary=f"close review: {status}", **_QUEUE_WRITE
+            CLOSE_REVIEW,
+            close,
+            **REVIEW_QUEUE_WRITE_OPTIONS.for_activity(summary=f"close review: {status}"),
         )
         self.pending, self._claim, self._deadline_path = None, None, None
         self._closed.add(pending.review_id)
@@ -271,7 +261,9 @@ class ReviewDesk:
             version=self._claims,
         )
         summary = "release review" if held is None else f"claim review: {held.claimant}"
-        await workflow.execute_activity(CLAIM_REVIEW, record, summary=summary, **_QUEUE_WRITE)
+        await workflow.execute_activity(
+            CLAIM_REVIEW, record, **REVIEW_QUEUE_WRITE_OPTIONS.for_activity(summary=summary)
+        )
 
     async def _await_decision(self) -> ReviewStatus | None:
         """Wait for a decision, or let the queue's deadline path decide (its status then).
@@ -317,8 +309,7 @@ class ReviewDesk:
                 deadline=moved.deadline,
                 version=self._claims,
             ),
-            summary=f"deadline: move review to {queue}",
-            **_QUEUE_WRITE,
+            **REVIEW_QUEUE_WRITE_OPTIONS.for_activity(summary=f"deadline: move review to {queue}"),
         )
         workflow.set_current_details(f"awaiting review {moved.review_id} in {queue}")
 

@@ -1,6 +1,7 @@
 """Model routing inside the durable boundary.
 
-Agents call `router().complete(request, step=...)` from workflow-side graph nodes. Which
+Agents call `run_context().router.complete(request, step=...)` from workflow-side graph
+nodes (`workflows.run_context`); each run, and each replay, has its own router. Which
 deployment answers is decided here, in deterministic workflow code; every attempt on one
 deployment is one `model.call` activity (summary `step: provider/model`), so failovers show
 in the Temporal UI and a replay never calls a model; a deployment marked `local_activity`
@@ -23,11 +24,8 @@ calls it already made back without calling, or paying, twice.
 
 import asyncio
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
@@ -39,7 +37,6 @@ with workflow.unsafe.imports_passed_through():
         BudgetDenied,
         BudgetExceeded,
         CircuitOpen,
-        KeelUserError,
         ProviderError,
         catalogue,
     )
@@ -53,9 +50,9 @@ with workflow.unsafe.imports_passed_through():
         RoutePlan,
     )
     from workflows import metrics
-    from workflows.liveness import CALL_HEARTBEAT_TIMEOUT
+    from workflows.activity_options import MODEL_PLAN_OPTIONS, model_call_options
 
-__all__ = ["FAILOVER_ERRORS", "Budget", "Router", "router"]
+__all__ = ["FAILOVER_ERRORS", "Budget", "Router"]
 
 # Patch id: a run's cost search attribute is only upserted when a call cost something.
 _FREE_CALLS_KEEP_COST = "keel.free-calls-keep-cost"
@@ -126,8 +123,7 @@ class Router:
             MODEL_PLAN,
             route,
             result_type=RoutePlan,
-            start_to_close_timeout=timedelta(seconds=10),
-            summary=f"plan route {route}",
+            **MODEL_PLAN_OPTIONS.for_local_activity(summary=f"plan route {route}"),
         )
 
     async def _attempt(
@@ -145,21 +141,21 @@ class Router:
                 update={"idempotency_key": f"{workflow.info().workflow_id}:{step}:{name}"}
             ),
         )
-        options: dict[str, Any] = {
-            "result_type": ModelResponse,
-            "summary": f"{step}: {spec.provider}/{spec.model}",
-            "start_to_close_timeout": timedelta(seconds=spec.timeout_s + 5),
-            "retry_policy": RetryPolicy(
-                initial_interval=timedelta(seconds=1),
-                maximum_interval=timedelta(seconds=30),
-                maximum_attempts=spec.max_attempts,
-            ),
-        }
+        options = model_call_options(spec)
+        summary = f"{step}: {spec.provider}/{spec.model}"
         if spec.local_activity:
-            answer = await workflow.execute_local_activity(MODEL_CALL, call, **options)
+            answer = await workflow.execute_local_activity(
+                MODEL_CALL,
+                call,
+                result_type=ModelResponse,
+                **options.for_local_activity(summary=summary),
+            )
         else:
             answer = await workflow.execute_activity(
-                MODEL_CALL, call, heartbeat_timeout=CALL_HEARTBEAT_TIMEOUT, **options
+                MODEL_CALL,
+                call,
+                result_type=ModelResponse,
+                **options.for_activity(summary=summary),
             )
         self._answers[(step, name)] = answer
         self.ledger.record(step, answer)
@@ -224,15 +220,3 @@ def _fails_over(err: ActivityError) -> bool:
     if isinstance(cause, TimeoutError):
         return True
     return isinstance(cause, ApplicationError) and cause.type in FAILOVER_ERRORS
-
-
-def router() -> Router:
-    """The current run's router, for graph nodes that run in the workflow.
-
-    The router belongs to the workflow instance (`AgentWorkflow.model_router`), so each run,
-    and each replay, has its own ledger and answers.
-    """
-    found = getattr(workflow.instance(), "model_router", None)
-    if found is None:
-        raise KeelUserError("model calls need a workflow with a `model_router` (AgentWorkflow)")
-    return found

@@ -8,18 +8,15 @@ write on, so a retried attempt never writes twice.
 
 import asyncio
 import json
-from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from keel.errors import KeelUserError
     from keel.schemas.model import ToolCall
     from keel.schemas.tools import TOOL_CATALOG, ToolCallInput, ToolCatalog, ToolOutcome
-    from workflows.liveness import CALL_HEARTBEAT_TIMEOUT
+    from workflows.activity_options import TOOL_CATALOG_OPTIONS, tool_call_options
 
-__all__ = ["Toolbox", "toolbox"]
+__all__ = ["Toolbox"]
 
 
 class Toolbox:
@@ -36,8 +33,7 @@ class Toolbox:
                 catalog: ToolCatalog = await workflow.execute_local_activity(
                     TOOL_CATALOG,
                     result_type=ToolCatalog,
-                    start_to_close_timeout=timedelta(seconds=10),
-                    summary="tool catalog",
+                    **TOOL_CATALOG_OPTIONS.for_local_activity(),
                 )
                 self._catalog = catalog
         return self._catalog
@@ -67,20 +63,5 @@ class Toolbox:
             info.activity,
             ToolCallInput(call_id=call.id, arguments=call.arguments, idempotency_key=key),
             result_type=ToolOutcome,
-            summary=f"{call.name}({arguments[:100]})",
-            start_to_close_timeout=timedelta(seconds=info.timeout_s),
-            heartbeat_timeout=CALL_HEARTBEAT_TIMEOUT,
-            retry_policy=RetryPolicy(
-                initial_interval=timedelta(seconds=info.retry_initial_interval_s),
-                backoff_coefficient=info.retry_backoff,
-                maximum_attempts=info.max_attempts,
-            ),
+            **tool_call_options(info).for_activity(summary=f"{call.name}({arguments[:100]})"),
         )
-
-
-def toolbox() -> Toolbox:
-    """The current run's toolbox (`AgentWorkflow.toolbox`), for graph nodes in the workflow."""
-    found = getattr(workflow.instance(), "toolbox", None)
-    if found is None:
-        raise KeelUserError("tool calls need a workflow with a `toolbox` (AgentWorkflow)")
-    return found

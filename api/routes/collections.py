@@ -45,7 +45,12 @@ from keel.errors import (
     UnsupportedMediaType,
 )
 from keel.retrieval_tables import CollectionRow, collection_info, find_collection
-from keel.schemas.collections import CollectionList, CollectionView, IngestionView
+from keel.schemas.collections import (
+    TERMINAL_INGESTION_STATUSES,
+    CollectionList,
+    CollectionView,
+    IngestionView,
+)
 from keel.schemas.retrieval import (
     COLLECTION_NAME_PATTERN,
     CollectionSpec,
@@ -264,7 +269,7 @@ async def _existing(
 
 
 def _answer(response: Response, view: IngestionView) -> IngestionView:
-    if view.status in ("staged", "running"):
+    if view.status not in TERMINAL_INGESTION_STATUSES:
         response.status_code = status.HTTP_202_ACCEPTED
         response.headers["Location"] = view.url
     return view

@@ -7,6 +7,7 @@ from pydantic import BaseModel, Field, computed_field
 from keel.schemas.retrieval import CollectionInfo, DocumentIn, IngestProgress
 
 __all__ = [
+    "TERMINAL_INGESTION_STATUSES",
     "CollectionList",
     "CollectionView",
     "DocumentsUpload",
@@ -16,6 +17,11 @@ __all__ = [
 
 IngestionStatus = Literal["staged", "running", "completed", "failed", "cancelled"]
 """`staged`: documents are waiting for the request that starts indexing them."""
+
+TERMINAL_INGESTION_STATUSES: frozenset[IngestionStatus] = frozenset(
+    {"completed", "failed", "cancelled"}
+)
+"""The statuses an ingestion ends in."""
 
 
 class CollectionView(CollectionInfo):

@@ -17,6 +17,7 @@ __all__ = [
     "RELEASE_UPDATE",
     "RUN_STATE_QUERY",
     "Admission",
+    "TERMINAL_STATUSES",
     "AgentInfo",
     "AgentList",
     "AgentState",
@@ -35,6 +36,11 @@ __all__ = [
 ]
 
 RunStatus = Literal["running", "awaiting_review", "completed", "rejected", "failed", "cancelled"]
+
+TERMINAL_STATUSES: frozenset[RunStatus] = frozenset(
+    {"completed", "rejected", "failed", "cancelled"}
+)
+"""The statuses a run ends in."""
 
 # A run's workflow (`workflows.agent.AgentWorkflow`) by name: the API reaches runs through
 # these, so it never imports the workflow code (and LangGraph with it).

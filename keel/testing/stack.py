@@ -20,11 +20,11 @@ import httpx
 from temporalio.client import WorkflowHistory
 
 from keel.net import free_port
+from keel.schemas.runs import TERMINAL_STATUSES
 from keel.testing.replies import Reply, Usage
 from keel.testing.server import WireServer
 
 KEEL = str(Path(sys.executable).parent / "keel")
-DONE = {"completed", "rejected", "failed", "cancelled"}
 
 
 @dataclass
@@ -149,7 +149,7 @@ async def wait_status(
         run = (await http.get(f"/v1/runs/{run_id}")).raise_for_status().json()
         if run["status"] in statuses:
             return run
-        assert run["status"] not in DONE, run
+        assert run["status"] not in TERMINAL_STATUSES, run
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError(f"run {run_id} still {run['status']}")
         await asyncio.sleep(0.1)

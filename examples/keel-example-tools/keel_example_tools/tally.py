@@ -17,7 +17,7 @@ from temporalio.exceptions import ApplicationError
 from keel.schemas.model import ToolCall
 from keel.schemas.runs import AgentState, Outcome, RunResult
 from keel_example_tools.tally_spec import TallyInput
-from workflows.toolbox import toolbox
+from workflows.run_context import run_context
 
 __all__ = ["TallyState", "add", "build_graph", "finalize"]
 
@@ -33,7 +33,7 @@ async def add(state: TallyState) -> dict[str, Any]:
     """One step: the calculator adds one to the total."""
     step = f"add-{state.steps}"
     call = ToolCall(id=step, name="calculator", arguments={"expression": f"{state.total} + 1"})
-    [outcome] = await toolbox().execute([call], step=step)
+    [outcome] = await run_context().toolbox.execute([call], step=step)
     if not outcome.ok or not isinstance(outcome.result, dict):
         raise ApplicationError(f"the calculator failed: {outcome.error}", non_retryable=True)
     value = outcome.result["value"]

@@ -32,10 +32,8 @@ from keel.schemas.reviews import ReviewDecision, ReviewRequest
 from keel.schemas.runs import AgentState, Outcome, RunResult
 from keel.schemas.tools import ToolOutcome
 from workflows.agents.assistant.spec import AssistantInput
-from workflows.guards import screening
 from workflows.policy import guard_reason, needs_approval, result_findings
-from workflows.routing import router
-from workflows.toolbox import toolbox
+from workflows.run_context import run_context
 
 __all__ = [
     "AssistantState",
@@ -71,16 +69,17 @@ class AssistantState(AgentState):
 
 async def model(state: AssistantState) -> dict[str, Any]:
     """Ask the model, with every tool on offer."""
-    catalog = await toolbox().catalog()
+    context = run_context()
+    catalog = await context.toolbox.catalog()
     findings = state.findings
     if not state.messages:
         text = GuardText(field="request", text=state.request.message)
-        findings = [*findings, *await screening().screen([text], step="request")]
+        findings = [*findings, *await context.screening.screen([text], step="request")]
     messages = state.messages or [
         Message(role="system", content=_SYSTEM),
         Message(role="user", content=state.request.message),
     ]
-    response = await router().complete(
+    response = await context.router.complete(
         ModelRequest(
             messages=messages,
             tools=[
@@ -102,8 +101,9 @@ async def model(state: AssistantState) -> dict[str, Any]:
 
 async def run_tools(state: AssistantState) -> dict[str, Any]:
     """Run the calls the model asked for, after any approvals they need."""
-    catalog = await toolbox().catalog()
-    guards = screening()
+    context = run_context()
+    catalog = await context.toolbox.catalog()
+    guards = context.screening
     calls = state.messages[-1].tool_calls
     step = f"tools-{state.steps}"
     texts = [
@@ -129,7 +129,7 @@ async def run_tools(state: AssistantState) -> dict[str, Any]:
             proposed_answer=f"{call.name}({json.dumps(call.arguments, sort_keys=True)})",
             tool_call=call,
             tool_parameters=info.parameters,
-            cost_usd=router().ledger.total_usd,
+            cost_usd=context.router.ledger.total_usd,
             node="tools",
             findings=found,
         )
@@ -142,7 +142,7 @@ async def run_tools(state: AssistantState) -> dict[str, Any]:
             approved.append(call.model_copy(update={"arguments": decision.arguments}))
         else:
             approved.append(call)
-    outcomes = {o.call_id: o for o in await toolbox().execute(approved, step=step)}
+    outcomes = {o.call_id: o for o in await context.toolbox.execute(approved, step=step)}
     tainted = [
         finding
         for call in approved

@@ -15,7 +15,6 @@ LangGraph's `interrupt()`: the workflow opens a review and resumes the graph wit
 reviewer's decision.
 """
 
-from datetime import timedelta
 from typing import Any
 
 # langgraph ships `py.typed` at its namespace root, which pyright does not look at.
@@ -23,7 +22,6 @@ from langgraph.graph import END, START, StateGraph  # pyright: ignore[reportMiss
 from langgraph.types import interrupt
 from pydantic import BaseModel, Field
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 from keel.schemas.guards import GuardFinding, GuardText
 from keel.schemas.model import Message, ModelRequest
@@ -31,10 +29,10 @@ from keel.schemas.policy import RunPolicy
 from keel.schemas.retrieval import RETRIEVAL_SEARCH, Passage, SearchQuery, SearchResult
 from keel.schemas.reviews import Citation, ReviewDecision, ReviewReason, ReviewRequest
 from keel.schemas.runs import AgentState, Outcome, RunResult
+from workflows.activity_options import RETRIEVAL_SEARCH_OPTIONS
 from workflows.agents.support.spec import SupportInput
-from workflows.guards import screening
 from workflows.policy import node_threshold, passage_findings, support_reason, unquoted_pii
-from workflows.routing import router
+from workflows.run_context import run_context
 
 __all__ = [
     "CATEGORIES",
@@ -109,7 +107,8 @@ _SEARCH_IN_WORKER = "keel.support-search-local-activity"
 
 async def retrieve(state: SupportState) -> dict[str, Any]:
     """Find the help-centre passages closest to the question (one `retrieval.search`)."""
-    # Runs started before this patch searched with an activity through the task queue.
+    # Runs started before this patch searched with an activity through the task queue
+    # (with the same options: none of them is one a local activity lacks).
     execute = (
         workflow.execute_local_activity
         if workflow.patched(_SEARCH_IN_WORKER)
@@ -119,20 +118,14 @@ async def retrieve(state: SupportState) -> dict[str, Any]:
         RETRIEVAL_SEARCH,
         SearchQuery(collection=COLLECTION, query=state.question, k=PASSAGES),
         result_type=SearchResult,
-        start_to_close_timeout=timedelta(seconds=30),
-        retry_policy=RetryPolicy(
-            initial_interval=timedelta(milliseconds=500),
-            maximum_interval=timedelta(seconds=10),
-            maximum_attempts=5,
-        ),
-        summary=f"retrieve: {state.question[:80]}",
+        **RETRIEVAL_SEARCH_OPTIONS.for_local_activity(summary=f"retrieve: {state.question[:80]}"),
     )
     return {"passages": result.passages}
 
 
 async def classify(state: SupportState) -> dict[str, Any]:
     """Pick the question's category."""
-    response = await router().complete(
+    response = await run_context().router.complete(
         ModelRequest(
             messages=[Message(role="user", content=state.question)],
             labels=list(CATEGORIES),
@@ -145,7 +138,7 @@ async def classify(state: SupportState) -> dict[str, Any]:
 
 async def answer(state: SupportState) -> dict[str, Any]:
     """Draft a grounded answer that cites the passages it used."""
-    response = await router().complete(
+    response = await run_context().router.complete(
         ModelRequest(
             messages=[
                 Message(role="system", content=_SYSTEM),
@@ -176,7 +169,8 @@ async def check(state: SupportState) -> dict[str, Any]:
     given by the customer, and does not count (`workflows.policy.unquoted_pii`).
     """
     assert state.draft is not None
-    guards = screening()
+    context = run_context()
+    guards = context.screening
     texts = [
         GuardText(field="question", text=state.question),
         GuardText(field="draft", text=state.draft.answer),
@@ -187,7 +181,7 @@ async def check(state: SupportState) -> dict[str, Any]:
     findings = passage_findings(state.passages) + unquoted_pii(
         screened, "draft", state.draft.answer, published
     )
-    return {**judge(state, guards.policy, findings), "cost_usd": router().ledger.total_usd}
+    return {**judge(state, guards.policy, findings), "cost_usd": context.router.ledger.total_usd}
 
 
 def judge(state: SupportState, policy: RunPolicy, findings: list[GuardFinding]) -> dict[str, Any]:
