@@ -11,7 +11,7 @@ export UV_PYTHON := $(PYTHON)
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: up test test-fast lint typecheck bench histories lock clean
+.PHONY: up test test-fast lint bench histories lock clean
 
 # uv itself, hash-pinned, in a venv of its own.
 $(UV): deploy/uv-requirements.txt
