@@ -18,7 +18,13 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from keel.calibration import agent_threshold, load_labelled, render_scores, score
+from keel.calibration import (
+    agent_threshold,
+    load_labelled,
+    render_scores,
+    score,
+    suggest_threshold,
+)
 from keel.db import create_engine, init_db, session_factory
 from keel.errors import KeelUserError
 from keel.labels import agent_labels, observations
@@ -40,6 +46,9 @@ class Calibration(BaseModel):
     at_threshold: Scores
     risk: RiskControl
     splits: dict[str, Scores] = {}
+    target_recall: float | None = None
+    suggested: Scores | None = None
+    """With `--target-recall`: the lowest threshold whose recall reaches it (no guarantee)."""
 
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -68,6 +77,11 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     calibrate.add_argument(
         "--threshold", type=float, help="score at this threshold (default: the agent's)"
     )
+    calibrate.add_argument(
+        "--target-recall",
+        type=float,
+        help="also show the lowest threshold whose recall reaches this (a point estimate)",
+    )
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -76,6 +90,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise KeelUserError("--alpha and --delta must be in (0, 1)")
     if args.threshold is not None and not 0 <= args.threshold <= 1:
         raise KeelUserError("--threshold must be in [0, 1]")
+    if args.target_recall is not None and not 0 < args.target_recall <= 1:
+        raise KeelUserError("--target-recall must be in (0, 1]")
     threshold = (
         args.threshold if args.threshold is not None else agent_threshold(settings, args.agent)
     )
@@ -105,6 +121,10 @@ def _calibration(
         at_threshold=score(found, threshold),
         risk=control_risk(found, args.alpha, args.delta),
         splits=splits,
+        target_recall=args.target_recall,
+        suggested=(
+            None if args.target_recall is None else suggest_threshold(found, args.target_recall)
+        ),
     )
 
 
@@ -154,6 +174,9 @@ def _print(result: Calibration) -> None:
         print("  " + render_scores(f"  {split} half", scores))
     for line in render_risk_control(result.risk):
         print("  " + line)
+    if result.suggested is not None:
+        label = f"suggested (recall ≥ {result.target_recall:g})"
+        print("  " + render_scores(label, result.suggested))
     if result.source == "reviewer verdicts":
         print(
             "  (every verdict is on a run that escalated: recall here is among reviewed runs, "

@@ -104,6 +104,11 @@ async def test_keel_calibrate_certifies_a_threshold_or_says_how_many_labels_are_
     strict = await keel(stack, "calibrate", "support", "--alpha", "0.02", "--delta", "0.1")
     assert "≤ 2.0 % with probability ≥ 90 % needs at least 114 labels (54 more)" in strict.stdout
 
+    # The point estimate of before stays on demand: the lowest threshold keeping recall ≥ 0.9.
+    recall = await keel(stack, "calibrate", "support", "--target-recall", "0.9")
+    (line,) = [x for x in recall.stdout.splitlines() if "suggested (recall ≥ 0.9)" in x]
+    assert "threshold 0.235" in line and "recall 0.933" in line
+
 
 @pytest.mark.timeout(600)
 async def test_keel_calibrate_runs_a_labelled_set_on_a_stack_of_its_own(make_stack, tmp_path):
