@@ -25,8 +25,9 @@ def _interval(interval: Interval | None) -> str:
     return f" [{100 * interval.low:.1f}, {100 * interval.high:.1f}]"
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    align = ["---" if i < 2 else "---:" for i in range(len(header))]
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], labels: int) -> list[str]:
+    """A Markdown table: the first `labels` columns name the row, the others are figures."""
+    align = ["---" if i < labels else "---:" for i in range(len(header))]
     return [f"| {' | '.join(cells)} |" for cells in (header, align, *rows)]
 
 
@@ -70,7 +71,8 @@ def render_markdown(evaluations: Sequence[Evaluation], plot: bool = False) -> st
         for index in range(len(first.groups))
         for e in evaluations
     ]
-    lines += [*_table(header, rows), "", "## Cost and latency per route", ""]
+    named = len(config) + 1
+    lines += [*_table(header, rows, named), "", "## Cost and latency per route", ""]
     rows = [
         [r.route, *([e.config] if several else []), str(r.runs), f"${r.cost_usd_mean:.6f}"]
         + [f"${r.cost_usd_total:.6f}", f"{r.latency_s_mean:.2f} s"]
@@ -79,7 +81,7 @@ def render_markdown(evaluations: Sequence[Evaluation], plot: bool = False) -> st
         for r in e.routes
     ]
     header = ["route", *config, "runs", "mean cost", "total cost", "mean latency", "p50", "p95"]
-    lines += [*_table(header, rows), "", "## Model calls", ""]
+    lines += [*_table(header, rows, named), "", "## Model calls", ""]
     rows = [
         [m.provider, *([e.config] if several else []), m.model, str(m.calls)]
         + [str(m.input_tokens), str(m.output_tokens), f"${m.cost_usd:.6f}"]
@@ -87,7 +89,7 @@ def render_markdown(evaluations: Sequence[Evaluation], plot: bool = False) -> st
         for m in e.models
     ]
     header = ["provider", *config, "model", "calls", "input tokens", "output tokens", "cost"]
-    lines += _table(header, rows)
+    lines += _table(header, rows, named + 1)
     if plot:
         colours = ", ".join(
             f"`{e.config}` rgb{c}" for e, c in zip(evaluations, COLOURS, strict=False)

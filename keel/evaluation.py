@@ -20,6 +20,7 @@ from keel.schemas.evaluation import (
     GroupScores,
     Interval,
     ModelCost,
+    QuestionResult,
     RouteCost,
 )
 
@@ -181,4 +182,19 @@ def evaluate(
         routes=route_costs(runs),
         models=model_costs(runs),
         curve=risk_coverage(runs),
+        questions=[_result(run) for run in runs],
+    )
+
+
+def _result(run: LabelledRun) -> QuestionResult:
+    return QuestionResult(
+        id=run.question.id,
+        category=run.question.category,
+        answerable=run.question.answerable,
+        escalated=run.escalated,
+        reason=run.reason,
+        confidence=run.confidence,
+        wrong=wrong_answer(run.question, run.answer),
+        answer=run.answer,
+        latency_s=run.latency_s,
     )

@@ -4,7 +4,15 @@ from pydantic import BaseModel, Field, computed_field
 
 from keel.schemas.calibration import Scores
 
-__all__ = ["CurvePoint", "Evaluation", "GroupScores", "Interval", "ModelCost", "RouteCost"]
+__all__ = [
+    "CurvePoint",
+    "Evaluation",
+    "GroupScores",
+    "Interval",
+    "ModelCost",
+    "QuestionResult",
+    "RouteCost",
+]
 
 
 class Interval(BaseModel):
@@ -84,6 +92,20 @@ class CurvePoint(BaseModel):
     wrong_sent: float | None = Field(description="Share of those answers wrong or incomplete.")
 
 
+class QuestionResult(BaseModel):
+    """What the run did with one question, and whether sending its answer was wrong."""
+
+    id: str | None
+    category: str | None
+    answerable: bool
+    escalated: bool
+    reason: str | None
+    confidence: float
+    wrong: bool = Field(description="Its answer, sent unreviewed, would be wrong or incomplete.")
+    answer: str | None
+    latency_s: float
+
+
 class Evaluation(BaseModel):
     """One configuration of an agent run over a labelled set."""
 
@@ -96,3 +118,4 @@ class Evaluation(BaseModel):
     routes: list[RouteCost]
     models: list[ModelCost]
     curve: list[CurvePoint] = Field(description="From the highest threshold to the lowest.")
+    questions: list[QuestionResult] = Field(description="Each question, in the file's order.")
