@@ -76,6 +76,7 @@ def _evaluation(curve: list[tuple[float, float]], answered: int) -> Evaluation:
         routes=[],
         models=[],
         curve=[CurvePoint(threshold=0.5, answered=a, wrong_sent=w) for a, w in curve],
+        questions=[],
     )
 
 
