@@ -12,7 +12,6 @@ why there is none: too few labels (and how many more are needed), or none certif
 import argparse
 import asyncio
 import json
-import logging
 import sys
 from pathlib import Path
 
@@ -112,7 +111,7 @@ def _calibration(
 ) -> Calibration:
     splits = {
         split: score([o for o in found if o.split == split], threshold)
-        for split in ("tune", "holdout")
+        for split in ("tune", "test", "holdout")
         if any(o.split == split for o in found)
     }
     return Calibration(
@@ -145,14 +144,9 @@ async def _from_labelled(
     settings: Settings, args: argparse.Namespace, threshold: float
 ) -> Calibration:
     # A worker's imports are heavy: only a labelled set needs them, so only it pays for them.
-    from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+    from cli.labelled import calibration_stack, observe_labelled, quiet_sdk
 
-    from cli.labelled import calibration_stack, observe_labelled
-
-    # The report is the output: the SDK's warnings about the runs calibration ends stay out.
-    quiet = LoggingConfig(filter=TelemetryFilter(core_level="ERROR", other_level="ERROR"))
-    Runtime.set_default(Runtime(telemetry=TelemetryConfig(logging=quiet)))
-    logging.getLogger("temporalio").setLevel(logging.ERROR)
+    quiet_sdk()
 
     questions = load_labelled(args.labelled)
     print(

@@ -1,20 +1,23 @@
 """Run an agent on a labelled set and observe when it asks a person.
 
-Used by `keel calibrate AGENT --labelled FILE` and by `python -m bench`. Each question is a
-real run of `AgentWorkflow` on a real worker, with the agent's escalation policy as the API
-would resolve it. A run that opens a review is observed (its reason and confidence) and then
-terminated, so calibration never waits on a person; it runs on a throwaway stack, so no
-queue a person works sees it.
+Used by `keel calibrate AGENT --labelled FILE`, `keel eval` and `python -m bench`. Each
+question is a real run of `AgentWorkflow` on a real worker, with the agent's escalation
+policy as the API would resolve it. A run that opens a review is observed (its reason,
+confidence, proposed answer and model calls) and then terminated, so calibration never waits
+on a person; it runs on a throwaway stack, so no queue a person works sees it.
 """
 
 import asyncio
+import logging
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 
 from pydantic import ValidationError
+from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 
 from cli.devserver import DevServer
 from keel.admission import admit, run_policy
@@ -22,12 +25,19 @@ from keel.calibration import calibration_settings
 from keel.errors import KeelUserError
 from keel.net import free_port
 from keel.run_client import RunClient
-from keel.schemas.calibration import LabelledQuestion, Observation
+from keel.schemas.calibration import LabelledQuestion, LabelledRun, Observation
 from keel.schemas.runs import TERMINAL_STATUSES, Admission
 from keel.settings import Settings
 from worker.main import keel_worker
 
-__all__ = ["calibration_stack", "observe_labelled"]
+__all__ = ["calibration_stack", "observe_labelled", "quiet_sdk", "run_labelled"]
+
+
+def quiet_sdk() -> None:
+    """Keep the SDK's warnings about the runs calibration ends out of a report."""
+    quiet = LoggingConfig(filter=TelemetryFilter(core_level="ERROR", other_level="ERROR"))
+    Runtime.set_default(Runtime(telemetry=TelemetryConfig(logging=quiet)))
+    logging.getLogger("temporalio").setLevel(logging.ERROR)
 
 
 @asynccontextmanager
@@ -66,6 +76,18 @@ async def observe_labelled(
     *,
     concurrency: int = 4,
 ) -> list[Observation]:
+    """Each question's escalation decision and label (`run_labelled`)."""
+    runs = await run_labelled(settings, agent, questions, concurrency=concurrency)
+    return [run.observation() for run in runs]
+
+
+async def run_labelled(
+    settings: Settings,
+    agent: str,
+    questions: Sequence[LabelledQuestion],
+    *,
+    concurrency: int = 4,
+) -> list[LabelledRun]:
     """Run `agent` on every question (a worker of its own on `settings`) and observe each.
 
     Raises:
@@ -78,16 +100,10 @@ async def observe_labelled(
     async with keel_worker(settings) as worker:
         runs = RunClient(worker.client)
 
-        async def one(question: LabelledQuestion, admission: Admission) -> Observation:
+        async def one(question: LabelledQuestion, admission: Admission) -> LabelledRun:
             async with gate:
                 await runs.start(admission, settings.task_queue)
-                confidence, forced, escalated = await _watch(runs, admission.run_id, threshold)
-            return Observation(
-                confidence=confidence,
-                needed_person=not question.answerable,
-                forced=forced or (escalated and confidence >= threshold),
-                split=question.split,
-            )
+                return await _watch(runs, admission.run_id, question, threshold)
 
         return list(await asyncio.gather(*map(one, questions, admissions)))
 
@@ -100,8 +116,10 @@ def _admission(settings: Settings, agent: str, question: LabelledQuestion) -> Ad
         raise KeelUserError(f"{agent} does not take {question.question!r}: {err}") from err
 
 
-async def _watch(runs: RunClient, run_id: str, threshold: float) -> tuple[float, bool, bool]:
-    """(confidence, forced, escalated) of one run; a run that opens a review is terminated."""
+async def _watch(
+    runs: RunClient, run_id: str, question: LabelledQuestion, threshold: float
+) -> LabelledRun:
+    """What the run did with `question`; a run that opens a review is terminated."""
     while True:
         state = await runs.state(run_id)
         review = state.pending_review
@@ -111,8 +129,34 @@ async def _watch(runs: RunClient, run_id: str, threshold: float) -> tuple[float,
             confidence = review.confidence if review.confidence is not None else 0.0
             own = review.threshold if review.threshold is not None else threshold
             forced = review.reason != "low_confidence" or confidence >= own
-            return confidence, forced, True
+            return LabelledRun(
+                question=question,
+                confidence=confidence,
+                escalated=True,
+                forced=forced or confidence >= threshold,
+                reason=review.reason,
+                answer=review.proposed_answer,
+                latency_s=await _latency(runs, run_id, review.opened_at),
+                ledger=state.ledger,
+            )
         if state.status in TERMINAL_STATUSES:
             result = await runs.result(run_id)
-            return result.outcome.confidence, result.outcome.reviewed, result.outcome.reviewed
+            return LabelledRun(
+                question=question,
+                confidence=result.outcome.confidence,
+                escalated=result.outcome.reviewed,
+                forced=result.outcome.reviewed,
+                answer=result.outcome.answer,
+                latency_s=await _latency(runs, run_id, None),
+                ledger=result.ledger,
+            )
         await asyncio.sleep(0.1)
+
+
+async def _latency(runs: RunClient, run_id: str, until: datetime | None) -> float:
+    """Seconds from the run's start to `until` (its close when None), as the server saw them."""
+    described = await runs.describe(run_id)
+    assert described is not None, f"run {run_id} vanished"
+    end = until or described.close_time
+    assert end is not None, f"run {run_id} has not ended"
+    return max(0.0, (end - described.start_time).total_seconds())

@@ -3,7 +3,7 @@
 `up`, `worker`, `api` and `ping` start or check processes; `run`, `runs`, `show`, `reviews`,
 `decide`, `tools`, `ingest`, `collections` and `search` talk to the API (`cli.api_commands`);
 `keys` and `audit` work on the database directly (`cli.admin`); `calibrate` scores
-escalations (`cli.calibrate`).
+escalations (`cli.calibrate`); `eval` runs an agent over a labelled set (`cli.evaluate`).
 """
 
 import argparse
@@ -14,7 +14,7 @@ import sys
 import uvloop
 from pydantic import ValidationError
 
-from cli import admin, api_commands, calibrate
+from cli import admin, api_commands, calibrate, evaluate
 from keel.errors import KeelUserError
 from keel.settings import Settings
 
@@ -33,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     api_commands.add_parsers(sub)
     admin.add_parsers(sub)
     calibrate.add_parser(sub)
+    evaluate.add_parser(sub)
     return parser
 
 
@@ -47,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
             return admin.run(args, settings)
         if args.command == calibrate.COMMAND:
             return calibrate.run(args, settings)
+        if args.command == evaluate.COMMAND:
+            return evaluate.run(args, settings)
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
         )

@@ -4,17 +4,33 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, computed_field
 
-__all__ = ["LabelledQuestion", "Observation", "RiskControl", "Scores"]
+from keel.schemas.policy import ReviewReason
+from keel.schemas.routing import Ledger
+
+__all__ = ["LabelledQuestion", "LabelledRun", "Observation", "RiskControl", "Scores", "Split"]
+
+Split = Literal["tune", "test", "holdout"]
+"""Part of a labelled set: tune on `tune`; report `test` (older sets call it `holdout`)."""
 
 
 class LabelledQuestion(BaseModel):
-    """One line of a labelled set: a question, and whether the knowledge base answers it."""
+    """One line of a labelled set: a question, and whether the knowledge base answers it.
 
+    `key_facts` lists the facts a right answer holds, each as alternative wordings: an
+    answer holds a fact when one alternative is a case-insensitive substring of it.
+    """
+
+    id: str | None = None
     question: str = Field(min_length=1)
     answerable: bool = Field(description="True when the help centre holds the answer.")
+    category: str | None = Field(default=None, description="Kind of question, for reports.")
     article: str | None = Field(default=None, description="The article that answers it.")
-    split: Literal["tune", "holdout"] | None = Field(
-        default=None, description="Tune a heuristic on one half, report the other unseen."
+    key_facts: list[list[str]] = Field(
+        default_factory=list[list[str]],
+        description="Facts a right answer holds; each is a list of alternative wordings.",
+    )
+    split: Split | None = Field(
+        default=None, description="Tune a heuristic on one part, report the other unseen."
     )
 
 
@@ -32,11 +48,39 @@ class Observation(BaseModel):
     needed_person: bool
     forced: bool = False
     weight: float = Field(default=1.0, gt=0.0)
-    split: Literal["tune", "holdout"] | None = None
+    split: Split | None = None
 
     def escalates(self, threshold: float) -> bool:
         """Whether this run escalates at `threshold`."""
         return self.forced or self.confidence < threshold
+
+
+class LabelledRun(BaseModel):
+    """What a real run did with one labelled question (`cli.labelled.run_labelled`).
+
+    `escalated` says whether it asked a person (it was then observed and ended); `forced`
+    whether it would have at any threshold (see `Observation`). `answer` is the answer sent,
+    or the one proposed to the reviewer. `latency_s` is the run's wall time from its start
+    to its end or to the review it opened; `ledger` its model calls up to then.
+    """
+
+    question: LabelledQuestion
+    confidence: float = Field(ge=0.0, le=1.0)
+    escalated: bool
+    forced: bool
+    reason: ReviewReason | None = Field(default=None, description="Why it escalated.")
+    answer: str | None = None
+    latency_s: float = Field(ge=0.0)
+    ledger: Ledger = Field(default_factory=Ledger)
+
+    def observation(self) -> Observation:
+        """The escalation decision and its label."""
+        return Observation(
+            confidence=self.confidence,
+            needed_person=not self.question.answerable,
+            forced=self.forced,
+            split=self.question.split,
+        )
 
 
 class Scores(BaseModel):
