@@ -231,7 +231,7 @@ def _quality_gauges() -> tuple[_Gauge, _Gauge]:
     meter = metrics.get_meter("keel")
     rate = meter.create_gauge(
         "keel_wrong_sent_rate",
-        "1",
+        "",
         "Share of answers sent without review graded wrong, from audit samples.",
     )
     graded = meter.create_gauge("keel_audits_graded", "{audit}", "Audit samples graded.")

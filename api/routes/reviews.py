@@ -239,8 +239,6 @@ async def grade(
 ) -> ReviewView:
     """Grade an audit sample: the answer sent without review was correct, or wrong."""
     row = await audit_row(session, review_id)
-    if row.status != "pending":
-        raise _not_pending(review_id, row.status)
     await refuse_own_run(runs, row.run_id, principal)
     reviewer = principal.name if principal.id is not None else body.reviewer
     graded = await grade_audit(
