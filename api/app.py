@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from api.auth import AuthState, v1_guard
 from api.limits import BodySizeLimit
 from api.problems import PROBLEM_RESPONSES, install_problem_handlers
+from api.quality import publish_all
 from api.routes import agents, collections, keys, reviews, runs, tools
 from api.web.pages import install_pages
 from keel.audit import AuditLog
@@ -34,6 +35,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.audit = AuditLog(database)
         app.state.auth = AuthState(settings)
         app.state.temporal = await connect(settings)
+        async with database.sessions() as session:
+            await publish_all(session, settings)
         try:
             yield
         finally:

@@ -31,6 +31,7 @@ def review_view(row: ReviewRow, settings: Settings, now: datetime) -> ReviewView
         id=row.id,
         run_id=row.run_id,
         agent=row.agent,
+        kind=row.kind,
         queue=row.queue,
         status=row.status,
         reason=row.reason,
@@ -55,5 +56,7 @@ def review_view(row: ReviewRow, settings: Settings, now: datetime) -> ReviewView
         deadline=utc(row.deadline),
         deadline_path=row.deadline_path,
         decided_at=utc(row.decided_at) if row.decided_at else None,
+        sampling_rate=row.sampling_rate,
+        grade=row.grade,
         ui_url=settings.run_ui_url(row.run_id),
     )

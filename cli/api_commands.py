@@ -214,17 +214,38 @@ def _cmd_show(api: _Api, args: argparse.Namespace) -> int:
 
 
 def _cmd_reviews(api: _Api, args: argparse.Namespace) -> int:
-    filters = {"status": args.status, "queue": args.queue}
+    filters = {"status": args.status, "queue": args.queue, "kind": "audit" if args.audit else None}
     page = api.call("GET", "/v1/reviews", params={k: v for k, v in filters.items() if v})
     return _print_items(args, page, "reviews", _review_lines, "no reviews")
 
 
 def _review_lines(review: dict[str, Any]) -> str:
+    if review.get("kind") == "audit":
+        graded = review["grade"] or f"grade with: keel grade {review['id']} correct|wrong"
+        return (
+            f"{review['id']}  audit (p={review['sampling_rate']:g})  {review['status']:<7} "
+            f"conf {_score(review['confidence'])}  {review['question'][:60]!r}\n"
+            f"    sent: {review['proposed_answer'][:100]!r}\n    {graded}"
+        )
     return (
         f"{review['id']}  {review['status']:<9} {review['queue']:<10} {review['reason']:<19} "
         f"conf {_score(review['confidence'])}  {review['question'][:60]!r}\n"
         f"    proposed: {review['proposed_answer'][:100]!r}\n    ui: {review['ui_url']}"
     )
+
+
+def _cmd_grade(api: _Api, args: argparse.Namespace) -> int:
+    body = {"grade": args.grade, "note": args.note, "reviewer": args.reviewer}
+    review = api.call(
+        "POST",
+        f"/v1/reviews/{args.review_id}/grade",
+        json={k: v for k, v in body.items() if v is not None},
+    )
+    if args.json:
+        print(json.dumps(review, indent=2))
+    else:
+        print(f"audit {review['id']}: graded {review['grade']}\nrun   {review['run_id']}")
+    return 0
 
 
 def _cmd_decide(api: _Api, args: argparse.Namespace) -> int:
@@ -327,6 +348,16 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
         "--status", default="pending", help="pending (default), approved, …; '' for all"
     )
     reviews.add_argument("--queue", help="only this queue")
+    reviews.add_argument(
+        "--audit",
+        action="store_true",
+        help="audit samples (answers sent without review, to grade) instead of escalations",
+    )
+    grade = sub.add_parser("grade", help="grade an audit sample: was the sent answer right?")
+    grade.add_argument("review_id")
+    grade.add_argument("grade", choices=["correct", "wrong"])
+    grade.add_argument("--note", help="why (kept with the grade)")
+    grade.add_argument("--reviewer", help="who grades (when the API runs without keys)")
     sub.add_parser("tools", help="list the tools the workers run")
     ingest = sub.add_parser("ingest", help="add files and folders to a collection")
     ingest.add_argument("collection", help="created when it does not exist")
@@ -355,6 +386,7 @@ _HANDLERS: dict[str, Callable[[_Api, argparse.Namespace], int]] = {
     "show": _cmd_show,
     "reviews": _cmd_reviews,
     "decide": _cmd_decide,
+    "grade": _cmd_grade,
     "tools": _cmd_tools,
     "ingest": _cmd_ingest,
     "collections": _cmd_collections,

@@ -7,6 +7,12 @@ and escalation policy). For each source it prints escalation precision and recal
 agent's threshold, and the threshold certified to keep wrong answers sent without review at
 most `--alpha` of all runs with probability at least 1 − `--delta` (`keel.risk_control`), or
 why there is none: too few labels (and how many more are needed), or none certified.
+
+Reviewer verdicts are of two strata: decided escalations (weight 1) and graded audit
+samples of the answers sent without review (weight 1/p, p their sampling probability), so
+the certified threshold corrects for escalations being labelled far more often. From the
+audit grades alone it also prints the agent's wrong-sent rate, with its interval
+(`keel.quality`).
 """
 
 import argparse
@@ -17,6 +23,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from keel.admission import run_policy
 from keel.calibration import (
     agent_threshold,
     load_labelled,
@@ -27,8 +34,9 @@ from keel.calibration import (
 from keel.db import create_engine, init_db, session_factory
 from keel.errors import KeelUserError
 from keel.labels import agent_labels, observations
+from keel.quality import render_wrong_sent, wrong_sent
 from keel.risk_control import control_risk, render_risk_control
-from keel.schemas.calibration import Observation, RiskControl, Scores
+from keel.schemas.calibration import Observation, RiskControl, Scores, WrongSentEstimate
 from keel.settings import Settings
 
 __all__ = ["COMMAND", "Calibration", "add_parser", "run"]
@@ -48,6 +56,7 @@ class Calibration(BaseModel):
     target_recall: float | None = None
     suggested: Scores | None = None
     """With `--target-recall`: the lowest threshold whose recall reaches it (no guarantee)."""
+    wrong_sent: WrongSentEstimate | None = None
 
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -137,7 +146,10 @@ async def _from_verdicts(
             labels = await agent_labels(session, args.agent)
     finally:
         await engine.dispose()
-    return _calibration("reviewer verdicts", observations(labels), threshold, args)
+    found = _calibration("reviewer verdicts", observations(labels), threshold, args)
+    rate = run_policy(settings, args.agent).audit_rate
+    found.wrong_sent = wrong_sent(args.agent, labels, audit_rate=rate)
+    return found
 
 
 async def _from_labelled(
@@ -160,8 +172,10 @@ async def _from_labelled(
 
 def _print(result: Calibration) -> None:
     print(f"\n{result.source}: {result.labels} labels")
+    if result.wrong_sent is not None:
+        print("  " + render_wrong_sent(result.wrong_sent))
     if result.labels == 0:
-        print("  none yet: decided reviews opened on confidence become labels")
+        print("  none yet: decided reviews opened on confidence and graded audits become labels")
         return
     print("  " + render_scores("at the threshold", result.at_threshold))
     for split, scores in result.splits.items():
@@ -173,7 +187,7 @@ def _print(result: Calibration) -> None:
         print("  " + render_scores(label, result.suggested))
     if result.source == "reviewer verdicts":
         print(
-            "  (every verdict is on a run that escalated: recall here is among reviewed runs, "
-            "what a lower threshold would still catch; the guarantee covers runs like the "
-            "labelled ones, all runs only once audit-sampled answers are labelled too)"
+            "  (escalated runs weigh 1 and graded audits 1/p, so the guarantee covers all "
+            "runs; without audit grades it covers runs like the escalated ones only, and "
+            "recall is among reviewed runs)"
         )

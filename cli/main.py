@@ -1,7 +1,8 @@
 """The `keel` command line.
 
 `up`, `worker`, `api` and `ping` start or check processes; `run`, `runs`, `show`, `reviews`,
-`decide`, `tools`, `ingest`, `collections` and `search` talk to the API (`cli.api_commands`);
+`decide`, `grade`, `tools`, `ingest`, `collections` and `search` talk to the API
+(`cli.api_commands`);
 `keys` and `audit` work on the database directly (`cli.admin`); `calibrate` scores
 escalations (`cli.calibrate`); `eval` runs an agent over a labelled set (`cli.evaluate`).
 """

@@ -36,6 +36,7 @@ KeelError                                     (the base; never raised)
     ├── ClaimedByAnother            no  409  claimed-by-another      someone else holds the claim
     ├── SelfApproval                no  403  self-approval           a review of one's own run
     ├── InvalidEdit                 no  422  invalid-arguments       an edit the action cannot take
+    ├── WrongReviewKind             no  409  wrong-review-kind       an audit is graded, not decided
     ├── UnknownCollection           no  404  unknown-collection      no collection has the name
     ├── CollectionExists            no  409  collection-exists       taken, configured otherwise
     ├── UnknownDocument             no  404  unknown-document        not in the collection
@@ -133,6 +134,7 @@ __all__ = [
     "UnknownRoute",
     "UnknownRun",
     "UnsupportedMediaType",
+    "WrongReviewKind",
     "catalogue",
     "caught",
     "kind_of",
@@ -366,6 +368,10 @@ class SelfApproval(KeelRunError, code="self-approval", status=403, retryable=Fal
 
 class InvalidEdit(KeelRunError, code="invalid-arguments", status=422, retryable=False):
     """An edit the pending action cannot take (arguments off the tool's schema)."""
+
+
+class WrongReviewKind(KeelRunError, code="wrong-review-kind", status=409, retryable=False):
+    """A decision on an audit (its run has ended: grade it), or a grade on an escalation."""
 
 
 # --- retrieval ----------------------------------------------------------------------------

@@ -1,11 +1,22 @@
 """Reviewer verdicts kept as labels, for calibrating when an agent asks a person.
 
-A review decided by a person becomes one `LabelRow`: *approve* means the proposed answer
-was fit to send as it was, so the escalation was not needed (`needed_person` False);
-*edit* and *reject* mean it was not, so it was (`needed_person` True). A review that the
-deadline decided, or that was cancelled, has no verdict and no label. Labels are written
-with the decision (the same activity, idempotent on the review id) and read by
-`keel calibrate`.
+Labels come from two strata of runs, and each carries the weight that makes the two
+together stand for every run (`Observation.weight`, used by `keel.risk_control`):
+
+- **Escalations** (`source` `escalation`, weight 1). A review decided by a person becomes
+  one `LabelRow`: *approve* means the proposed answer was fit to send as it was, so the
+  escalation was not needed (`needed_person` False); *edit* and *reject* mean it was not,
+  so it was (`needed_person` True). Every escalated run is reviewed, so its verdict is a
+  certain observation of the escalated stratum: it was labelled with probability 1. A
+  review that the deadline decided, or that was cancelled, has no verdict and no label.
+  Labels are written with the decision (the same activity, idempotent on the review id).
+- **Audits** (`source` `audit`, weight 1/p). An answer sent without review is sampled with
+  probability p into the audit queue; a person grades it *correct* (`needed_person`
+  False) or *wrong* (True) after the fact. Without these, labels would only ever come from
+  runs that escalated, and a threshold learnt from them would never see the answers it
+  let through.
+
+`keel calibrate` reads both.
 """
 
 from collections.abc import Sequence
@@ -20,6 +31,7 @@ __all__ = [
     "CONFIDENCE_REASONS",
     "VERDICTS",
     "agent_labels",
+    "grade_label",
     "label_for",
     "observations",
     "record_label",
@@ -50,6 +62,33 @@ def label_for(row: ReviewRow) -> LabelRow | None:
     )
 
 
+def grade_label(row: ReviewRow) -> LabelRow:
+    """The label a graded audit gives: weighted by 1 / its sampling probability.
+
+    Raises:
+        ValueError: The row is not a graded audit.
+
+    """
+    if row.kind != "audit" or row.grade is None or row.decided_at is None:
+        raise ValueError(f"review {row.id} is not a graded audit")
+    if row.sampling_rate is None or not 0 < row.sampling_rate <= 1:
+        raise ValueError(f"audit {row.id} has no sampling probability")
+    return LabelRow(
+        review_id=row.id,
+        run_id=row.run_id,
+        agent=row.agent,
+        reason=row.reason,
+        confidence=row.confidence,
+        threshold=row.threshold,
+        verdict=row.grade,
+        needed_person=row.grade == "wrong",
+        reviewer=row.reviewer,
+        decided_at=row.decided_at,
+        source="audit",
+        weight=1.0 / row.sampling_rate,
+    )
+
+
 async def record_label(session: AsyncSession, row: ReviewRow) -> None:
     """Keep a decided review's verdict as a label (once: a retry finds it there)."""
     label = label_for(row)
@@ -66,13 +105,22 @@ async def agent_labels(session: AsyncSession, agent: str) -> list[LabelRow]:
 
 
 def observations(labels: Sequence[LabelRow]) -> list[Observation]:
-    """The labels a threshold decides, as observations.
+    """The labels a threshold decides, as weighted observations.
 
     A review with no confidence, or whose confidence was at or above the threshold it was
-    opened with, escalated for another reason: it is `forced`.
+    opened with, escalated for another reason: it is `forced`. An audit was sent without
+    review, so a threshold decides it: never forced, weighed by 1 / its sampling probability.
     """
     found: list[Observation] = []
     for label in labels:
+        if label.source == "audit":
+            confidence = label.confidence if label.confidence is not None else 0.0
+            found.append(
+                Observation(
+                    confidence=confidence, needed_person=label.needed_person, weight=label.weight
+                )
+            )
+            continue
         if label.reason not in CONFIDENCE_REASONS:
             continue
         confidence = label.confidence if label.confidence is not None else 0.0
@@ -81,6 +129,11 @@ def observations(labels: Sequence[LabelRow]) -> list[Observation]:
             label.reason != "low_confidence" or label.confidence is None or confidence >= threshold
         )
         found.append(
-            Observation(confidence=confidence, needed_person=label.needed_person, forced=forced)
+            Observation(
+                confidence=confidence,
+                needed_person=label.needed_person,
+                forced=forced,
+                weight=label.weight,
+            )
         )
     return found

@@ -44,6 +44,7 @@ from keel.schemas.calibration import Observation, RiskControl
 __all__ = [
     "GRID",
     "MIN_LABELS",
+    "clopper_pearson_interval",
     "clopper_pearson_upper",
     "control_risk",
     "control_risk_arrays",
@@ -90,6 +91,15 @@ def clopper_pearson_upper(errors: int, n: int, delta: float) -> float:
         else:
             high = middle
     return high
+
+
+def clopper_pearson_interval(errors: int, n: int, confidence: float) -> tuple[float, float]:
+    """The two-sided Clopper–Pearson interval at `confidence` on a binomial rate (n ≥ 1)."""
+    if n < 1 or not 0 <= errors <= n or not 0 < confidence < 1:
+        raise ValueError(f"no interval for {errors} errors in {n} at {confidence}")
+    tail = (1 - confidence) / 2
+    lower = 0.0 if errors == 0 else 1.0 - clopper_pearson_upper(n - errors, n, tail)
+    return lower, clopper_pearson_upper(errors, n, tail)
 
 
 def control_risk(observations: Sequence[Observation], alpha: float, delta: float) -> RiskControl:

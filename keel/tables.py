@@ -7,7 +7,7 @@ from sqlalchemy import JSON, Column, DateTime, Dialect, TypeDecorator, UniqueCon
 from sqlmodel import AutoString, Field, SQLModel
 
 from keel.schemas.policy import ExpiryPath, ReviewReason
-from keel.schemas.reviews import ReviewStatus
+from keel.schemas.reviews import Grade, ReviewKind, ReviewStatus
 
 __all__ = [
     "ApiKeyRow",
@@ -43,7 +43,11 @@ def _utc(**kwargs: Any) -> Any:
 
 
 class ReviewRow(SQLModel, table=True):
-    """One review in the queue: an index of a workflow's pending wait, never the only copy."""
+    """One review in the queue: an index of a workflow's pending wait, never the only copy.
+
+    An `audit` row is no wait at all: an answer already sent, sampled with probability
+    `sampling_rate` to be graded; its grade lives here and in `LabelRow` only.
+    """
 
     # sqlmodel types `__tablename__` as a `declared_attr` only; SQLAlchemy takes a string too.
     __tablename__ = "reviews"  # pyright: ignore[reportAssignmentType]
@@ -79,6 +83,9 @@ class ReviewRow(SQLModel, table=True):
     created_at: datetime = _utc(nullable=False, index=True)
     deadline: datetime = _utc(nullable=False)
     decided_at: datetime | None = _utc(nullable=True)
+    kind: ReviewKind = Field(default="escalation", index=True, sa_type=AutoString(20))
+    sampling_rate: float | None = None
+    grade: Grade | None = Field(default=None, sa_type=AutoString(10))
 
 
 class StepRow(SQLModel, table=True):
@@ -151,7 +158,11 @@ class AuditRow(SQLModel, table=True):
 
 
 class LabelRow(SQLModel, table=True):
-    """A reviewer's verdict kept as a label: did this run need a person? (`keel.labels`)."""
+    """A reviewer's verdict kept as a label: did this run need a person? (`keel.labels`).
+
+    `source` is `escalation` (a decided review) or `audit` (a graded audit sample);
+    `weight` is 1 / the probability that the run was labelled.
+    """
 
     __tablename__ = "labels"  # pyright: ignore[reportAssignmentType]
 
@@ -165,3 +176,5 @@ class LabelRow(SQLModel, table=True):
     needed_person: bool
     reviewer: str | None = Field(default=None, max_length=200)
     decided_at: datetime = _utc(nullable=False)
+    source: str = Field(default="escalation", index=True, max_length=20)
+    weight: float = 1.0

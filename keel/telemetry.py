@@ -11,6 +11,10 @@ serves at `/metrics` (and `keel worker` on `KEEL_METRICS_PORT`); with an endpoin
 are also pushed over OTLP. Temporal's own SDK metrics and Keel's run metrics, which the
 workflow records replay-safely through `workflow.metric_meter()` (`workflows/metrics.py`),
 reach the same registry through a metric buffer that this module drains.
+
+The wrong-sent rate of each agent (`keel.quality`) is a gauge, `keel_wrong_sent_rate`
+(attribute `bound`: `estimate`, `lower`, `upper`), with `keel_audits_graded` beside it; the
+API sets both when it starts, when an audit is graded and when the rate is read.
 """
 
 import asyncio
@@ -20,13 +24,21 @@ import threading
 from collections.abc import AsyncGenerator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from opentelemetry import metrics, trace
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
-from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Meter, Observation
+from opentelemetry.metrics import (
+    CallbackOptions,
+    Counter,
+    Histogram,
+    Meter,
+    Observation,
+    _Gauge,  # the API's synchronous gauge type (exported under this name)
+)
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
@@ -43,9 +55,10 @@ from temporalio.runtime import (
     TelemetryConfig,
 )
 
+from keel.schemas.calibration import WrongSentEstimate
 from keel.settings import Settings
 
-__all__ = ["configure_tracing", "otel_endpoint", "telemetry"]
+__all__ = ["configure_tracing", "otel_endpoint", "record_wrong_sent", "telemetry"]
 
 
 def otel_endpoint(settings: Settings) -> str:
@@ -210,6 +223,34 @@ class _TemporalMetrics:
 
 # Gauges are read by the exporters' threads while the event loop writes them.
 _GAUGE_LOCK = threading.Lock()
+
+
+@cache
+def _quality_gauges() -> tuple[_Gauge, _Gauge]:
+    # The global meter: bound to the provider `telemetry` sets, whenever that happens.
+    meter = metrics.get_meter("keel")
+    rate = meter.create_gauge(
+        "keel_wrong_sent_rate",
+        "",
+        "Share of answers sent without review graded wrong, from audit samples.",
+    )
+    graded = meter.create_gauge("keel_audits_graded", "{audit}", "Audit samples graded.")
+    return rate, graded
+
+
+def record_wrong_sent(estimate: WrongSentEstimate) -> None:
+    """Set an agent's wrong-sent gauges (nothing until one of its audits is graded)."""
+    if estimate.wrong_sent_rate is None or estimate.lower is None or estimate.upper is None:
+        return
+    rate, graded = _quality_gauges()
+    agent = {"agent": estimate.agent}
+    for bound, value in (
+        ("estimate", estimate.wrong_sent_rate),
+        ("lower", estimate.lower),
+        ("upper", estimate.upper),
+    ):
+        rate.set(value, {**agent, "bound": bound})
+    graded.set(estimate.graded, agent)
 
 
 def _resource(service: str) -> Resource:

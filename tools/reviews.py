@@ -1,5 +1,8 @@
 """Review-queue activities: the workflow's writes to the `reviews` table.
 
+Besides escalations, `open_audit` writes an audit sample: an answer the run sent without
+review, put in the audit queue to be graded after the fact (`keel.grading`).
+
 Each is idempotent on the review id (workflow id + review number): a retried activity
 never writes twice, and a claim record carries a version so an older one that arrives late
 never overwrites a newer one. Each write is also an entry of the run's audit trail (review
@@ -15,17 +18,22 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 
+from keel.agents import agent_catalog
 from keel.audit import AuditLog
 from keel.labels import record_label
 from keel.schemas.reviews import (
     CLAIM_REVIEW,
     CLOSE_REVIEW,
     MOVE_REVIEW,
+    OPEN_AUDIT,
     OPEN_REVIEW,
+    AuditSample,
     ClaimRecord,
     CloseReviewInput,
     MoveReviewInput,
     PendingReview,
+    ReviewRequest,
+    action_hash,
 )
 from keel.tables import ReviewRow
 
@@ -87,6 +95,48 @@ class ReviewQueue:
         }
         key = f"{review.review_id}:opened"
         await self._audit(review.run_id, key, "review.opened", None, data)
+
+    @activity.defn(name=OPEN_AUDIT)
+    async def open_audit(self, sample: AuditSample) -> None:
+        """Add an answer sent without review to the audit queue, unless a retry already did."""
+        question = _question(sample.agent, sample.input)
+        async with self._sessions() as session:
+            if await session.get(ReviewRow, sample.review_id) is None:
+                request = ReviewRequest(
+                    reason="audit", question=question, proposed_answer=sample.answer
+                )
+                session.add(
+                    ReviewRow(
+                        id=sample.review_id,
+                        run_id=sample.run_id,
+                        agent=sample.agent,
+                        kind="audit",
+                        queue=sample.queue,
+                        status="pending",
+                        reason="audit",
+                        question=question,
+                        proposed_answer=sample.answer,
+                        citations=[c.model_dump() for c in sample.citations],
+                        passages=[],
+                        confidence=sample.confidence,
+                        threshold=sample.threshold,
+                        sampling_rate=sample.sampling_rate,
+                        action_hash=action_hash(sample.review_id, request),
+                        created_at=sample.opened_at,
+                        deadline=sample.deadline,
+                    )
+                )
+                await session.commit()
+        data = {
+            "review_id": sample.review_id,
+            "queue": sample.queue,
+            "sampling_rate": sample.sampling_rate,
+            "confidence": sample.confidence,
+            # As the run's `run.finished` entry hashes it: the same answer, the same digest.
+            "answer_sha256": hashlib.sha256(sample.answer.encode()).hexdigest(),
+        }
+        key = f"{sample.review_id}:sampled"
+        await self._audit(sample.run_id, key, "audit.sampled", None, data)
 
     @activity.defn(name=CLOSE_REVIEW)
     async def close(self, decision: CloseReviewInput) -> None:
@@ -164,6 +214,13 @@ async def _row(session: AsyncSession, review_id: str) -> ReviewRow:
         # Open always runs first in the same workflow; a missing row is a bug.
         raise LookupError(f"review {review_id} is not in the queue")
     return row
+
+
+def _question(agent: str, run_input: dict[str, Any]) -> str:
+    """What the run was asked: its agent's text field, else its whole input as JSON."""
+    spec = agent_catalog().get(agent)
+    text = run_input.get(spec.text_field) if spec is not None else None
+    return text if isinstance(text, str) else json.dumps(run_input, ensure_ascii=False)
 
 
 def _sha256(value: object) -> str:

@@ -88,6 +88,7 @@ async def keel_worker(
         graphs,
         activities=[
             queue.open,
+            queue.open_audit,
             queue.close,
             queue.claim,
             queue.move,

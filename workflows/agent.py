@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
     from keel.search_attributes import KEEL_COST_USD, KEEL_STATUS
     from workflows import metrics, routing
     from workflows.activity_options import AUDIT_APPEND_OPTIONS
+    from workflows.audit_sampling import sample_for_audit
     from workflows.checkpoint import compiled
     from workflows.continuation import StopWhenDue, restore_checkpoint, saved_checkpoint
     from workflows.guards import Screening
@@ -121,6 +122,8 @@ class AgentWorkflow:
         result.ledger = self._context.router.ledger
         self._node = None
         self._set_status(result.status)
+        # The answer is final; a share of those sent without review is graded later.
+        await sample_for_audit(input.agent, input.input, input.policy, result.outcome)
         await self._audit_finished(result.status, result.outcome.answer)
         return result
 

@@ -12,7 +12,14 @@ from temporalio import workflow
 
 from keel.schemas.model import ModelResponse
 
-__all__ = ["model_call", "review_closed", "review_opened", "run_finished", "run_started"]
+__all__ = [
+    "audit_sampled",
+    "model_call",
+    "review_closed",
+    "review_opened",
+    "run_finished",
+    "run_started",
+]
 
 
 def run_started(agent: str) -> None:
@@ -38,6 +45,11 @@ def review_closed(agent: str, reason: str, status: str, waited: timedelta) -> No
     ).create_histogram_timedelta(
         "keel_review_wait", "Time from a review's opening to its decision.", "ms"
     ).record(waited)
+
+
+def audit_sampled(agent: str) -> None:
+    """An answer sent without review was sampled into the audit queue."""
+    _counter("keel_audits_sampled", "Unreviewed answers sampled for audit.", {"agent": agent})
 
 
 def model_call(route: str, response: ModelResponse) -> None:

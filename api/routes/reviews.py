@@ -4,6 +4,10 @@ A decision names the `action_hash` of the action it approves; a claim gives a re
 lease on a review. The workflow is the judge of both (its Update validators refuse a
 stale, decided or foreign-claimed decision before it reaches history); the API checks the
 queue row first only to answer sooner, with the same problem types.
+
+Audits (`kind=audit`) are answers already sent without review, sampled to be graded: a
+grade (`POST /v1/reviews/{id}/grade`) is written to the database and the run's audit
+trail and becomes a label (`keel.grading`); it is no Update, since the run has ended.
 """
 
 from collections.abc import Awaitable
@@ -16,7 +20,8 @@ from sqlmodel import col, or_, select
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.auth import Principal, PrincipalDep, refuse_own_run, require
-from api.deps import RunClientDep, SessionDep, SettingsDep
+from api.deps import AuditDep, RunClientDep, SessionDep, SettingsDep
+from api.quality import agent_quality
 from api.review_views import active_claim, review_view
 from keel.errors import (
     ClaimedByAnother,
@@ -26,7 +31,9 @@ from keel.errors import (
     ReviewNotPending,
     StaleAction,
     UnknownReview,
+    WrongReviewKind,
 )
+from keel.grading import audit_row, grade_audit
 from keel.review_edits import edit_problem
 from keel.schemas.policy import ReviewReason
 from keel.schemas.reviews import (
@@ -34,15 +41,17 @@ from keel.schemas.reviews import (
     ClaimRequest,
     DecisionInput,
     DecisionRequest,
+    GradeRequest,
     ReleaseInput,
     ReviewDecision,
+    ReviewKind,
     ReviewList,
     ReviewStatus,
     ReviewView,
 )
 from keel.tables import ReviewRow
 
-__all__ = ["claim", "decide", "get_review", "list_reviews", "release", "router"]
+__all__ = ["claim", "decide", "get_review", "grade", "list_reviews", "release", "router"]
 
 _LONGEST_AGE = timedelta(days=100 * 366)
 """Ages beyond this cannot be subtracted from now (datetime's range)."""
@@ -89,6 +98,13 @@ async def list_reviews(
     reason: ReviewReason | None = None,
     agent: str | None = None,
     run_id: str | None = None,
+    kind: Annotated[
+        ReviewKind,
+        Query(
+            description="escalation (default): runs waiting on a person; audit: answers "
+            "already sent without review, sampled to be graded."
+        ),
+    ] = "escalation",
     claimed: Annotated[
         bool | None, Query(description="true: under an unexpired claim; false: free.")
     ] = None,
@@ -106,6 +122,7 @@ async def list_reviews(
         (ReviewRow.reason, reason),
         (ReviewRow.agent, agent),
         (ReviewRow.run_id, run_id),
+        (ReviewRow.kind, kind),
     ):
         if value is not None:
             query = query.where(column == value)
@@ -210,6 +227,33 @@ async def decide(
     return review_view(row, settings, datetime.now(UTC))
 
 
+@router.post("/{review_id}/grade")
+async def grade(
+    review_id: str,
+    body: GradeRequest,
+    session: SessionDep,
+    runs: RunClientDep,
+    settings: SettingsDep,
+    audit: AuditDep,
+    principal: Annotated[Principal, require("reviewer")],
+) -> ReviewView:
+    """Grade an audit sample: the answer sent without review was correct, or wrong."""
+    row = await audit_row(session, review_id)
+    await refuse_own_run(runs, row.run_id, principal)
+    reviewer = principal.name if principal.id is not None else body.reviewer
+    graded = await grade_audit(
+        session,
+        audit,
+        review_id,
+        body.grade,
+        note=body.note,
+        reviewer=reviewer,
+        reviewer_id=principal.id,
+    )
+    await agent_quality(session, settings, graded.agent)
+    return review_view(graded, settings, datetime.now(UTC))
+
+
 async def _update(review_id: str, update: Awaitable[object]) -> None:
     """Run a review Update; its refusal (a catalogued failure) answers as its problem."""
     try:
@@ -229,6 +273,11 @@ async def _row(session: SessionDep, review_id: str) -> ReviewRow:
 
 async def _pending_row(session: SessionDep, review_id: str) -> ReviewRow:
     row = await _row(session, review_id)
+    if row.kind == "audit":
+        raise WrongReviewKind(
+            f"review {review_id!r} is an audit of an answer already sent: no run waits on it; "
+            f"grade it (POST /v1/reviews/{review_id}/grade)"
+        )
     if row.status != "pending":
         raise _not_pending(review_id, row.status)
     return row

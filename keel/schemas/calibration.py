@@ -7,7 +7,15 @@ from pydantic import BaseModel, Field, computed_field
 from keel.schemas.policy import ReviewReason
 from keel.schemas.routing import Ledger
 
-__all__ = ["LabelledQuestion", "LabelledRun", "Observation", "RiskControl", "Scores", "Split"]
+__all__ = [
+    "LabelledQuestion",
+    "LabelledRun",
+    "Observation",
+    "RiskControl",
+    "Scores",
+    "Split",
+    "WrongSentEstimate",
+]
 
 Split = Literal["tune", "test", "holdout"]
 """Part of a labelled set: tune on `tune`; report `test` (older sets call it `holdout`)."""
@@ -129,3 +137,27 @@ class RiskControl(BaseModel):
         default=None, description="Clopper–Pearson upper bound (confidence 1−δ) on that rate."
     )
     answered: float | None = Field(default=None, description="Share answered without review.")
+
+
+class WrongSentEstimate(BaseModel):
+    """`GET /v1/agents/{agent}/quality`: how often an answer sent without review is wrong.
+
+    Estimated from graded audit samples (answers sent unreviewed, sampled with a known
+    probability and graded afterwards): the share graded wrong, weighted by 1 / sampling
+    probability, with a two-sided Clopper–Pearson interval. Rates are None until an audit
+    of the agent is graded.
+    """
+
+    agent: str
+    audit_rate: float | None = Field(
+        default=None, description="The share of unreviewed answers sampled now (configured)."
+    )
+    graded: int = Field(description="Audits graded.")
+    wrong: int = Field(description="Of them, graded wrong.")
+    effective_graded: float = Field(description="Kish's effective sample size; n unweighted.")
+    confidence_level: float = Field(description="Of the interval.")
+    wrong_sent_rate: float | None = Field(
+        default=None, description="Share of answers sent without review that were wrong."
+    )
+    lower: float | None = Field(default=None, description="Lower end of the interval.")
+    upper: float | None = Field(default=None, description="Upper end of the interval.")

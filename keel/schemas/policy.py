@@ -10,6 +10,7 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
+    "AUDIT_QUEUE",
     "DEFAULT_QUEUE",
     "GUARD_KINDS",
     "AgentPolicy",
@@ -34,11 +35,14 @@ ReviewReason = Literal[
     "pii",
     "policy_term",
     "suspected_injection",
+    "audit",
 ]
-"""Why a run asks a person."""
+"""Why a run asks a person (`audit`: an answer sent unreviewed, sampled to be graded)."""
 ExpiryPath = Literal["reject", "approve_if_low_risk", "escalate"]
 DEFAULT_QUEUE = "default"
 """The queue of reviews no rule sends elsewhere."""
+AUDIT_QUEUE = "audit"
+"""The queue of audit samples: answers already sent, to be graded after the fact."""
 
 
 class _Strict(BaseModel):
@@ -67,6 +71,9 @@ class AgentPolicy(_Strict):
     budget_usd: float | None = Field(default=None, gt=0, description="Model spend per run.")
     queue: str | None = Field(default=None, description="Where this agent's reviews land.")
     nodes: dict[str, NodePolicy] = Field(default_factory=dict)
+    audit_rate: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="Share of unreviewed answers to grade."
+    )
 
 
 class QueueSpec(_Strict):
@@ -96,6 +103,13 @@ class EscalationSettings(_Strict):
         description="Guard verdicts that escalate, unless an agent or node says otherwise.",
     )
     agents: dict[str, AgentPolicy] = Field(default_factory=dict)
+    audit_rate: float = Field(
+        default=0.05,
+        ge=0.0,
+        le=1.0,
+        description="Share of answers sent without review that are also put in the `audit` "
+        "queue, to be graded after the fact (0 disables), unless an agent says otherwise.",
+    )
     queues: dict[str, QueueSpec] = Field(default_factory=dict)
     reason_queues: dict[ReviewReason, str] = Field(
         default_factory=dict[ReviewReason, str],
@@ -151,6 +165,7 @@ class EscalationSettings(_Strict):
             queues=queues,
             reason_queues=self.reason_queues,
             claim_lease_s=claim_lease_s,
+            audit_rate=self.audit_rate if own.audit_rate is None else own.audit_rate,
         )
 
 
@@ -165,3 +180,10 @@ class RunPolicy(_Strict):
     queues: dict[str, QueueSpec] = Field(default_factory=dict)
     reason_queues: dict[ReviewReason, str] = Field(default_factory=dict[ReviewReason, str])
     claim_lease_s: float = Field(default=300.0, gt=0, description="Longest claim a lease gives.")
+    audit_rate: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="The probability that an answer sent without review is sampled for an "
+        "audit (0 for runs started before audit sampling).",
+    )

@@ -1,5 +1,9 @@
 """Human review: what a graph asks a person, and what the person decides.
 
+Reviews are of two kinds. An *escalation* holds a run until a person decides. An *audit*
+is an answer already sent without review, sampled (with a known probability) to be graded
+correct or wrong after the fact; its grade is a label, never a decision of the run.
+
 A review is bound to the exact action it would let happen: `action_hash` is the SHA-256 of
 the canonical JSON of the review id and the proposed answer or tool call. A decision
 carries the hash it was made on, so it can never approve something else.
@@ -21,7 +25,9 @@ __all__ = [
     "CLAIM_REVIEW",
     "CLOSE_REVIEW",
     "MOVE_REVIEW",
+    "OPEN_AUDIT",
     "OPEN_REVIEW",
+    "AuditSample",
     "Citation",
     "Claim",
     "ClaimInput",
@@ -30,10 +36,13 @@ __all__ = [
     "CloseReviewInput",
     "DecisionInput",
     "DecisionRequest",
+    "Grade",
+    "GradeRequest",
     "MoveReviewInput",
     "PendingReview",
     "ReleaseInput",
     "ReviewDecision",
+    "ReviewKind",
     "ReviewList",
     "ReviewReason",
     "ReviewRequest",
@@ -42,7 +51,13 @@ __all__ = [
     "action_hash",
 ]
 
-ReviewStatus = Literal["pending", "approved", "edited", "rejected", "expired", "cancelled"]
+ReviewStatus = Literal[
+    "pending", "approved", "edited", "rejected", "expired", "cancelled", "graded"
+]
+ReviewKind = Literal["escalation", "audit"]
+"""`escalation`: a run waits on it; `audit`: a sent answer sampled to be graded."""
+Grade = Literal["correct", "wrong"]
+"""An audit's grade: was the answer sent without review fit to send?"""
 
 _HASH = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the pending action.")
 
@@ -210,12 +225,40 @@ class CloseReviewInput(BaseModel):
     )
 
 
+class AuditSample(BaseModel):
+    """Activity input: an answer sent without review, sampled into the audit queue."""
+
+    review_id: str = Field(description="The run's id + `.audit`: a retried write finds it.")
+    run_id: str
+    agent: str
+    input: dict[str, JsonValue] = Field(description="The run's input (its question).")
+    answer: str
+    citations: list[Citation] = Field(default_factory=list[Citation])
+    confidence: float = Field(ge=0.0, le=1.0)
+    threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    sampling_rate: float = Field(gt=0.0, le=1.0, description="The chance it was sampled.")
+    queue: str
+    opened_at: datetime
+    deadline: datetime
+
+
+class GradeRequest(BaseModel):
+    """`POST /v1/reviews/{id}/grade`: the answer sent without review was correct, or wrong."""
+
+    grade: Grade
+    note: str | None = Field(default=None, max_length=4_000)
+    reviewer: str | None = Field(
+        default=None, min_length=1, max_length=200, description="Who grades (open mode)."
+    )
+
+
 class ReviewView(BaseModel):
     """A review as the REST API shows it: the pending action, its evidence, its decision."""
 
     id: str
     run_id: str
     agent: str
+    kind: ReviewKind = "escalation"
     queue: str
     status: ReviewStatus
     reason: ReviewReason
@@ -244,6 +287,10 @@ class ReviewView(BaseModel):
         default=None, description="What the deadline did: moved it here, approved, rejected."
     )
     decided_at: datetime | None = None
+    sampling_rate: float | None = Field(
+        default=None, description="An audit's chance of being sampled (its label weighs 1/p)."
+    )
+    grade: Grade | None = Field(default=None, description="An audit's grade, once graded.")
     ui_url: str
 
 
@@ -263,3 +310,5 @@ CLAIM_REVIEW = "review.claim"
 """Activity type that shows a review's claim on its queue row."""
 MOVE_REVIEW = "review.move"
 """Activity type that moves a review past its deadline to another queue."""
+OPEN_AUDIT = "review.open_audit"
+"""Activity type that writes an audit sample (`AuditSample`) into the audit queue."""

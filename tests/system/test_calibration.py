@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from keel.db import create_engine, init_db, session_factory
-from keel.labels import label_for
+from keel.labels import grade_label, label_for
 from keel.testing.stack import Stack, wait_status
 from tests.system.test_cli import keel
 from tests.unit.keel.test_calibration import _review
@@ -130,3 +130,36 @@ async def test_keel_calibrate_runs_a_labelled_set_on_a_stack_of_its_own(make_sta
     assert scores["precision"] == 1.0 and scores["recall"] == 1.0
     assert set(measured["splits"]) == {"tune", "holdout"}
     assert "running 2 labelled questions" in done.stderr
+
+
+async def test_keel_calibrate_weighs_audit_grades_and_reports_the_wrong_sent_rate(tmp_path):
+    stack = Stack("127.0.0.1:1", tmp_path / "keel")  # calibrating verdicts needs no server
+    await _seed_labels(stack, [round(0.1 + i / 100, 2) for i in range(60)], needed_below=0.25)
+    # 40 answers sent without review at confidence 0.9, sampled at p = 0.05: 2 were wrong.
+    engine = create_engine(f"sqlite+aiosqlite:///{stack.db_file}")
+    try:
+        async with session_factory(engine)() as session:
+            for n in range(40):
+                row = _review("graded", reason="audit", kind="audit", confidence=0.9)
+                row.id, row.run_id = f"run-{n}.audit", f"run-{n}"
+                row.sampling_rate, row.grade = 0.05, "wrong" if n < 2 else "correct"
+                session.add(grade_label(row))
+            await session.commit()
+    finally:
+        await engine.dispose()
+
+    done = await keel(stack, "--json", "calibrate", "support")
+    assert done.returncode == 0, done.stderr
+    (verdicts,) = json.loads(done.stdout)
+    assert verdicts["labels"] == 100
+    # Kish: (60 + 40·20)² / (60 + 40·20²) = 860² / 16060.
+    assert verdicts["risk"]["effective_labels"] == pytest.approx(860**2 / 16060, abs=1e-3)
+    wrong = verdicts["wrong_sent"]
+    assert (wrong["graded"], wrong["wrong"], wrong["audit_rate"]) == (40, 2, 0.05)
+    assert wrong["wrong_sent_rate"] == 0.05
+    text = await keel(stack, "calibrate", "support")
+    assert "100 labels (46.1 effective, weighted)" in text.stdout
+    assert (
+        "support: wrong answers sent without review 5.0 % (95 % interval 0.6 %–16.9 %), "
+        "2 wrong of 40 graded audits (sampling 5.0 %)"
+    ) in text.stdout

@@ -1,14 +1,17 @@
 """The SQL database, on SQLite and on a real PostgreSQL: units of work commit whole or not
-at all."""
+at all, and a database made by an earlier Keel gains the columns it lacks."""
 
+import uuid
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, func, insert, select
 
-from keel.db import Database, create_engine, init_db
-from keel.tables import StepRow
+from keel.db import Database, create_engine, init_db, session_factory
+from keel.labels import agent_labels, grade_label, observations
+from keel.tables import ReviewRow, StepRow
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
@@ -45,3 +48,80 @@ async def test_a_unit_of_work_commits_whole_or_not_at_all(
             assert seen.scalar_one() == 2
     finally:
         await database.dispose()
+
+
+# `labels` as Keel made it before audit sampling: no `source`, no `weight`.
+_OLD_LABELS = """CREATE TABLE labels (
+    review_id VARCHAR(300) PRIMARY KEY, run_id VARCHAR(250) NOT NULL,
+    agent VARCHAR(100) NOT NULL, reason VARCHAR(40) NOT NULL, confidence FLOAT,
+    threshold FLOAT, verdict VARCHAR(20) NOT NULL, needed_person BOOLEAN NOT NULL,
+    reviewer VARCHAR(200), decided_at TIMESTAMP WITH TIME ZONE NOT NULL)"""
+_OLD_LABEL = """INSERT INTO labels VALUES ('run-1.review-1', 'run-1', 'support',
+    'low_confidence', 0.4, 0.6, 'reject', TRUE, 'ann', '2026-11-01 00:00:00+00')"""
+
+
+@asynccontextmanager
+async def _fresh_database(backend: str, tmp_path: Path, request: pytest.FixtureRequest):
+    """An empty database of its own on `backend`: its URL."""
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
+        return
+    server: str = request.getfixturevalue("postgres_url")
+    name = f"old_{uuid.uuid4().hex}"
+    admin = create_engine(server).execution_options(isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    await admin.dispose()
+    yield server.replace("/postgres?", f"/{name}?")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_labels_from_before_audit_sampling_are_escalations_of_weight_one(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    async with _fresh_database(backend, tmp_path, request) as url:
+        engine = create_engine(url)
+        try:
+            async with engine.begin() as conn:
+                await conn.exec_driver_sql(_OLD_LABELS)
+                await conn.exec_driver_sql(_OLD_LABEL)
+            await init_db(engine)
+            await init_db(engine)  # and again: nothing left to add
+            async with session_factory(engine)() as session:
+                session.add(grade_label(_graded_audit()))
+                await session.commit()
+                labels = await agent_labels(session, "support")
+        finally:
+            await engine.dispose()
+    assert [(label.source, label.weight, label.verdict) for label in labels] == [
+        ("escalation", 1.0, "reject"),
+        ("audit", 20.0, "wrong"),
+    ]
+    assert [(o.weight, o.needed_person, o.forced) for o in observations(labels)] == [
+        (1.0, True, False),
+        (20.0, True, False),
+    ]
+
+
+def _graded_audit() -> ReviewRow:
+    now = datetime.now(UTC)
+    return ReviewRow(
+        id="run-2.audit",
+        run_id="run-2",
+        agent="support",
+        kind="audit",
+        queue="audit",
+        status="graded",
+        reason="audit",
+        question="q",
+        proposed_answer="a",
+        citations=[],
+        passages=[],
+        confidence=0.9,
+        threshold=0.6,
+        sampling_rate=0.05,
+        grade="wrong",
+        created_at=now,
+        deadline=now,
+        decided_at=now,
+    )

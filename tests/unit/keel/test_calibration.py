@@ -7,7 +7,7 @@ import pytest
 
 from keel.calibration import load_labelled, score, suggest_threshold
 from keel.errors import KeelUserError
-from keel.labels import label_for, observations
+from keel.labels import grade_label, label_for, observations
 from keel.schemas.calibration import Observation
 from keel.tables import LabelRow, ReviewRow
 
@@ -116,3 +116,24 @@ def test_only_confidence_reviews_calibrate_and_other_reasons_are_forced() -> Non
         (0.9, True, True),
         (0.7, True, True),
     ]
+
+
+def test_a_graded_audit_is_a_label_weighing_one_over_its_sampling_probability() -> None:
+    audit = _review(
+        "graded", reason="audit", kind="audit", grade="wrong", sampling_rate=0.05, confidence=0.9
+    )
+    label = grade_label(audit)
+    assert (label.source, label.verdict, label.needed_person) == ("audit", "wrong", True)
+    assert label.weight == pytest.approx(20.0)
+    assert label_for(audit) is None  # no escalation was decided
+    escalation = label_for(_review("approved"))
+    assert escalation is not None and (escalation.source, escalation.weight) == ("escalation", 1)
+    # Sent without review, so a threshold decides it: never forced.
+    assert [
+        (o.confidence, o.needed_person, o.forced, o.weight)
+        for o in observations([escalation, label])
+    ] == [(0.4, False, False, 1.0), (0.9, True, False, pytest.approx(20.0))]
+    with pytest.raises(ValueError, match="not a graded audit"):
+        grade_label(_review("approved"))
+    with pytest.raises(ValueError, match="no sampling probability"):
+        grade_label(_review("graded", reason="audit", kind="audit", grade="correct"))

@@ -10,11 +10,13 @@ async def test_an_older_database_gains_missing_columns_with_their_defaults(tmp_p
     engine = create_engine(url)
     await init_db(engine)
     await engine.dispose()
-    # The shape of an older Keel's table: no queue and no action hash yet; one pending row.
+    # The shape of an older Keel's table: no queue, action hash or audit columns yet; one
+    # pending row.
     with sqlite3.connect(tmp_path / "keel.db") as db:
         db.execute("DROP INDEX ix_reviews_queue")
-        db.execute("ALTER TABLE reviews DROP COLUMN queue")
-        db.execute("ALTER TABLE reviews DROP COLUMN action_hash")
+        db.execute("DROP INDEX ix_reviews_kind")
+        for column in ("queue", "action_hash", "kind", "sampling_rate", "grade"):
+            db.execute(f"ALTER TABLE reviews DROP COLUMN {column}")
         columns = [row[1] for row in db.execute("PRAGMA table_info(reviews)")]
         values = {
             "id": "run-1.review-1",
@@ -43,7 +45,8 @@ async def test_an_older_database_gains_missing_columns_with_their_defaults(tmp_p
     await engine.dispose()
 
     with sqlite3.connect(tmp_path / "keel.db") as db:
-        row = db.execute("SELECT queue, action_hash FROM reviews").fetchone()
+        columns = "queue, action_hash, kind, sampling_rate, grade"
+        row = db.execute(f"SELECT {columns} FROM reviews").fetchone()
         indexes = {r[1] for r in db.execute("PRAGMA index_list(reviews)")}
-    assert row == ("default", "")
-    assert "ix_reviews_queue" in indexes
+    assert row == ("default", "", "escalation", None, None)
+    assert {"ix_reviews_queue", "ix_reviews_kind"} <= indexes
