@@ -5,6 +5,7 @@ for every agent; `RunPolicy` is one agent's policy resolved from it, carried in 
 input so the workflow decides with no environment reads and replays the same way.
 """
 
+from collections.abc import Sequence
 from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -34,8 +35,10 @@ ReviewReason = Literal[
     "pii",
     "policy_term",
     "suspected_injection",
+    "needs_person",
 ]
-"""Why a run asks a person."""
+"""Why a run asks a person (`needs_person`: triage put the message in a category that must
+never be answered alone, such as a charge dispute)."""
 ExpiryPath = Literal["reject", "approve_if_low_risk", "escalate"]
 DEFAULT_QUEUE = "default"
 """The queue of reviews no rule sends elsewhere."""
@@ -67,6 +70,16 @@ class AgentPolicy(_Strict):
     budget_usd: float | None = Field(default=None, gt=0, description="Model spend per run.")
     queue: str | None = Field(default=None, description="Where this agent's reviews land.")
     nodes: dict[str, NodePolicy] = Field(default_factory=dict)
+    triage_escalate: list[str] | None = Field(
+        default=None,
+        description="Triage labels that go to a person whatever the answer's confidence; "
+        "the agent's own list when unset.",
+    )
+    policy_terms: list[str] | None = Field(
+        default=None,
+        description="Words or phrases that send this agent's runs to a person, besides "
+        "`guards.policy_terms`; the agent's own list when unset.",
+    )
 
 
 class QueueSpec(_Strict):
@@ -134,9 +147,19 @@ class EscalationSettings(_Strict):
         return own.budget_usd if own is not None and own.budget_usd is not None else default
 
     def for_agent(
-        self, agent: str, *, threshold: float, timeout_s: float, claim_lease_s: float
+        self,
+        agent: str,
+        *,
+        threshold: float,
+        timeout_s: float,
+        claim_lease_s: float,
+        triage_escalate: Sequence[str] = (),
+        policy_terms: Sequence[str] = (),
     ) -> "RunPolicy":
-        """`agent`'s policy, with the global threshold and review timeout as defaults."""
+        """`agent`'s policy, with the global threshold and review timeout as defaults.
+
+        `triage_escalate` and `policy_terms` are the agent's own defaults (its spec's).
+        """
         own = self.agents.get(agent, AgentPolicy())
         queues = {
             name: spec.model_copy(update={"sla_s": spec.sla_s or timeout_s})
@@ -151,6 +174,10 @@ class EscalationSettings(_Strict):
             queues=queues,
             reason_queues=self.reason_queues,
             claim_lease_s=claim_lease_s,
+            triage_escalate=list(
+                triage_escalate if own.triage_escalate is None else own.triage_escalate
+            ),
+            policy_terms=list(policy_terms if own.policy_terms is None else own.policy_terms),
         )
 
 
@@ -165,3 +192,9 @@ class RunPolicy(_Strict):
     queues: dict[str, QueueSpec] = Field(default_factory=dict)
     reason_queues: dict[ReviewReason, str] = Field(default_factory=dict[ReviewReason, str])
     claim_lease_s: float = Field(default=300.0, gt=0, description="Longest claim a lease gives.")
+    triage_escalate: list[str] = Field(
+        default_factory=list, description="Triage labels that always go to a person."
+    )
+    policy_terms: list[str] = Field(
+        default_factory=list, description="The agent's words or phrases that escalate."
+    )
