@@ -143,10 +143,10 @@ class TriageClassifier:
         vocabulary = self._vocabulary
         known = [(vocabulary[f], c) for f, c in counted.items() if f in vocabulary]
         pairs = np.array(known, dtype=np.intp).reshape(-1, 2)
-        index = pairs[:, 0]
+        index: npt.NDArray[np.intp] = pairs[:, 0]
         value = (1.0 + np.log(pairs[:, 1].astype(np.float32))) * self._idf[index]
         norm = float(np.linalg.norm(value))
-        return index, value / norm if norm else value
+        return index, (value / norm if norm else value).astype(np.float32)
 
 
 def _softmax(scores: _Floats) -> _Floats:
