@@ -36,6 +36,7 @@ def review_view(row: ReviewRow, settings: Settings, now: datetime) -> ReviewView
         status=row.status,
         reason=row.reason,
         node=row.node,
+        triage=row.triage,
         question=row.question,
         proposed_answer=row.proposed_answer,
         citations=[Citation.model_validate(c) for c in row.citations],

@@ -90,11 +90,14 @@ def run_policy(settings: Settings, agent: AgentSpec | str) -> RunPolicy:
         KeelUserError: `agent` names no installed agent.
 
     """
+    spec = _spec(agent)
     return settings.escalation.for_agent(
-        _spec(agent).name,
+        spec.name,
         threshold=settings.review_threshold,
         timeout_s=settings.review_timeout_s,
         claim_lease_s=settings.review_claim_lease_s,
+        triage_escalate=spec.triage_escalate,
+        policy_terms=spec.policy_terms,
     )
 
 

@@ -10,6 +10,7 @@ API's process.
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import entry_points
+from pathlib import Path
 
 from pydantic import BaseModel
 
@@ -34,6 +35,15 @@ class AgentSpec:
     """Import path `module:function` of a zero-argument factory returning the StateGraph."""
     routes: tuple[str, ...] = ()
     """Model routes the agent calls; the worker refuses to start when one is not configured."""
+    triage_examples: Path | None = None
+    """Labelled messages (JSON lines of `text` and `label`) the keyless `local` model fits
+    this agent's triage classifier on; the classifier is named after the agent."""
+    triage_escalate: tuple[str, ...] = ()
+    """Triage labels that go to a person whatever the answer's confidence, unless
+    `[escalation]` configures the agent's own list."""
+    policy_terms: tuple[str, ...] = ()
+    """Words or phrases in a run of this agent that send it to a person, unless
+    `[escalation]` configures the agent's own list."""
 
 
 @cache

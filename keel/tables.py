@@ -59,6 +59,7 @@ class ReviewRow(SQLModel, table=True):
     status: ReviewStatus = Field(index=True, sa_type=AutoString(20))
     reason: ReviewReason = Field(index=True, sa_type=AutoString(40))
     node: str | None = Field(default=None, max_length=100)
+    triage: str | None = Field(default=None, max_length=100)
     question: str
     proposed_answer: str
     citations: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))

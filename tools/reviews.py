@@ -65,6 +65,7 @@ class ReviewQueue:
                     status="pending",
                     reason=review.reason,
                     node=review.node,
+                    triage=review.triage,
                     question=review.question,
                     proposed_answer=review.proposed_answer,
                     citations=[c.model_dump() for c in review.citations],

@@ -14,11 +14,12 @@ from keel.agents import agent_catalog
 from keel.errors import KeelUserError
 from keel.settings import Settings
 from keel.temporal.plugin import KeelPlugin
+from tools.models.triage import TriageModels
 from workflows.agent import AgentWorkflow
 from workflows.checkpoint import state_models
 from workflows.retrieval import RETRIEVAL_WORKFLOWS
 
-__all__ = ["build_graphs", "graph_plugins"]
+__all__ = ["build_graphs", "graph_plugins", "triage_models"]
 
 
 def build_graphs(settings: Settings) -> dict[str, StateGraph[Any, Any, Any, Any]]:
@@ -38,6 +39,17 @@ def build_graphs(settings: Settings) -> dict[str, StateGraph[Any, Any, Any, Any]
             raise KeelUserError(f"agent {name!r}: cannot load graph {spec.graph!r}: {err}") from err
         graphs[name] = build()
     return graphs
+
+
+def triage_models() -> TriageModels:
+    """The triage classifiers of every installed agent that has examples, by agent name."""
+    return TriageModels(
+        {
+            name: spec.triage_examples
+            for name, spec in agent_catalog().items()
+            if spec.triage_examples is not None
+        }
+    )
 
 
 def graph_plugins(

@@ -26,7 +26,7 @@ from tools.retrieval.activities import RetrievalActivities
 from tools.retrieval.builtin import ensure_quillpad
 from tools.retrieval.service import RetrievalService
 from tools.reviews import ReviewQueue
-from worker.agents import build_graphs, graph_plugins
+from worker.agents import build_graphs, graph_plugins, triage_models
 from worker.heartbeats import Heartbeats
 from workflows.policy import check_policy
 
@@ -65,7 +65,8 @@ async def keel_worker(
         journal: Write the step journal (`steps` table).
     """
     sys.unraisablehook = _ignore_plugin_eviction_noise
-    models = ModelActivities.from_settings(settings)  # refuses unpriced deployments
+    # refuses unpriced deployments
+    models = ModelActivities.from_settings(settings, triage=triage_models())
     graphs = build_graphs(settings) if graphs is None else graphs  # refuses unknown routes
     registry = tool_registry()  # refuses clashing names and broken schemas
     tool_names = [t.name for t in registry.catalog().tools]

@@ -1,10 +1,10 @@
 """Guards from workflow code: the run's escalation policy and its screening activity.
 
 A graph node reaches the run's `Screening` through `run_context().screening`: the run's
-`RunPolicy`, and `screen()`, which runs the guards (PII, policy terms) over some texts as
-the local activity `guard.screen`. A node re-runs from its start when it resumes after a
-review, so results are remembered per step: a resumed node gets its findings back without
-screening twice.
+`RunPolicy`, and `screen()`, which runs the guards (PII, policy terms, instructions to the
+model) over some texts as the local activity `guard.screen`, with the policy's own terms. A
+node re-runs from its start when it resumes after a review, so results are remembered per
+step: a resumed node gets its findings back without screening twice.
 """
 
 from temporalio import workflow
@@ -37,7 +37,7 @@ class Screening:
         if step not in self._screened:
             result = await workflow.execute_local_activity(
                 GUARD_SCREEN,
-                ScreenRequest(texts=texts),
+                ScreenRequest(texts=texts, terms=self.policy.policy_terms),
                 result_type=ScreenResult,
                 **GUARD_SCREEN_OPTIONS.for_local_activity(
                     summary=f"guards: {', '.join(t.field for t in texts)}"

@@ -6,7 +6,12 @@ say whether a person must look, why (`ReviewReason`), in which queue, and what t
 queue's deadline does. A finding escalates only when its kind is in the node's
 `escalate_on`; guard reasons outrank the others, injection first:
 
-    suspected_injection > pii > policy_term > tool_approval / off_topic > low_confidence
+    suspected_injection > pii > policy_term > tool_approval / needs_person > off_topic
+        > low_confidence
+
+`needs_person` is triage's verdict: the message is in a category the policy's
+`triage_escalate` lists (a charge dispute, a security incident, ...), which a person handles
+whatever the answer's confidence.
 
 PII a drafted answer quotes verbatim from the passages it cites (a help-centre article's
 contact address, say) was published by the product, not given by the customer, so
@@ -30,6 +35,7 @@ __all__ = [
     "guard_reason",
     "is_low_risk",
     "needs_approval",
+    "needs_person",
     "node_threshold",
     "passage_findings",
     "queue_for",
@@ -63,6 +69,11 @@ def guard_reason(
     return next((kind for kind in _GUARD_PRIORITY if kind in kinds), None)
 
 
+def needs_person(policy: RunPolicy, triage: str | None) -> bool:
+    """Triage put the message in a category that must go to a person."""
+    return triage is not None and triage in policy.triage_escalate
+
+
 def support_reason(
     policy: RunPolicy,
     node: str,
@@ -71,11 +82,14 @@ def support_reason(
     confidence: float,
     cited: bool,
     findings: Iterable[GuardFinding],
+    triage: str | None = None,
 ) -> ReviewReason | None:
     """Why a drafted answer must be reviewed before the customer sees it, or None."""
     guarded = guard_reason(policy, node, findings)
     if guarded is not None:
         return guarded
+    if needs_person(policy, triage):
+        return "needs_person"
     if off_topic:
         return "off_topic"
     if confidence < node_threshold(policy, node) or not cited:

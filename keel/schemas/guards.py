@@ -23,9 +23,17 @@ PII_ENTITIES = (
     "US_SSN",
     "IP_ADDRESS",
     "CRYPTO",
+    "POSTAL_ADDRESS",
 )
 """PII the pattern recognizers find without a language model."""
-DEFAULT_PII_ENTITIES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN")
+DEFAULT_PII_ENTITIES = (
+    "EMAIL_ADDRESS",
+    "PHONE_NUMBER",
+    "CREDIT_CARD",
+    "IBAN_CODE",
+    "US_SSN",
+    "POSTAL_ADDRESS",
+)
 """What is looked for unless configured: IP addresses are left out, since a request to
 fetch a URL names one without being about a person."""
 
@@ -51,7 +59,14 @@ class GuardSettings(BaseModel):
         "it back in the answer.",
     )
     policy_terms: list[str] = Field(
-        default_factory=list, description="Words or phrases that send a run to a person."
+        default_factory=list,
+        description="Words or phrases that send a run to a person, for every agent (an "
+        "agent's own list is `escalation.agents.<name>.policy_terms`).",
+    )
+    injection: bool = Field(
+        default=True,
+        description="Look for instructions addressed to the model (`suspected_injection`) in "
+        "what a run screens, such as the customer's message.",
     )
 
 
@@ -77,6 +92,9 @@ class ScreenRequest(BaseModel):
     """Activity input: texts to screen."""
 
     texts: list[GuardText]
+    terms: list[str] = Field(
+        default_factory=list, description="The run's policy terms, besides the configured ones."
+    )
 
 
 class ScreenResult(BaseModel):

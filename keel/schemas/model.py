@@ -40,14 +40,18 @@ class ModelRequest(BaseModel):
     """What an agent asks of a model.
 
     `documents` are grounding passages the answer must cite (by `[passage id]`); `labels`
-    turns the request into a classification whose answer is one of the labels; `tools` lets
-    the model call tools; `json_schema` asks for structured output.
+    turns the request into a classification whose answer is one of the labels (`classifier`
+    names the local classifier the keyless `local` model uses for them, when it has one);
+    `tools` lets the model call tools; `json_schema` asks for structured output.
     """
 
     route: str = "default"
     messages: list[Message] = Field(min_length=1)
     documents: list[Passage] = Field(default_factory=list[Passage])
     labels: list[str] = Field(default_factory=list)
+    classifier: str | None = Field(
+        default=None, description="The `local` model's classifier for `labels` (an agent's)."
+    )
     tools: list[ToolSpec] = Field(default_factory=list[ToolSpec])
     json_schema: dict[str, JsonValue] | None = None
     max_output_tokens: int = Field(default=512, ge=1)

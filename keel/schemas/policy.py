@@ -5,6 +5,7 @@ for every agent; `RunPolicy` is one agent's policy resolved from it, carried in 
 input so the workflow decides with no environment reads and replays the same way.
 """
 
+from collections.abc import Sequence
 from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -36,8 +37,11 @@ ReviewReason = Literal[
     "policy_term",
     "suspected_injection",
     "audit",
+    "needs_person",
 ]
-"""Why a run asks a person (`audit`: an answer sent unreviewed, sampled to be graded)."""
+"""Why a run asks a person (`needs_person`: triage put the message in a category that must
+never be answered alone, such as a charge dispute; `audit`: an answer sent unreviewed, sampled
+to be graded)."""
 ExpiryPath = Literal["reject", "approve_if_low_risk", "escalate"]
 DEFAULT_QUEUE = "default"
 """The queue of reviews no rule sends elsewhere."""
@@ -73,6 +77,16 @@ class AgentPolicy(_Strict):
     nodes: dict[str, NodePolicy] = Field(default_factory=dict)
     audit_rate: float | None = Field(
         default=None, ge=0.0, le=1.0, description="Share of unreviewed answers to grade."
+    )
+    triage_escalate: list[str] | None = Field(
+        default=None,
+        description="Triage labels that go to a person whatever the answer's confidence; "
+        "the agent's own list when unset.",
+    )
+    policy_terms: list[str] | None = Field(
+        default=None,
+        description="Words or phrases that send this agent's runs to a person, besides "
+        "`guards.policy_terms`; the agent's own list when unset.",
     )
 
 
@@ -148,9 +162,19 @@ class EscalationSettings(_Strict):
         return own.budget_usd if own is not None and own.budget_usd is not None else default
 
     def for_agent(
-        self, agent: str, *, threshold: float, timeout_s: float, claim_lease_s: float
+        self,
+        agent: str,
+        *,
+        threshold: float,
+        timeout_s: float,
+        claim_lease_s: float,
+        triage_escalate: Sequence[str] = (),
+        policy_terms: Sequence[str] = (),
     ) -> "RunPolicy":
-        """`agent`'s policy, with the global threshold and review timeout as defaults."""
+        """`agent`'s policy, with the global threshold and review timeout as defaults.
+
+        `triage_escalate` and `policy_terms` are the agent's own defaults (its spec's).
+        """
         own = self.agents.get(agent, AgentPolicy())
         queues = {
             name: spec.model_copy(update={"sla_s": spec.sla_s or timeout_s})
@@ -166,6 +190,10 @@ class EscalationSettings(_Strict):
             reason_queues=self.reason_queues,
             claim_lease_s=claim_lease_s,
             audit_rate=self.audit_rate if own.audit_rate is None else own.audit_rate,
+            triage_escalate=list(
+                triage_escalate if own.triage_escalate is None else own.triage_escalate
+            ),
+            policy_terms=list(policy_terms if own.policy_terms is None else own.policy_terms),
         )
 
 
@@ -186,4 +214,10 @@ class RunPolicy(_Strict):
         le=1.0,
         description="The probability that an answer sent without review is sampled for an "
         "audit (0 for runs started before audit sampling).",
+    )
+    triage_escalate: list[str] = Field(
+        default_factory=list, description="Triage labels that always go to a person."
+    )
+    policy_terms: list[str] = Field(
+        default_factory=list, description="The agent's words or phrases that escalate."
     )

@@ -88,6 +88,9 @@ class ReviewRequest(BaseModel):
     findings: list[GuardFinding] = Field(
         default_factory=list[GuardFinding], description="What the guards flagged, as evidence."
     )
+    triage: str | None = Field(
+        default=None, description="The triage category of the message (`needs_person`: why)."
+    )
 
 
 def action_hash(review_id: str, request: ReviewRequest) -> str:
@@ -263,6 +266,7 @@ class ReviewView(BaseModel):
     status: ReviewStatus
     reason: ReviewReason
     node: str | None = None
+    triage: str | None = Field(default=None, description="The message's triage category.")
     question: str
     proposed_answer: str
     citations: list[Citation]

@@ -44,6 +44,7 @@ from tools.models.errors import NON_RETRYABLE_TYPES, provider_error
 from tools.models.health import TRIPPING_TYPES, CircuitBreaker
 from tools.models.local import LocalProvider
 from tools.models.prices import price_for
+from tools.models.triage import TriageModels
 
 __all__ = ["GEN_AI_SYSTEMS", "ModelActivities"]
 
@@ -75,6 +76,7 @@ class ModelActivities:
         deployments: Mapping[str, Deployment],
         routes: Mapping[str, Route],
         breaker: CircuitBreaker | None = None,
+        triage: TriageModels | None = None,
     ) -> None:
         self.deployments = dict(deployments)
         self.routes = dict(routes)
@@ -84,16 +86,24 @@ class ModelActivities:
         for name, spec in self.deployments.items():  # each SDK loads here, not in a call
             if spec.provider != "local":
                 self._provider(name, spec)
-        self._local = LocalProvider()
+        self._local = LocalProvider(triage)
         self.audit: AuditLog | None = None
         """Where answered calls are recorded (set by the worker once its database is up)."""
         self.pii: PiiDetector | None = None
         """When set, PII in what goes to a non-local deployment is redacted (`redact`)."""
 
     @classmethod
-    def from_settings(cls, settings: Settings, breaker: CircuitBreaker | None = None) -> Self:
-        """The activities for `settings.deployments` and `settings.routes`."""
-        return cls(settings.deployments, settings.routes, breaker)
+    def from_settings(
+        cls,
+        settings: Settings,
+        breaker: CircuitBreaker | None = None,
+        triage: TriageModels | None = None,
+    ) -> Self:
+        """The activities for `settings.deployments` and `settings.routes`.
+
+        `triage` holds the agents' classifiers the `local` provider may use.
+        """
+        return cls(settings.deployments, settings.routes, breaker, triage)
 
     @activity.defn(name=MODEL_PLAN)
     async def plan(self, route: str) -> RoutePlan:

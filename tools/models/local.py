@@ -9,7 +9,12 @@ All tokens below come from `tools.text.tokenize` (lowercased, stopwords dropped,
 lightly stemmed).
 
 Classification (``request.labels`` is non-empty). Each label is written
-``"name: keyword keyword ..."``; the name is the text before the colon. A label's tokens
+``"name: keyword keyword ..."``; the name is the text before the colon. When the request
+names a ``classifier`` the provider has (`tools.models.triage`: fitted on an agent's
+labelled examples) and the label names are that classifier's labels, it decides: the
+first label only when its probability is at least 0.5 (the first is the one that needs
+nobody), else the most probable other label; confidence is the probability of the label
+chosen. Otherwise keywords decide, as follows. A label's tokens
 are those of its whole string, name included. The score of a label is the number of
 distinct question tokens among its tokens. The highest score wins, ties going to the
 earliest label. With no overlap at all the answer is the label named ``other`` (in any
@@ -77,6 +82,7 @@ words in the messages and the documents' titles and texts, ``output_tokens`` the
 in the answer (0 for a tool-calling response). The provider is free, so ``cost_usd`` is always 0.
 """
 
+import asyncio
 import re
 import time
 from collections import Counter
@@ -90,6 +96,7 @@ from tools.models.local_tools import (
     no_tool_text,
     plan_tool_calls,
 )
+from tools.models.triage import TriageModels
 from tools.text import BM25, respellings, split_sentences, tokenize
 
 __all__ = ["NOT_FOUND_TEXT", "LocalProvider"]
@@ -133,8 +140,14 @@ class LocalProvider:
     name = "local"
     model = "extractive-bm25"
 
+    def __init__(self, triage: TriageModels | None = None) -> None:
+        self.triage = triage or TriageModels({})
+        """The classifiers a request's ``classifier`` may name."""
+
     async def complete(self, request: ModelRequest) -> ModelResponse:
         """Answer a request; the work is quick and CPU-only, so it runs inline.
+
+        A classifier is fitted on its first use, in a thread (a fraction of a second).
 
         Args:
             request: The normalised model request.
@@ -143,6 +156,8 @@ class LocalProvider:
             The extracted answer, chosen label, tool calls or listed tool results.
 
         """
+        if request.classifier is not None:
+            await asyncio.to_thread(self.triage.get, request.classifier)
         return self.respond(request)
 
     def respond(self, request: ModelRequest) -> ModelResponse:
@@ -163,7 +178,7 @@ class LocalProvider:
         elif calls := plan_tool_calls(request):
             answer = _Answer("", None, [], None)
         elif request.labels:
-            answer = _classify(tokenize(request.question), request.labels)
+            answer = self._triage(request) or _classify(tokenize(request.question), request.labels)
         elif request.tools and not request.documents:
             answer = _Answer(no_tool_text(request.tools), None, [], 0.0)
         else:
@@ -184,6 +199,14 @@ class LocalProvider:
             latency_ms=(time.perf_counter() - started) * 1000,
             cost_usd=0.0,
         )
+
+    def _triage(self, request: ModelRequest) -> _Answer | None:
+        classifier = self.triage.get(request.classifier) if request.classifier else None
+        names = [label.partition(":")[0].strip() for label in request.labels]
+        if classifier is None or sorted(names) != sorted(classifier.labels):
+            return None
+        label, probability = classifier.classify(request.question, default=names[0])
+        return _Answer(label, label, [], round(probability, 3))
 
 
 def _classify(question: list[str], labels: list[str]) -> _Answer:

@@ -245,6 +245,7 @@ function renderReview(review) {
     ["Agent", review.agent],
     ["Queue", review.queue],
     ["Reason", review.reason],
+    ["Triage", review.triage],
     ["Node", review.node],
     ["Status", badge(review.status)],
     ["Cost so far", money(review.cost_usd)],
@@ -353,6 +354,7 @@ function reasonText(review) {
     pii: "A guard found personal data.",
     policy_term: "A guard found a policy term.",
     suspected_injection: "A retrieved passage looks like a prompt injection.",
+    needs_person: `Triage put the message in a category a person must handle (${review.triage}).`,
   };
   return `${review.reason}: ${texts[review.reason] || "escalated by policy."}`;
 }

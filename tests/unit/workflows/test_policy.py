@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from keel.admission import run_policy
 from keel.errors import KeelUserError
 from keel.schemas.guards import GuardFinding
 from keel.schemas.model import ToolCall
@@ -14,6 +15,7 @@ from keel.schemas.retrieval import Passage
 from keel.schemas.reviews import PendingReview, ReviewRequest, action_hash
 from keel.schemas.tools import ToolInfo
 from keel.settings import Settings
+from workflows.agents.support.spec import TRIAGE_ESCALATE
 from workflows.policy import (
     check_policy,
     guard_reason,
@@ -101,6 +103,29 @@ def test_support_reasons_in_order() -> None:
     assert reason(cited=False) == "low_confidence"
     assert reason(off_topic=True, confidence=0.1) == "off_topic"
     assert reason(off_topic=True, findings=[_finding("policy_term")]) == "policy_term"
+
+
+def test_triage_sends_its_escalating_labels_to_a_person_whatever_the_confidence() -> None:
+    policy = run_policy(Settings(), "support")  # the agent's own lists, nothing configured
+    assert policy.triage_escalate == list(TRIAGE_ESCALATE)
+    assert "chargeback" in policy.policy_terms
+
+    def reason(triage: str | None, **kw: object) -> str | None:
+        args: dict = {"off_topic": False, "confidence": 1.0, "cited": True, "findings": []}
+        return support_reason(policy, "check", triage=triage, **{**args, **kw})
+
+    assert [reason(label) for label in TRIAGE_ESCALATE] == ["needs_person"] * 5
+    assert reason("general") is None and reason(None) is None
+    assert reason("general", confidence=0.1) == "low_confidence"
+    assert reason("legal", findings=[_finding("policy_term")]) == "policy_term"
+    # Configured per agent: the lists replace the agent's own.
+    Path("keel.toml").write_text(
+        '[escalation.agents.support]\ntriage_escalate = ["legal"]\npolicy_terms = []\n',
+        encoding="utf-8",
+    )
+    configured = run_policy(Settings(), "support")
+    assert (configured.triage_escalate, configured.policy_terms) == (["legal"], [])
+    assert run_policy(Settings(), "assistant").triage_escalate == []
 
 
 def test_tools_need_approval_by_their_flag_or_by_policy() -> None:

@@ -3,6 +3,11 @@
 classify → retrieve → answer → check ─┬─────────────→ finalize
                                       └→ review ─────→ finalize
 
+`classify` is triage: it sorts the customer's message into the agent's triage labels
+(`spec.TRIAGE_LABELS`), and a message in a label the policy's `triage_escalate` lists goes
+to a person at `check` (reason `needs_person`) whatever the answer's confidence. Runs
+started before triage picked a topic instead, and a question on no topic was `off_topic`.
+
 `retrieve` runs in the workflow and searches the help centre (collection `quillpad`) with
 one `retrieval.search` local activity: a search of the worker's own index takes
 milliseconds, and a round trip through the task queue would cost the server more than the
@@ -30,7 +35,7 @@ from keel.schemas.retrieval import RETRIEVAL_SEARCH, Passage, SearchQuery, Searc
 from keel.schemas.reviews import Citation, ReviewDecision, ReviewReason, ReviewRequest
 from keel.schemas.runs import AgentState, Outcome, RunResult
 from workflows.activity_options import RETRIEVAL_SEARCH_OPTIONS
-from workflows.agents.support.spec import SupportInput
+from workflows.agents.support.spec import TRIAGE_LABELS, SupportInput
 from workflows.policy import node_threshold, passage_findings, support_reason, unquoted_pii
 from workflows.run_context import run_context
 
@@ -59,7 +64,7 @@ CATEGORIES = (
     "integrations: slack google drive zapier integration connect calendar",
     "other:",
 )
-"""Labels the classifier chooses from: `name: keywords` (the keywords guide `local`)."""
+"""Labels the classifier chose from before triage: `name: keywords` (for `local`)."""
 
 COLLECTION = "quillpad"
 """The collection `retrieve` searches: the help-centre articles the worker ships."""
@@ -81,6 +86,7 @@ class SupportState(AgentState):
     """The support graph's state."""
 
     category: str | None = None
+    triage: str | None = Field(default=None, description="The message's triage label.")
     passages: list[Passage] = Field(default_factory=list[Passage])
     draft: Draft | None = None
     review_reason: ReviewReason | None = None
@@ -103,6 +109,8 @@ _SYSTEM = (
 
 # Patch id: `retrieve` searches in a local activity.
 _SEARCH_IN_WORKER = "keel.support-search-local-activity"
+# Patch id: `classify` triages the message instead of picking its topic.
+_TRIAGE = "keel.support-triage"
 
 
 async def retrieve(state: SupportState) -> dict[str, Any]:
@@ -124,7 +132,18 @@ async def retrieve(state: SupportState) -> dict[str, Any]:
 
 
 async def classify(state: SupportState) -> dict[str, Any]:
-    """Pick the question's category."""
+    """Triage the message (runs started before triage: pick the question's topic)."""
+    if workflow.patched(_TRIAGE):
+        triaged = await run_context().router.complete(
+            ModelRequest(
+                messages=[Message(role="user", content=state.question)],
+                labels=list(TRIAGE_LABELS),
+                classifier="support",
+                max_output_tokens=16,
+            ),
+            step="classify",
+        )
+        return {"triage": triaged.label}
     response = await run_context().router.complete(
         ModelRequest(
             messages=[Message(role="user", content=state.question)],
@@ -187,9 +206,10 @@ async def check(state: SupportState) -> dict[str, Any]:
 def judge(state: SupportState, policy: RunPolicy, findings: list[GuardFinding]) -> dict[str, Any]:
     """The escalation policy's verdict on the draft (`workflows.policy`), as a state update.
 
-    It weighs the guards' findings (PII, policy terms, passages retrieval flagged as
-    injected instructions), the category and the draft's confidence against the threshold
-    of the `check` node, which it records as the one the review shows.
+    It weighs the guards' findings (PII, policy terms, injected instructions in the
+    question or in passages), the triage label (or, before triage, the topic) and the
+    draft's confidence against the threshold of the `check` node, which it records as the
+    one the review shows.
     """
     assert state.draft is not None
     reason = support_reason(
@@ -199,6 +219,7 @@ def judge(state: SupportState, policy: RunPolicy, findings: list[GuardFinding]) 
         confidence=state.draft.confidence,
         cited=bool(state.draft.citations),
         findings=findings,
+        triage=state.triage,
     )
     threshold = node_threshold(policy, "check")
     return {"review_reason": reason, "findings": findings, "review_threshold": threshold}
@@ -218,6 +239,7 @@ def review(state: SupportState) -> dict[str, Any]:
         passages=state.passages,
         node="check",
         findings=state.findings,
+        triage=state.triage,
     )
     decision = interrupt(request.model_dump(mode="json"))
     return {"decision": ReviewDecision.model_validate(decision)}

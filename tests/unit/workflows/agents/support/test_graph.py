@@ -99,6 +99,15 @@ async def test_off_topic_question_asks_for_review_even_when_confident() -> None:
     assert await _after_check(_state(**update)) == "review"
 
 
+async def test_a_message_triage_escalates_goes_to_a_person_even_when_confident() -> None:
+    policy = RunPolicy(threshold=0.6, triage_escalate=["charge_dispute"])
+    state = _state(category=None, triage="charge_dispute", draft=_draft(confidence=1.0))
+    update = judge(state, policy, [])
+    assert update["review_reason"] == "needs_person"
+    assert await _after_check(_state(**update)) == "review"
+    assert _reason(_state(category=None, triage="general"), policy) is None
+
+
 def test_a_guard_finding_asks_for_review_with_its_reason() -> None:
     pii = GuardFinding(kind="pii", field="question", label="EMAIL_ADDRESS")
     assert _reason(_state(), findings=[pii]) == "pii"

@@ -1,0 +1,65 @@
+"""Triage in a `support` run: what must go to a person does, with the category shown.
+
+An in-process worker on the suite's dev server, the keyless `local` model with the agent's
+triage classifier, the worker's own help-centre index.
+"""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from cli.devserver import DevServer
+from keel.admission import admit
+from keel.run_client import RunClient
+from keel.schemas.runs import RunState
+from keel.settings import Settings
+from keel.temporal.connection import connect
+from tests.conftest import CONFIDENT
+from worker.main import keel_worker
+
+ACCOUNT_SPECIFIC = (
+    "Please move my Plus subscription to my other email address, I can't do it myself"
+)
+
+
+@pytest.fixture
+async def settings(temporal: DevServer, tmp_path: Path) -> AsyncIterator[Settings]:
+    own = Settings(
+        temporal_address=temporal.address,
+        data_dir=tmp_path,
+        task_queue=f"triage-{uuid.uuid4().hex[:8]}",
+        worker_max_cached_workflows=0,
+    )
+    async with keel_worker(own):
+        yield own
+
+
+async def _awaiting_review(runs: RunClient, run_id: str) -> RunState:
+    for _ in range(300):
+        state = await runs.state(run_id)
+        if state.status == "awaiting_review":
+            return state
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"run {run_id} never asked for a review")
+
+
+async def test_an_account_specific_message_goes_to_a_person_and_a_general_one_is_answered(
+    settings: Settings,
+) -> None:
+    runs = RunClient(await connect(settings))
+    escalated, answered = (
+        admit(settings, "support", ACCOUNT_SPECIFIC),
+        admit(settings, "support", CONFIDENT),
+    )
+    for admission in (escalated, answered):
+        await runs.start(admission, settings.task_queue)
+
+    pending = (await _awaiting_review(runs, escalated.run_id)).pending_review
+    assert pending is not None
+    assert (pending.reason, pending.triage) == ("needs_person", "account_specific")
+    result = await runs.result(answered.run_id)
+    assert result.status == "completed" and result.outcome.reviewed is False
+    assert result.outcome.answer and result.outcome.citations
