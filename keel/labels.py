@@ -20,6 +20,7 @@ together stand for every run (`Observation.weight`, used by `keel.risk_control`)
 """
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -48,18 +49,7 @@ def label_for(row: ReviewRow) -> LabelRow | None:
     verdict = VERDICTS.get(row.status)
     if verdict is None or row.deadline_path is not None or row.decided_at is None:
         return None
-    return LabelRow(
-        review_id=row.id,
-        run_id=row.run_id,
-        agent=row.agent,
-        reason=row.reason,
-        confidence=row.confidence,
-        threshold=row.threshold,
-        verdict=verdict,
-        needed_person=verdict != "approve",
-        reviewer=row.reviewer,
-        decided_at=row.decided_at,
-    )
+    return _label(row, verdict, row.decided_at, needed_person=verdict != "approve")
 
 
 def grade_label(row: ReviewRow) -> LabelRow:
@@ -73,6 +63,27 @@ def grade_label(row: ReviewRow) -> LabelRow:
         raise ValueError(f"review {row.id} is not a graded audit")
     if row.sampling_rate is None or not 0 < row.sampling_rate <= 1:
         raise ValueError(f"audit {row.id} has no sampling probability")
+    weight = 1.0 / row.sampling_rate
+    return _label(
+        row,
+        row.grade,
+        row.decided_at,
+        needed_person=row.grade == "wrong",
+        source="audit",
+        weight=weight,
+    )
+
+
+def _label(
+    row: ReviewRow,
+    verdict: str,
+    decided_at: datetime,
+    *,
+    needed_person: bool,
+    source: str = "escalation",
+    weight: float = 1.0,
+) -> LabelRow:
+    """A review's label: what the review says, and the verdict on it."""
     return LabelRow(
         review_id=row.id,
         run_id=row.run_id,
@@ -80,12 +91,12 @@ def grade_label(row: ReviewRow) -> LabelRow:
         reason=row.reason,
         confidence=row.confidence,
         threshold=row.threshold,
-        verdict=row.grade,
-        needed_person=row.grade == "wrong",
+        verdict=verdict,
+        needed_person=needed_person,
         reviewer=row.reviewer,
-        decided_at=row.decided_at,
-        source="audit",
-        weight=1.0 / row.sampling_rate,
+        decided_at=decided_at,
+        source=source,
+        weight=weight,
     )
 
 

@@ -2,13 +2,10 @@
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 
-from cli.devserver import DevServer
 from keel.admission import admit
 from keel.run_client import RunClient
 from keel.schemas.reviews import ClaimInput, DecisionInput, ReleaseInput
@@ -17,20 +14,6 @@ from keel.search_attributes import KEEL_AGENT, KEEL_SUBMITTER
 from keel.settings import Settings
 from keel.temporal.connection import connect
 from tests.conftest import CONFIDENT, UNSURE
-from worker.main import keel_worker
-
-
-@pytest.fixture
-async def settings(temporal: DevServer, tmp_path: Path) -> AsyncIterator[Settings]:
-    """A worker of its own on the suite's dev server; its settings."""
-    own = Settings(
-        temporal_address=temporal.address,
-        data_dir=tmp_path,
-        task_queue=f"client-{uuid.uuid4().hex[:8]}",
-        worker_max_cached_workflows=0,
-    )
-    async with keel_worker(own):
-        yield own
 
 
 @pytest.fixture

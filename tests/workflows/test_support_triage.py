@@ -5,36 +5,17 @@ triage classifier, the worker's own help-centre index.
 """
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 
-import pytest
-
-from cli.devserver import DevServer
 from keel.admission import admit
 from keel.run_client import RunClient
 from keel.schemas.runs import RunState
 from keel.settings import Settings
 from keel.temporal.connection import connect
 from tests.conftest import CONFIDENT
-from worker.main import keel_worker
 
 ACCOUNT_SPECIFIC = (
     "Please move my Plus subscription to my other email address, I can't do it myself"
 )
-
-
-@pytest.fixture
-async def settings(temporal: DevServer, tmp_path: Path) -> AsyncIterator[Settings]:
-    own = Settings(
-        temporal_address=temporal.address,
-        data_dir=tmp_path,
-        task_queue=f"triage-{uuid.uuid4().hex[:8]}",
-        worker_max_cached_workflows=0,
-    )
-    async with keel_worker(own):
-        yield own
 
 
 async def _awaiting_review(runs: RunClient, run_id: str) -> RunState:

@@ -1,0 +1,24 @@
+"""Fixtures of the workflows tier: an in-process worker on the suite's dev server."""
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from cli.devserver import DevServer
+from keel.settings import Settings
+from worker.main import keel_worker
+
+
+@pytest.fixture
+async def settings(temporal: DevServer, tmp_path: Path) -> AsyncIterator[Settings]:
+    """A worker of its own on the suite's dev server, replaying every task; its settings."""
+    own = Settings(
+        temporal_address=temporal.address,
+        data_dir=tmp_path,
+        task_queue=f"worker-{uuid.uuid4().hex[:8]}",
+        worker_max_cached_workflows=0,
+    )
+    async with keel_worker(own):
+        yield own
