@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+from temporalio.service import RPCError
 
 from cli.devserver import DevServer
 from keel.admission import admit, run_policy
@@ -116,12 +117,25 @@ def _admission(settings: Settings, agent: str, question: LabelledQuestion) -> Ad
         raise KeelUserError(f"{agent} does not take {question.question!r}: {err}") from err
 
 
+_QUERY_RETRIES = 10
+"""State queries of one run that may fail in a row before the observation gives up."""
+
+
 async def _watch(
     runs: RunClient, run_id: str, question: LabelledQuestion, threshold: float
 ) -> LabelledRun:
     """What the run did with `question`; a run that opens a review is terminated."""
+    misses = 0
     while True:
-        state = await runs.state(run_id)
+        try:
+            state = await runs.state(run_id)
+        except RPCError:
+            # A query a busy server or worker could not answer in time: ask again, a few times.
+            misses += 1
+            if misses > _QUERY_RETRIES:
+                raise
+            await asyncio.sleep(0.5)
+            continue
         review = state.pending_review
         # Once the queue row is written (`awaiting_review`), no activity of the run is in flight.
         if review is not None and state.status == "awaiting_review":
