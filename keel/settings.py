@@ -55,7 +55,11 @@ class Settings(BaseSettings):
     )
     task_queue: str = "keel"
     worker_max_cached_workflows: int = Field(
-        default=1000, ge=0, description="0 replays every workflow task from history (tests)."
+        default=1000,
+        ge=0,
+        description="Runs a worker keeps in memory between tasks. 0 replays every task from "
+        "history and cancels a run's local activities in flight when another run needs the "
+        "slot: for debugging one run, never under load.",
     )
     worker_sticky_timeout_s: float = Field(
         default=2.0,

@@ -61,7 +61,6 @@ class Stack:
             KEEL_TASK_QUEUE=self.task_queue,
             KEEL_DATA_DIR=str(self.data_dir),
             KEEL_API_PORT=str(self.api_port),
-            KEEL_WORKER_MAX_CACHED_WORKFLOWS="0",
         )
         env.update(self.settings)  # a test's own settings win over these
         return env

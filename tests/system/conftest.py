@@ -8,6 +8,7 @@ import pytest
 
 from cli.devserver import DevServer
 from keel.testing.stack import Stack
+from tests.replays import assert_stack_runs_replay
 from tests.system.secured import Secured, secured_stack
 
 
@@ -23,6 +24,7 @@ async def stack(
         yield deployment
     finally:
         deployment.stop_all()
+    await assert_stack_runs_replay(deployment)
 
 
 @pytest.fixture(scope="session")
@@ -32,6 +34,7 @@ async def secured(
     """A worker and an API that require API keys, with one key per role (secured.py)."""
     async with secured_stack(temporal, tmp_path_factory.mktemp("secured")) as deployment:
         yield deployment
+    await assert_stack_runs_replay(deployment.stack)
 
 
 @pytest.fixture
@@ -41,8 +44,8 @@ async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def make_stack(temporal: DevServer, tmp_path: Path):  # type: ignore[no-untyped-def]
-    """Fresh deployments for tests that kill processes; stopped after the test."""
+async def make_stack(temporal: DevServer, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Fresh deployments for tests that kill processes; stopped, then their runs replayed."""
     made: list[Stack] = []
 
     def make(**settings: str) -> Stack:
@@ -53,3 +56,6 @@ def make_stack(temporal: DevServer, tmp_path: Path):  # type: ignore[no-untyped-
     yield make
     for deployment in made:
         deployment.stop_all()
+    for deployment in made:
+        if deployment.processes:
+            await assert_stack_runs_replay(deployment)

@@ -13,14 +13,13 @@ from typing import Any
 import httpx
 import pytest
 from temporalio.client import Client, WorkflowHistory
-from temporalio.worker import Replayer
 
 from keel.settings import Settings
 from keel.testing.recording import WireRequest
 from keel.testing.replies import Reply
 from keel.testing.server import WireServer
 from keel.testing.stack import openai_route, wait_status
-from worker.agents import build_graphs, graph_plugins
+from tests.replays import replayer
 
 PRICE = {"input": 1.0, "output": 2.0}
 WARN_EVENTS = 10_240
@@ -128,9 +127,9 @@ async def test_a_loop_continues_as_new_at_its_history_limit(make_stack, wire, te
     assert all(len(h.events) < limit + 40 for h in chain), [len(h.events) for h in chain]
     assert len(chain) >= 3
     # Where a run stops to continue is deterministic: every execution replays.
-    replayer = Replayer(workflows=[], plugins=graph_plugins(build_graphs(Settings())))
+    replaying = replayer(Settings())
     for history in chain:
-        replayed = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+        replayed = await replaying.replay_workflow(history, raise_on_replay_failure=False)
         assert replayed.replay_failure is None, replayed.replay_failure
     # The event stream follows the whole chain: one start, a continuation each, one end.
     kinds = [e["type"] for e in events]

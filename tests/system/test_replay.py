@@ -24,13 +24,13 @@ from typing import Any
 import httpx
 import pytest
 from temporalio.client import Client, WorkflowHistory
-from temporalio.worker import Replayer
 
 from keel.schemas.runs import RunInput
 from keel.settings import Settings
 from keel.testing.stack import Stack, wait_status
 from tests.conftest import CONFIDENT, UNSURE
-from worker.agents import build_graphs, graph_plugins
+from tests.replays import replayer
+from worker.agents import build_graphs
 
 HISTORIES = Path(__file__).parents[1] / "histories"
 LEGACY = HISTORIES / "legacy"
@@ -56,10 +56,6 @@ RUNS = {
 }
 INGESTION = "ingest"
 RECORDED = sorted([*RUNS, INGESTION])
-
-
-def _replayer() -> Replayer:
-    return Replayer(workflows=[], plugins=graph_plugins(build_graphs(Settings())))
 
 
 async def _record_run(run: Run, http: httpx.AsyncClient) -> str:
@@ -116,7 +112,7 @@ def _kinds(history: WorkflowHistory) -> list[str | None]:
 
 
 async def _replays(history: WorkflowHistory) -> None:
-    result = await _replayer().replay_workflow(history, raise_on_replay_failure=False)
+    result = await replayer(Settings()).replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure
 
 
@@ -181,7 +177,8 @@ async def test_a_legacy_input_without_a_policy_replays_with_the_same_decisions()
     # Not vacuous: read with a threshold no answer reaches, the run would have asked a person.
     fixture = _fixture(LEGACY / "auto_complete.json")
     _without_policy(fixture, review_threshold=1.0)
-    result = await _replayer().replay_workflow(_history(fixture), raise_on_replay_failure=False)
+    replaying = replayer(Settings())
+    result = await replaying.replay_workflow(_history(fixture), raise_on_replay_failure=False)
     assert "Nondeterminism" in str(result.replay_failure)
 
 
@@ -194,8 +191,8 @@ def test_a_changed_graph_is_caught():
     support.edges.discard(("classify", "retrieve"))
     support.edges.discard(("retrieve", "answer"))
     support.add_edge("classify", "answer")
-    replayer = Replayer(workflows=[], plugins=graph_plugins(graphs))
-    result = asyncio.run(replayer.replay_workflow(history, raise_on_replay_failure=False))
+    replaying = replayer(Settings(), graphs)
+    result = asyncio.run(replaying.replay_workflow(history, raise_on_replay_failure=False))
     # The model calls are local activities: the answer's call meets the retrieval's marker.
     assert result.replay_failure is not None
     assert "Failed decoding" in str(result.replay_failure) or "Nondeterminism" in str(

@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from temporalio.client import Client
-from temporalio.worker import Replayer
 
 from keel.schemas.model import Usage as KeelUsage
 from keel.schemas.routing import Price
@@ -22,7 +21,7 @@ from keel.testing.replies import Reply, Usage
 from keel.testing.server import WireServer
 from keel.testing.stack import Stack, eventually, start_run, wait_status
 from tests.conftest import CONFIDENT
-from worker.agents import build_graphs, graph_plugins
+from tests.replays import replayer
 
 MINI = {"input": 0.15, "output": 0.6, "cached": 0.075}
 HAIKU = {"input": 0.8, "output": 4.0}
@@ -151,9 +150,7 @@ async def test_fallback_moves_on_after_rate_limits_and_bills_what_answered(
     history = await temporal_client.get_workflow_handle(run_id).fetch_history()
     assert "secret" not in history.to_json()
     before = len(wire.requests)
-    graphs = build_graphs(Settings())
-    replayer = Replayer(workflows=[], plugins=graph_plugins(graphs))
-    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    result = await replayer(Settings()).replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None
     assert len(wire.requests) == before
 

@@ -8,17 +8,18 @@ import pytest
 
 from cli.devserver import DevServer
 from keel.settings import Settings
+from tests.replays import assert_runs_replay
 from worker.main import keel_worker
 
 
 @pytest.fixture
 async def settings(temporal: DevServer, tmp_path: Path) -> AsyncIterator[Settings]:
-    """A worker of its own on the suite's dev server, replaying every task; its settings."""
+    """A worker of its own on the suite's dev server; its settings. Its runs replay after."""
     own = Settings(
         temporal_address=temporal.address,
         data_dir=tmp_path,
         task_queue=f"worker-{uuid.uuid4().hex[:8]}",
-        worker_max_cached_workflows=0,
     )
-    async with keel_worker(own):
+    async with keel_worker(own) as worker:
         yield own
+    await assert_runs_replay(own, worker.client)
