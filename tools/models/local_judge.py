@@ -25,8 +25,9 @@ supported sentence is always kept.
 Question coverage is the weighted share of Q the kept sentences and their headings
 contain. The verdict:
 
-    answered      coverage >= ANSWERED and every sentence supported
-    partial       coverage >= PARTIAL (or answered, but a sentence was unsupported)
+    answered      coverage >= ANSWERED, every sentence supported, every name covered
+    partial       coverage >= PARTIAL (or answered, but a sentence was unsupported, or
+                  the kept sentences never mention a name the question asks about)
     not_answered  otherwise, or no sentence is supported
 
 `missing` lists the question's words the kept sentences do not contain, heaviest first.
@@ -107,7 +108,8 @@ def judge(question: str, answer: str, passages: list[Passage]) -> Judgement:
     kept = [i for i in grounded if relevance[i] >= RELATIVE_RELEVANCE * top]
     covered = set[str]().union(*(evidence[i] for i in kept))
     coverage = _share(weights, covered)
-    verdict = _verdict(coverage, all_supported=len(grounded) == len(sentences))
+    whole = len(grounded) == len(sentences) and named <= covered
+    verdict = _verdict(coverage, whole=whole)
     return Judgement(
         verdict=verdict,
         unsupported=[i for i in range(len(sentences)) if i not in kept],
@@ -116,8 +118,8 @@ def judge(question: str, answer: str, passages: list[Passage]) -> Judgement:
     )
 
 
-def _verdict(coverage: float, *, all_supported: bool) -> Verdict:
-    if coverage >= ANSWERED and all_supported:
+def _verdict(coverage: float, *, whole: bool) -> Verdict:
+    if coverage >= ANSWERED and whole:
         return "answered"
     return "partial" if coverage >= PARTIAL else "not_answered"
 

@@ -100,3 +100,10 @@ async def test_the_local_provider_answers_a_judge_request_with_a_judgement() -> 
 def test_a_judgement_naming_a_sentence_that_does_not_exist_is_refused() -> None:
     with pytest.raises(ValueError, match="out of 0..1"):
         Judgement(verdict="partial", unsupported=[2], sentences=["a.", "b."])
+
+
+def test_an_answer_that_never_names_what_the_question_names_is_not_a_whole_answer() -> None:
+    question = "Do approved refunds go back to the original payment method on Stripe?"
+    verdict = judge(question, REFUND.text, [REFUND])
+    assert verdict.verdict == "partial" and verdict.missing == "strip"  # its stem
+    assert judge(question.removesuffix(" on Stripe?"), REFUND.text, [REFUND]).verdict == "answered"
