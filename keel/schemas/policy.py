@@ -34,8 +34,10 @@ ReviewReason = Literal[
     "pii",
     "policy_term",
     "suspected_injection",
+    "not_answered",
+    "partial_answer",
 ]
-"""Why a run asks a person."""
+"""Why a run asks a person (`not_answered`, `partial_answer`: the verifier's verdict)."""
 ExpiryPath = Literal["reject", "approve_if_low_risk", "escalate"]
 DEFAULT_QUEUE = "default"
 """The queue of reviews no rule sends elsewhere."""

@@ -13,7 +13,7 @@ from typing import Literal, Self
 from pydantic import BaseModel, Field, JsonValue, model_validator
 
 from keel.schemas.guards import GuardFinding
-from keel.schemas.model import ToolCall
+from keel.schemas.model import ToolCall, Verdict
 from keel.schemas.policy import ExpiryPath, ReviewReason
 from keel.schemas.retrieval import Passage
 
@@ -39,6 +39,7 @@ __all__ = [
     "ReviewRequest",
     "ReviewStatus",
     "ReviewView",
+    "Verification",
     "action_hash",
 ]
 
@@ -52,6 +53,16 @@ class Citation(BaseModel):
 
     passage_id: str
     title: str
+
+
+class Verification(BaseModel):
+    """The verifier's word on a drafted answer: its verdict and what it trimmed away."""
+
+    verdict: Verdict
+    removed: list[str] = Field(
+        default_factory=list, description="Sentences dropped: unsupported or off the question."
+    )
+    missing: str = Field(default="", description="What the question asks that is not answered.")
 
 
 class ReviewRequest(BaseModel):
@@ -72,6 +83,9 @@ class ReviewRequest(BaseModel):
     node: str | None = Field(default=None, description="The graph node that escalated.")
     findings: list[GuardFinding] = Field(
         default_factory=list[GuardFinding], description="What the guards flagged, as evidence."
+    )
+    verification: Verification | None = Field(
+        default=None, description="The verifier's verdict on the proposed answer."
     )
 
 
@@ -225,6 +239,7 @@ class ReviewView(BaseModel):
     citations: list[Citation]
     passages: list[Passage] = Field(default_factory=list[Passage])
     findings: list[GuardFinding] = Field(default_factory=list[GuardFinding])
+    verification: Verification | None = None
     confidence: float | None
     threshold: float | None
     cost_usd: float
