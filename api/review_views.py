@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from keel.schemas.guards import GuardFinding
 from keel.schemas.model import ToolCall
 from keel.schemas.retrieval import Passage
-from keel.schemas.reviews import Citation, Claim, ReviewView
+from keel.schemas.reviews import Citation, Claim, ReviewView, Verification
 from keel.settings import Settings
 from keel.tables import ReviewRow
 
@@ -42,6 +42,7 @@ def review_view(row: ReviewRow, settings: Settings, now: datetime) -> ReviewView
         citations=[Citation.model_validate(c) for c in row.citations],
         passages=[Passage.model_validate(p) for p in row.passages],
         findings=[GuardFinding.model_validate(f) for f in row.findings or []],
+        verification=Verification.model_validate(row.verification) if row.verification else None,
         confidence=row.confidence,
         threshold=row.threshold,
         cost_usd=row.cost_usd,

@@ -18,7 +18,7 @@ from pydantic_settings import (
 from keel.schemas.continuation import HistoryLimits
 from keel.schemas.guards import GuardSettings
 from keel.schemas.policy import EscalationSettings
-from keel.schemas.routing import Deployment, Price, Route
+from keel.schemas.routing import JUDGE_ROUTE, Deployment, Price, Route
 
 __all__ = ["LOCAL_DEPLOYMENT", "Settings"]
 
@@ -144,7 +144,8 @@ class Settings(BaseSettings):
         default_factory=dict, description="Models by name; `local` is always there."
     )
     routes: dict[str, Route] = Field(
-        default_factory=dict, description="Routes by name; `default` is `local` unless set."
+        default_factory=dict,
+        description="Routes by name; `default` and `judge` are `local` unless set.",
     )
     run_budget_usd: float | None = Field(
         default=None, gt=0, description="Model spend per run before `budget_action` applies."
@@ -176,6 +177,7 @@ class Settings(BaseSettings):
     def _routes_name_deployments(self) -> Self:
         self.deployments.setdefault("local", LOCAL_DEPLOYMENT)
         self.routes.setdefault("default", Route(candidates=["local"]))
+        self.routes.setdefault(JUDGE_ROUTE, Route(candidates=["local"]))
         for name, route in self.routes.items():
             for candidate in route.candidates:
                 if candidate not in self.deployments:

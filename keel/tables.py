@@ -72,6 +72,7 @@ class ReviewRow(SQLModel, table=True):
         default=None, sa_column=Column(JSON, nullable=True)
     )
     findings: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    verification: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     action_hash: str = Field(default="", max_length=64)
     claimed_by: str | None = Field(default=None, max_length=200)
     claim_expires_at: datetime | None = _utc(nullable=True)

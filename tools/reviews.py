@@ -78,6 +78,7 @@ class ReviewQueue:
                     else None,
                     tool_parameters=review.tool_parameters,
                     findings=[f.model_dump() for f in review.findings],
+                    verification=review.verification.model_dump() if review.verification else None,
                     action_hash=review.action_hash,
                     created_at=review.opened_at,
                     deadline=review.deadline,

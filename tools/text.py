@@ -34,7 +34,16 @@ import re
 from collections import Counter
 from collections.abc import Collection, Sequence
 
-__all__ = ["BM25", "STOPWORDS", "respellings", "split_sentences", "stem", "tokenize"]
+__all__ = [
+    "BM25",
+    "STOPWORDS",
+    "names",
+    "respellings",
+    "respelt",
+    "split_sentences",
+    "stem",
+    "tokenize",
+]
 
 STOPWORDS: frozenset[str] = frozenset(
     """
@@ -61,6 +70,11 @@ _VOWELS = frozenset("aeiou")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 # Markdown list markers would otherwise become one-word "sentences" such as "1.".
 _LIST_MARKER = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
+# A capitalised word after a word that does not end a sentence, or an acronym of two or
+# more capitals.
+_NAME = re.compile(
+    r"(?<=[^\s.!?]\s)[A-Z][A-Za-z0-9]*|\b(?=[A-Z0-9]*[A-Z][A-Z0-9]*\b)[A-Z0-9]{2,}\b"
+)
 
 
 def stem(word: str) -> str:
@@ -126,6 +140,36 @@ def respellings(word: str, known: Collection[str]) -> list[str]:
     if len(word) < _RESPELL_MIN_LENGTH or word in known:
         return []
     return sorted(w for w in known if _one_edit_apart(word, w))
+
+
+def respelt(token: str, known: Counter[str]) -> str:
+    """`token`, or the most frequent known word it may be a typo of (`respellings`).
+
+    Args:
+        token: A token, e.g. from `tokenize`.
+        known: The vocabulary with each word's frequency.
+
+    Returns:
+        The token itself when it is known, short or one edit from no known word.
+
+    """
+    candidates = respellings(token, known)
+    return min(candidates, key=lambda w: (-known[w], w)) if candidates else token
+
+
+def names(text: str) -> list[str]:
+    """The names in `text`: capitalised words inside a sentence, and acronyms.
+
+    "Linux" is a name, "Thanks" in "Sync is stuck. Thanks!" is not; "HIPAA" is.
+
+    Args:
+        text: Prose, e.g. a question.
+
+    Returns:
+        The names, in order, as written.
+
+    """
+    return _NAME.findall(text)
 
 
 def _one_edit_apart(a: str, b: str) -> bool:

@@ -7,11 +7,13 @@ queue's deadline does. A finding escalates only when its kind is in the node's
 `escalate_on`; guard reasons outrank the others, injection first:
 
     suspected_injection > pii > policy_term > tool_approval / needs_person > off_topic
-        > low_confidence
+        > not_answered > partial_answer > low_confidence
 
 `needs_person` is triage's verdict: the message is in a category the policy's
 `triage_escalate` lists (a charge dispute, a security incident, ...), which a person handles
-whatever the answer's confidence.
+whatever the answer's confidence. `not_answered` and `partial_answer` are the verifier's
+verdict on a drafted answer (it answers none, or only part, of the question from the
+passages it cites).
 
 PII a drafted answer quotes verbatim from the passages it cites (a help-centre article's
 contact address, say) was published by the product, not given by the customer, so
@@ -24,6 +26,7 @@ from pydantic import JsonValue
 
 from keel.errors import KeelUserError
 from keel.schemas.guards import GuardFinding
+from keel.schemas.model import Verdict
 from keel.schemas.policy import DEFAULT_QUEUE, EscalationSettings, GuardKind, QueueSpec, RunPolicy
 from keel.schemas.retrieval import Passage
 from keel.schemas.reviews import PendingReview, ReviewReason
@@ -82,9 +85,13 @@ def support_reason(
     confidence: float,
     cited: bool,
     findings: Iterable[GuardFinding],
+    verdict: Verdict | None = None,
     triage: str | None = None,
 ) -> ReviewReason | None:
-    """Why a drafted answer must be reviewed before the customer sees it, or None."""
+    """Why a drafted answer must be reviewed before the customer sees it, or None.
+
+    `verdict` is the verifier's (None when the run had no verifier).
+    """
     guarded = guard_reason(policy, node, findings)
     if guarded is not None:
         return guarded
@@ -92,6 +99,10 @@ def support_reason(
         return "needs_person"
     if off_topic:
         return "off_topic"
+    if verdict == "not_answered":
+        return "not_answered"
+    if verdict == "partial":
+        return "partial_answer"
     if confidence < node_threshold(policy, node) or not cited:
         return "low_confidence"
     return None

@@ -6,7 +6,20 @@ from pydantic import BaseModel, Field, JsonValue, model_validator
 
 from keel.schemas.retrieval import Passage
 
-__all__ = ["Message", "ModelRequest", "ModelResponse", "ToolCall", "ToolSpec", "Usage"]
+__all__ = [
+    "JudgeInput",
+    "Judgement",
+    "Message",
+    "ModelRequest",
+    "ModelResponse",
+    "ToolCall",
+    "ToolSpec",
+    "Usage",
+    "Verdict",
+]
+
+Verdict = Literal["answered", "partial", "not_answered"]
+"""A judge's verdict on an answer: it answers the question, part of it, or not at all."""
 
 
 class ToolCall(BaseModel):
@@ -36,13 +49,58 @@ class Message(BaseModel):
     tool_call_id: str | None = None
 
 
+class JudgeInput(BaseModel):
+    """What a judge request asks about: an answer to a question, grounded in the documents.
+
+    The passages the answer cites are the request's `documents`; the provider numbers the
+    answer's sentences (from 0) and the judgement names them by those numbers.
+    """
+
+    question: str
+    answer: str
+
+
+class Judgement(BaseModel):
+    """A judge's reply: the verdict, and which sentences of the answer to drop.
+
+    `unsupported` lists sentences no cited passage supports or that do not speak to the
+    question (padding); `missing` says, in a few words, what the question asks that the
+    kept sentences do not answer. `sentences` is the answer as the provider numbered it.
+    """
+
+    verdict: Verdict
+    unsupported: list[int] = Field(default_factory=list[int])
+    missing: str = ""
+    sentences: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _indices_name_sentences(self) -> Self:
+        if self.sentences and any(not 0 <= i < len(self.sentences) for i in self.unsupported):
+            raise ValueError(f"unsupported names a sentence out of 0..{len(self.sentences) - 1}")
+        return self
+
+    @property
+    def removed(self) -> list[str]:
+        """The sentences dropped, in order."""
+        dropped = set(self.unsupported)
+        return [s for i, s in enumerate(self.sentences) if i in dropped]
+
+    @property
+    def kept(self) -> list[str]:
+        """The sentences not dropped, in order: the trimmed answer."""
+        dropped = set(self.unsupported)
+        return [s for i, s in enumerate(self.sentences) if i not in dropped]
+
+
 class ModelRequest(BaseModel):
     """What an agent asks of a model.
 
     `documents` are grounding passages the answer must cite (by `[passage id]`); `labels`
     turns the request into a classification whose answer is one of the labels (`classifier`
     names the local classifier the keyless `local` model uses for them, when it has one);
-    `tools` lets the model call tools; `json_schema` asks for structured output.
+    `tools` lets the model call tools; `json_schema` asks for structured output; `judge` asks
+    whether an answer is supported by the `documents` and answers the question (reply:
+    `Judgement`).
     """
 
     route: str = "default"
@@ -54,6 +112,7 @@ class ModelRequest(BaseModel):
     )
     tools: list[ToolSpec] = Field(default_factory=list[ToolSpec])
     json_schema: dict[str, JsonValue] | None = None
+    judge: JudgeInput | None = None
     max_output_tokens: int = Field(default=512, ge=1)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     idempotency_key: str = Field(default="", description="Workflow id + step id.")
@@ -89,6 +148,7 @@ class ModelResponse(BaseModel):
     label: str | None = None
     citations: list[str] = Field(default_factory=list, description="Ids of cited passages.")
     tool_calls: list[ToolCall] = Field(default_factory=list[ToolCall])
+    judgement: Judgement | None = Field(default=None, description="A judge request's reply.")
     confidence: float | None = Field(default=None, ge=0.0, le=1.0)
     finish_reason: Literal["stop", "length", "tool_calls", "content_filter"] = "stop"
     provider: str

@@ -36,12 +36,14 @@ ReviewReason = Literal[
     "pii",
     "policy_term",
     "suspected_injection",
+    "not_answered",
+    "partial_answer",
     "audit",
     "needs_person",
 ]
 """Why a run asks a person (`needs_person`: triage put the message in a category that must
-never be answered alone, such as a charge dispute; `audit`: an answer sent unreviewed, sampled
-to be graded)."""
+never be answered alone, such as a charge dispute; `not_answered`, `partial_answer`: the
+verifier's verdict; `audit`: an answer sent unreviewed, sampled to be graded)."""
 ExpiryPath = Literal["reject", "approve_if_low_risk", "escalate"]
 DEFAULT_QUEUE = "default"
 """The queue of reviews no rule sends elsewhere."""

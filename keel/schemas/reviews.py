@@ -17,7 +17,7 @@ from typing import Literal, Self
 from pydantic import BaseModel, Field, JsonValue, model_validator
 
 from keel.schemas.guards import GuardFinding
-from keel.schemas.model import ToolCall
+from keel.schemas.model import ToolCall, Verdict
 from keel.schemas.policy import ExpiryPath, ReviewReason
 from keel.schemas.retrieval import Passage
 
@@ -48,6 +48,7 @@ __all__ = [
     "ReviewRequest",
     "ReviewStatus",
     "ReviewView",
+    "Verification",
     "action_hash",
 ]
 
@@ -69,6 +70,16 @@ class Citation(BaseModel):
     title: str
 
 
+class Verification(BaseModel):
+    """The verifier's word on a drafted answer: its verdict and what it trimmed away."""
+
+    verdict: Verdict
+    removed: list[str] = Field(
+        default_factory=list, description="Sentences dropped: unsupported or off the question."
+    )
+    missing: str = Field(default="", description="What the question asks that is not answered.")
+
+
 class ReviewRequest(BaseModel):
     """What a graph node hands to `interrupt()`: the proposed action and its evidence."""
 
@@ -87,6 +98,9 @@ class ReviewRequest(BaseModel):
     node: str | None = Field(default=None, description="The graph node that escalated.")
     findings: list[GuardFinding] = Field(
         default_factory=list[GuardFinding], description="What the guards flagged, as evidence."
+    )
+    verification: Verification | None = Field(
+        default=None, description="The verifier's verdict on the proposed answer."
     )
     triage: str | None = Field(
         default=None, description="The triage category of the message (`needs_person`: why)."
@@ -272,6 +286,7 @@ class ReviewView(BaseModel):
     citations: list[Citation]
     passages: list[Passage] = Field(default_factory=list[Passage])
     findings: list[GuardFinding] = Field(default_factory=list[GuardFinding])
+    verification: Verification | None = None
     confidence: float | None
     threshold: float | None
     cost_usd: float

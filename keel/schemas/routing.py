@@ -7,6 +7,7 @@ from pydantic import BaseModel, Field, computed_field, model_validator
 from keel.schemas.model import ModelRequest, ModelResponse, Usage
 
 __all__ = [
+    "JUDGE_ROUTE",
     "MODEL_CALL",
     "MODEL_PLAN",
     "Capability",
@@ -21,6 +22,8 @@ __all__ = [
     "Strategy",
 ]
 
+JUDGE_ROUTE = "judge"
+"""The route verifiers ask (`ModelRequest.judge`); the keyless `local` verifier unless set."""
 MODEL_CALL = "model.call"
 """Activity type of one attempt on one deployment."""
 MODEL_PLAN = "model.plan"

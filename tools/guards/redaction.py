@@ -1,8 +1,9 @@
 """Redaction of a model call: PII out of the request, back into the response.
 
-Messages, grounding documents (titles and text) and earlier tool-call arguments are
-redacted with one `Redactor`, so a value keeps one placeholder across the whole request;
-the response's text and its tool-call arguments get the values back.
+Messages, grounding documents (titles and text), earlier tool-call arguments and a judge
+request's question and answer are redacted with one `Redactor`, so a value keeps one
+placeholder across the whole request; the response's text, its tool-call arguments and a
+judgement's sentences get the values back.
 """
 
 from collections.abc import Callable
@@ -26,6 +27,14 @@ def redact_request(redactor: Redactor, request: ModelRequest) -> ModelRequest:
                 )
                 for d in request.documents
             ],
+            "judge": None
+            if request.judge is None
+            else request.judge.model_copy(
+                update={
+                    "question": redactor.redact(request.judge.question),
+                    "answer": redactor.redact(request.judge.answer),
+                }
+            ),
         }
     )
 
@@ -36,6 +45,11 @@ def restore_response(redactor: Redactor, response: ModelResponse) -> ModelRespon
         update={
             "text": redactor.restore(response.text),
             "tool_calls": [_call(redactor.restore, c) for c in response.tool_calls],
+            "judgement": None
+            if response.judgement is None
+            else response.judgement.model_copy(
+                update={"sentences": [redactor.restore(s) for s in response.judgement.sentences]}
+            ),
         }
     )
 

@@ -77,6 +77,10 @@ message is a ``tool`` message it never calls again: it answers with one
 ``<tool name>: <result>`` line per call, confidence 1.0 when all succeeded and 0.3 when
 any result is an error. `tools.models.local_tools` documents the exact rules.
 
+Judging (``request.judge`` is set): the verifier of `tools.models.local_judge` checks the
+answer against the question and the documents (the passages it cites); ``judgement`` is
+its verdict and ``text`` the same as JSON, confidence None.
+
 Usage is counted, not reported: ``input_tokens`` is the number of whitespace-separated
 words in the messages and the documents' titles and texts, ``output_tokens`` the number
 in the answer (0 for a tool-calling response). The provider is free, so ``cost_usd`` is always 0.
@@ -88,8 +92,9 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from keel.schemas.model import ModelRequest, ModelResponse, ToolCall, Usage
+from keel.schemas.model import Judgement, ModelRequest, ModelResponse, ToolCall, Usage
 from keel.schemas.retrieval import Passage
+from tools.models.local_judge import judge
 from tools.models.local_tools import (
     answer_from_tool_results,
     ends_with_tool_results,
@@ -172,11 +177,15 @@ class LocalProvider:
         """
         started = time.perf_counter()
         calls: list[ToolCall] = []
+        judgement: Judgement | None = None
         if ends_with_tool_results(request):
             results = answer_from_tool_results(request.messages)
             answer = _Answer(results.text, None, [], results.confidence)
         elif calls := plan_tool_calls(request):
             answer = _Answer("", None, [], None)
+        elif request.judge is not None:
+            judgement = judge(request.judge.question, request.judge.answer, request.documents)
+            answer = _Answer(judgement.model_dump_json(), None, [], None)
         elif request.labels:
             answer = self._triage(request) or _classify(tokenize(request.question), request.labels)
         elif request.tools and not request.documents:
@@ -189,6 +198,7 @@ class LocalProvider:
         return ModelResponse(
             text=answer.text,
             label=answer.label,
+            judgement=judgement,
             citations=answer.citations,
             tool_calls=calls,
             confidence=answer.confidence,

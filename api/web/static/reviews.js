@@ -259,6 +259,7 @@ function renderReview(review) {
   );
   $("question").textContent = review.question;
   renderFindings(review.findings || []);
+  renderVerification(review.verification);
   renderPassages(review);
   renderProposal(review);
   renderClaim(review);
@@ -276,6 +277,15 @@ function renderFindings(findings) {
       ]),
     ),
   );
+}
+
+function renderVerification(verification) {
+  $("verification-block").hidden = !verification;
+  if (!verification) return;
+  const missing = verification.missing ? ` (missing: ${verification.missing})` : "";
+  $("verdict").textContent = `${verification.verdict.replaceAll("_", " ")}${missing}`;
+  const removed = verification.removed || [];
+  $("removed").replaceChildren(...(removed.length ? removed : ["none"]).map((s) => el("li", {}, s)));
 }
 
 function renderPassages(review) {
@@ -354,6 +364,8 @@ function reasonText(review) {
     pii: "A guard found personal data.",
     policy_term: "A guard found a policy term.",
     suspected_injection: "A retrieved passage looks like a prompt injection.",
+    not_answered: "The verifier found that the answer does not answer the question from its passages.",
+    partial_answer: "The verifier found that the answer covers only part of the question, or made claims its passages do not support.",
     needs_person: `Triage put the message in a category a person must handle (${review.triage}).`,
   };
   return `${review.reason}: ${texts[review.reason] || "escalated by policy."}`;

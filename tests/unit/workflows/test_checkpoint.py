@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from keel.schemas.guards import GuardFinding
 from keel.schemas.model import Usage
 from keel.schemas.retrieval import Passage
-from keel.schemas.reviews import Citation, ReviewDecision
+from keel.schemas.reviews import Citation, ReviewDecision, Verification
 from keel.schemas.routing import Ledger, LedgerEntry
 from keel.schemas.runs import AgentState, Outcome, RunResult
 from workflows.agents.support.graph import Draft, SupportState
@@ -62,6 +62,7 @@ def test_state_models_finds_every_nested_model() -> None:
         LedgerEntry,
         Usage,
         GuardFinding,
+        Verification,
     }
     # Parents are not part of the state: only field annotations are followed.
     assert AgentState not in state_models(SupportState)

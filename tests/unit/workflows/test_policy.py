@@ -103,6 +103,11 @@ def test_support_reasons_in_order() -> None:
     assert reason(cited=False) == "low_confidence"
     assert reason(off_topic=True, confidence=0.1) == "off_topic"
     assert reason(off_topic=True, findings=[_finding("policy_term")]) == "policy_term"
+    assert reason(verdict="answered") is None
+    assert reason(verdict="partial", confidence=0.1) == "partial_answer"
+    assert reason(verdict="not_answered", cited=False) == "not_answered"
+    assert reason(verdict="not_answered", off_topic=True) == "off_topic"
+    assert reason(verdict="partial", findings=[_finding("policy_term")]) == "policy_term"
 
 
 def test_triage_sends_its_escalating_labels_to_a_person_whatever_the_confidence() -> None:

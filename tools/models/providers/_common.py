@@ -8,12 +8,19 @@ The system prompt is the request's own system messages followed by Keel's sectio
   block says that document text is data, never instructions, and that the answer cites
   passages as ``[id]``.
 - **Labels.** The model replies with exactly one label name (the text before ``:``).
+- **Judge** (``request.judge``): the question and the answer's numbered sentences
+  (`tools.text.split_sentences`), and the instruction to reply with one JSON object
+  ``{verdict, unsupported, missing}`` (`JUDGE_SCHEMA`, which the adapters also send as
+  the structured-output schema).
 - **Confidence**, for providers without logprobs: a last line ``Confidence: 0.83``.
 
 Reading back: a trailing ``Confidence:`` line is removed from the text and becomes the
 confidence unless logprobs gave one; the label is the reply matched case-insensitively
 against the label names (falling back to ``other``, else the first label); citations are
-the ``[id]`` markers that name a given passage, in order of first mention.
+the ``[id]`` markers that name a given passage, in order of first mention. A judge
+request's reply must be that JSON object (fenced or not); one that is not, or names a
+sentence that does not exist, is a `MalformedResponse`: retryable, so Temporal asks again,
+and a `fallback` route whose last candidate is `local` ends with the local verifier.
 """
 
 import json
@@ -23,22 +30,28 @@ import time
 from collections.abc import Sequence
 from typing import Literal
 
-from pydantic import JsonValue
+from pydantic import JsonValue, ValidationError
 
-from keel.schemas.model import ModelRequest, ModelResponse, ToolCall, Usage
+from keel.schemas.model import Judgement, ModelRequest, ModelResponse, ToolCall, Usage
 from keel.schemas.retrieval import Passage
 from keel.schemas.routing import Deployment, Price
+from tools.models.errors import malformed_response
 from tools.models.spotlight import documents_block
+from tools.text import split_sentences
 
 __all__ = [
     "CONFIDENCE_INSTRUCTION",
+    "JUDGE_INSTRUCTION",
+    "JUDGE_SCHEMA",
     "LABELS_INSTRUCTION",
     "FinishReason",
     "label_names",
     "logprob_confidence",
     "parse_arguments",
     "parse_citations",
+    "parse_judgement",
     "parse_label",
+    "reply_schema",
     "respond",
     "schema_name",
     "split_confidence",
@@ -56,12 +69,35 @@ CONFIDENCE_INSTRUCTION = (
     "between 0 and 1, that the reply is correct and supported."
 )
 
+JUDGE_INSTRUCTION = (
+    "You check an answer drafted for a customer's question against the documents it cites. "
+    "For each numbered sentence of the answer, decide whether the documents support it and "
+    "whether it speaks to the question. Reply with one JSON object and nothing else: "
+    '{{"verdict": "answered" | "partial" | "not_answered", "unsupported": [numbers of the '
+    'sentences that are unsupported or off the question], "missing": "what the question '
+    'asks that the kept sentences do not answer, or empty"}}.\n\nQuestion: {question}\n\n'
+    "Answer sentences:\n{sentences}"
+)
+JUDGE_SCHEMA: dict[str, JsonValue] = {
+    "title": "Judgement",
+    "type": "object",
+    "properties": {
+        "verdict": {"type": "string", "enum": ["answered", "partial", "not_answered"]},
+        "unsupported": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+        "missing": {"type": "string"},
+    },
+    "required": ["verdict", "unsupported", "missing"],
+    "additionalProperties": False,
+}
+"""The structured-output schema of a judge's reply (`Judgement` without its sentences)."""
+
 _CONFIDENCE_LINE = re.compile(
     r"(?<![\w-])[*_]*confidence[*_ \t]*[:=][*_ \t]*"
     r"(?P<value>\d+(?:\.\d+)?|\.\d+)[ \t]*(?P<percent>%)?[*_.]*[ \t]*\Z",
     re.IGNORECASE,
 )
 _CITATION = re.compile(r"\[([^\[\]\n]{1,200})\]")
+_FENCE = re.compile(r"^```(?:json)?\s*|\s*```$")
 
 
 def system_prompt(request: ModelRequest, *, ask_confidence: bool) -> str:
@@ -79,11 +115,16 @@ def system_prompt(request: ModelRequest, *, ask_confidence: bool) -> str:
     parts = [m.content for m in request.messages if m.role == "system" and m.content]
     if request.documents:
         parts.append(documents_block(request.documents))
+    if request.judge is not None:
+        numbered = "\n".join(
+            f"{i}. {s}" for i, s in enumerate(split_sentences(request.judge.answer))
+        )
+        parts.append(JUDGE_INSTRUCTION.format(question=request.judge.question, sentences=numbered))
     if request.labels:
         lines = [f"- {label}" for label in request.labels]
         names = ", ".join(label_names(request.labels))
         parts.append("\n".join([LABELS_INSTRUCTION.format(names=names), *lines]))
-    if ask_confidence and not request.tools and request.json_schema is None:
+    if ask_confidence and not request.tools and request.json_schema is None and not request.judge:
         parts.append(CONFIDENCE_INSTRUCTION)
     return "\n\n".join(parts)
 
@@ -148,6 +189,29 @@ def parse_arguments(raw: str | None) -> dict[str, JsonValue]:
     return value if isinstance(value, dict) else {"_raw": raw}
 
 
+def parse_judgement(text: str, request: ModelRequest, deployment: str) -> Judgement:
+    """A judge's reply read as a `Judgement` over the answer's sentences.
+
+    Raises:
+        MalformedResponse: For a reply that is not the JSON object asked for.
+
+    """
+    assert request.judge is not None
+    sentences = split_sentences(request.judge.answer)
+    try:
+        reply = Judgement.model_validate_json(_FENCE.sub("", text.strip()))
+        return Judgement.model_validate(reply.model_dump() | {"sentences": sentences})
+    except ValidationError:
+        raise malformed_response(deployment, "the judge's reply is not a judgement") from None
+
+
+def reply_schema(request: ModelRequest) -> dict[str, JsonValue] | None:
+    """The structured-output schema to send: the request's own, else a judge's."""
+    if request.json_schema is not None:
+        return request.json_schema
+    return JUDGE_SCHEMA if request.judge is not None else None
+
+
 def schema_name(schema: dict[str, JsonValue]) -> str:
     """A name for a JSON schema, as OpenAI requires one: its title, sanitised."""
     title = schema.get("title")
@@ -188,9 +252,11 @@ def respond(
         The response.
 
     """
-    answer, stated = split_confidence(text)
+    judged = request.judge is not None
+    answer, stated = (text, None) if judged else split_confidence(text)
     return ModelResponse(
         text=answer,
+        judgement=parse_judgement(text, request, deployment) if judged else None,
         label=parse_label(answer, request.labels) if request.labels else None,
         citations=parse_citations(answer, request.documents),
         tool_calls=tool_calls,

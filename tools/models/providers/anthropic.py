@@ -24,7 +24,7 @@ from keel.schemas.model import Message, ModelRequest, ModelResponse, ToolCall, U
 from keel.schemas.routing import Price
 from tools.models.errors import malformed_response
 from tools.models.providers._base import SDKProvider
-from tools.models.providers._common import FinishReason, respond, system_prompt
+from tools.models.providers._common import FinishReason, reply_schema, respond, system_prompt
 
 __all__ = ["DEFAULT_API_KEY_ENV", "AnthropicProvider"]
 
@@ -76,10 +76,8 @@ class AnthropicProvider(SDKProvider[anthropic.AsyncAnthropic]):
                 {"name": t.name, "description": t.description, "input_schema": t.parameters}
                 for t in request.tools
             ]
-        if request.json_schema is not None:
-            arguments["output_config"] = {
-                "format": {"type": "json_schema", "schema": request.json_schema}
-            }
+        if (schema := reply_schema(request)) is not None:
+            arguments["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
         if request.idempotency_key:
             arguments["extra_headers"] = {"Idempotency-Key": request.idempotency_key}
         return arguments

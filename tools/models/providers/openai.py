@@ -27,6 +27,7 @@ from tools.models.providers._common import (
     FinishReason,
     logprob_confidence,
     parse_arguments,
+    reply_schema,
     respond,
     schema_name,
     system_prompt,
@@ -101,13 +102,10 @@ class OpenAIProvider(SDKProvider[openai.AsyncOpenAI]):
             ]
         elif not self._reasoning:
             arguments["logprobs"] = True
-        if request.json_schema is not None:
+        if (schema := reply_schema(request)) is not None:
             arguments["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {
-                    "name": schema_name(request.json_schema),
-                    "schema": request.json_schema,
-                },
+                "json_schema": {"name": schema_name(schema), "schema": schema},
             }
         if request.idempotency_key:
             arguments["extra_headers"] = {"Idempotency-Key": request.idempotency_key}

@@ -1,7 +1,7 @@
 """The `support` agent: answer a customer's question from the help centre, or ask a person.
 
-classify → retrieve → answer → check ─┬─────────────→ finalize
-                                      └→ review ─────→ finalize
+classify → retrieve → answer → verify → check ─┬─────────────→ finalize
+                                               └→ review ─────→ finalize
 
 `classify` is triage: it sorts the customer's message into the agent's triage labels
 (`spec.TRIAGE_LABELS`), and a message in a label the policy's `triage_escalate` lists goes
@@ -15,7 +15,10 @@ search itself (its marker in the history carries the node's summary). `classify`
 `answer` run in the workflow and ask the
 model router, which makes each model attempt its own `model.call` activity; the passages
 reach the model as labelled data (`tools.models.spotlight`) and the answer cites them by
-id. `check`, `review` and `finalize` only decide. `review` calls
+id. `verify` asks the `judge` route (the keyless `local` verifier unless configured)
+whether each sentence of the answer is supported by the passages it cites and speaks to
+the question; the answer is trimmed to those that are, and a `partial` or `not_answered`
+verdict sends it to a person. `check`, `review` and `finalize` only decide. `review` calls
 LangGraph's `interrupt()`: the workflow opens a review and resumes the graph with the
 reviewer's decision.
 """
@@ -29,10 +32,17 @@ from pydantic import BaseModel, Field
 from temporalio import workflow
 
 from keel.schemas.guards import GuardFinding, GuardText
-from keel.schemas.model import Message, ModelRequest
+from keel.schemas.model import JudgeInput, Message, ModelRequest
 from keel.schemas.policy import RunPolicy
 from keel.schemas.retrieval import RETRIEVAL_SEARCH, Passage, SearchQuery, SearchResult
-from keel.schemas.reviews import Citation, ReviewDecision, ReviewReason, ReviewRequest
+from keel.schemas.reviews import (
+    Citation,
+    ReviewDecision,
+    ReviewReason,
+    ReviewRequest,
+    Verification,
+)
+from keel.schemas.routing import JUDGE_ROUTE
 from keel.schemas.runs import AgentState, Outcome, RunResult
 from workflows.activity_options import RETRIEVAL_SEARCH_OPTIONS
 from workflows.agents.support.spec import TRIAGE_LABELS, SupportInput
@@ -53,6 +63,7 @@ __all__ = [
     "judge",
     "retrieve",
     "review",
+    "verify",
 ]
 
 CATEGORIES = (
@@ -89,6 +100,7 @@ class SupportState(AgentState):
     triage: str | None = Field(default=None, description="The message's triage label.")
     passages: list[Passage] = Field(default_factory=list[Passage])
     draft: Draft | None = None
+    verification: Verification | None = None
     review_reason: ReviewReason | None = None
     findings: list[GuardFinding] = Field(default_factory=list[GuardFinding])
     cost_usd: float = Field(default=0.0, description="The run's model spend at `check`.")
@@ -181,6 +193,52 @@ async def answer(state: SupportState) -> dict[str, Any]:
     return {"draft": draft}
 
 
+# Patch id: `verify` judges the draft and trims it (runs before it passed straight through).
+_VERIFY = "keel.support-verify"
+
+
+async def verify(state: SupportState) -> dict[str, Any]:
+    """Judge the draft against its cited passages and the question; trim it to what holds.
+
+    The judge (route `judge`) drops the sentences no cited passage supports and those off
+    the question; the draft keeps the rest, and the citations of the passages they come
+    from. Its verdict goes to `check`.
+    """
+    if not workflow.patched(_VERIFY):
+        return {}
+    draft = state.draft
+    assert draft is not None
+    ids = {c.passage_id for c in draft.citations}
+    cited = {p.id: p for p in state.passages if p.id in ids}
+    response = await run_context().router.complete(
+        ModelRequest(
+            route=JUDGE_ROUTE,
+            messages=[Message(role="user", content=state.question)],
+            documents=list(cited.values()),
+            judge=JudgeInput(question=state.question, answer=draft.answer),
+            max_output_tokens=256,
+        ),
+        step="verify",
+    )
+    judgement = response.judgement
+    assert judgement is not None  # every provider answers a judge request with one
+    verification = Verification(
+        verdict=judgement.verdict, removed=judgement.removed, missing=judgement.missing
+    )
+    kept = judgement.kept
+    if not verification.removed or not kept:  # nothing to trim, or nothing left to send
+        return {"verification": verification}
+    # A citation stays when a kept sentence names it or is quoted from its passage.
+    sources = [
+        c
+        for c in draft.citations
+        if any(f"[{c.passage_id}]" in s or s in cited[c.passage_id].text for s in kept)
+    ]
+    answer = " ".join(kept)
+    trimmed = draft.model_copy(update={"answer": answer, "citations": sources or draft.citations})
+    return {"verification": verification, "draft": trimmed}
+
+
 async def check(state: SupportState) -> dict[str, Any]:
     """Screen the question, the passages and the draft; decide whether a person must look.
 
@@ -219,6 +277,7 @@ def judge(state: SupportState, policy: RunPolicy, findings: list[GuardFinding]) 
         confidence=state.draft.confidence,
         cited=bool(state.draft.citations),
         findings=findings,
+        verdict=state.verification.verdict if state.verification else None,
         triage=state.triage,
     )
     threshold = node_threshold(policy, "check")
@@ -239,6 +298,7 @@ def review(state: SupportState) -> dict[str, Any]:
         passages=state.passages,
         node="check",
         findings=state.findings,
+        verification=state.verification,
         triage=state.triage,
     )
     decision = interrupt(request.model_dump(mode="json"))
@@ -276,13 +336,15 @@ def build_graph() -> StateGraph[SupportState, None, SupportState, SupportState]:
     g.add_node("classify", classify, metadata=in_workflow)  # pyright: ignore[reportUnknownMemberType]
     g.add_node("retrieve", retrieve, metadata=in_workflow)  # pyright: ignore[reportUnknownMemberType]
     g.add_node("answer", answer, metadata=in_workflow)  # pyright: ignore[reportUnknownMemberType]
+    g.add_node("verify", verify, metadata=in_workflow)  # pyright: ignore[reportUnknownMemberType]
     g.add_node("check", check, metadata=in_workflow)  # pyright: ignore[reportUnknownMemberType]
     g.add_node("review", review, metadata=in_workflow)  # pyright: ignore[reportUnknownMemberType]
     g.add_node("finalize", finalize, metadata=in_workflow)  # pyright: ignore[reportUnknownMemberType]
     g.add_edge(START, "classify")
     g.add_edge("classify", "retrieve")
     g.add_edge("retrieve", "answer")
-    g.add_edge("answer", "check")
+    g.add_edge("answer", "verify")
+    g.add_edge("verify", "check")
     g.add_conditional_edges("check", _after_check, ["review", "finalize"])
     g.add_edge("review", "finalize")
     g.add_edge("finalize", END)

@@ -12,7 +12,7 @@ from langgraph.types import Command
 from keel.schemas.guards import GuardFinding
 from keel.schemas.policy import RunPolicy
 from keel.schemas.retrieval import Passage
-from keel.schemas.reviews import Citation, ReviewDecision, ReviewRequest
+from keel.schemas.reviews import Citation, ReviewDecision, ReviewRequest, Verification
 from workflows.agents.support.graph import (
     Draft,
     SupportState,
@@ -114,6 +114,16 @@ def test_a_guard_finding_asks_for_review_with_its_reason() -> None:
     assert _reason(_state(), RunPolicy(threshold=0.6, escalate_on=[]), [pii]) is None
 
 
+async def test_the_verifiers_verdict_asks_for_review_even_when_confident() -> None:
+    partial = Verification(verdict="partial", removed=["Padding."], missing="sso")
+    update = judge(_state(verification=partial), POLICY, [])
+    assert update["review_reason"] == "partial_answer"
+    assert await _after_check(_state(**update)) == "review"
+    unanswered = _state(verification=Verification(verdict="not_answered"))
+    assert _reason(unanswered) == "not_answered"
+    assert _reason(_state(verification=Verification(verdict="answered"))) is None
+
+
 # --- finalize ---------------------------------------------------------------------------
 
 
@@ -155,7 +165,7 @@ def test_finalize_after_rejection_has_no_answer() -> None:
 # --- the graph --------------------------------------------------------------------------
 
 
-NODES = ("classify", "retrieve", "answer", "check", "review", "finalize")
+NODES = ("classify", "retrieve", "answer", "verify", "check", "review", "finalize")
 
 
 def test_graph_has_exactly_the_documented_nodes() -> None:
@@ -174,7 +184,7 @@ def _config(thread: str) -> Any:
     return {"configurable": {"thread_id": thread}}
 
 
-async def _judged(confidence: float, thread: str) -> Any:
+async def _judged(confidence: float, thread: str, verification: Verification | None = None) -> Any:
     """A graph whose model nodes have answered and `check` has judged: it goes on from there.
 
     `classify`, `answer` and `check` ask the workflow's model router and guards, so they
@@ -190,6 +200,8 @@ async def _judged(confidence: float, thread: str) -> Any:
         "passages": [PASSAGE],
         "draft": _draft(confidence=confidence),
     }
+    if verification is not None:
+        values["verification"] = verification
     values |= judge(SupportState(**values), POLICY, [])
     await app.aupdate_state(config, values, as_node="check")
     return app, config
@@ -215,13 +227,15 @@ async def test_unsure_run_stops_for_review_and_resumes_with_the_edit() -> None:
 
 
 async def _unsure_run() -> None:
-    app, config = await _judged(0.2, "unsure")
+    partial = Verification(verdict="partial", removed=["Padding."], missing="sso")
+    app, config = await _judged(0.2, "unsure", partial)
     await app.ainvoke(None, config)
     snapshot = await app.aget_state(config)
     assert snapshot.next == ("review",)
     assert len(snapshot.interrupts) == 1
     request = ReviewRequest.model_validate(snapshot.interrupts[0].value)
-    assert request.reason == "low_confidence"
+    assert request.reason == "partial_answer"
+    assert request.verification == partial
     assert request.question == QUESTION
     assert request.confidence == 0.2
     assert request.threshold == 0.6
