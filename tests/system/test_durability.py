@@ -36,7 +36,7 @@ async def test_worker_killed_mid_run_resumes_without_rerunning_nodes(make_stack)
                 break
             await asyncio.sleep(0.1)
         assert before["retrieval.search"] == before["review.open"] == 1, before
-        assert before["model.call"] == 2, before  # classify, answer
+        assert before["model.call"] == 3, before  # classify, answer, verify
 
         worker.send_signal(signal.SIGKILL)
         worker.wait()
@@ -113,7 +113,7 @@ async def test_api_restart_mid_run_has_no_effect_on_the_run(make_stack):
     assert done["result"]["answer"] == "Which app?"
 
     async def answered_once() -> bool:
-        return _completed_steps(stack.db_file, run_id)["model.call"] == 2
+        return _completed_steps(stack.db_file, run_id)["model.call"] == 3
 
     await eventually(answered_once, timeout=5)
 

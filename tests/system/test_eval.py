@@ -67,7 +67,7 @@ async def test_keel_eval_scores_two_configurations_side_by_side(tmp_path: Path) 
     assert (stricter["config"], stricter["threshold"]) == (str(strict), 0.9)
 
     # At 0.6 both answerable questions are sent (confidence 1.0 and 0.8), one incomplete;
-    # the weather escalates: no passage answers it.
+    # the weather escalates: the verifier finds no passage that answers it.
     overall, answerable, not_covered = configured["groups"]
     assert [g["group"] for g in configured["groups"]] == ["all", "answerable", "not_covered"]
     assert overall["escalation"]["precision"] == overall["escalation"]["recall"] == 1.0
@@ -77,7 +77,7 @@ async def test_keel_eval_scores_two_configurations_side_by_side(tmp_path: Path) 
     assert low == pytest.approx(0.0125, abs=1e-3) and high == pytest.approx(0.9875, abs=1e-3)
     assert answerable["escalation"]["recall"] is None and not_covered["sent"] == 0
     routes = {r["route"]: r for r in configured["routes"]}
-    assert set(routes) == {"answered without review", "escalated: low_confidence"}
+    assert set(routes) == {"answered without review", "escalated: not_answered"}
     assert routes["answered without review"]["runs"] == 2
     assert 0 < routes["answered without review"]["latency_s_mean"] < 120
     assert [(m["provider"], m["cost_usd"]) for m in configured["models"]] == [("local", 0.0)]
@@ -92,8 +92,7 @@ async def test_keel_eval_scores_two_configurations_side_by_side(tmp_path: Path) 
     assert [(p["threshold"], p["wrong_sent"]) for p in stricter["curve"]] == [
         (1.0, 0.0),
         (0.8, 0.5),
-        (0.0, pytest.approx(2 / 3)),  # the weather, answered only at threshold 0
-    ]
+    ]  # no threshold sends the weather: the verifier found it unanswered
 
     report = (out / "eval.md").read_text()
     assert "| all | configured | 3 | 1 | 1.000 | 1.000 | 2 | 1 (1 incomplete) |" in report

@@ -79,7 +79,7 @@ async def test_worker_killed_during_a_model_call_bills_it_once(make_stack):
         # The lost attempt was retried once its timeout passed; only answered calls are billed.
         assert len(wire.requests) == 3
         steps = [e["step"] for e in done["cost"]["entries"]]
-        assert steps == ["classify", "answer"]
+        assert steps == ["classify", "answer", "verify"]
         assert done["cost"]["total_usd"] == 2 * (1000 * 1.0 + 100 * 2.0) / 1e6
 
 

@@ -8,8 +8,9 @@ them again (`make histories`):
 
     KEEL_RECORD_HISTORIES=1 .venv/bin/pytest tests/system/test_replay.py
 
-`tests/histories/legacy/` keeps histories recorded by older versions, never re-recorded:
-their runs' input is read as they wrote it (`RunInput` folds the fields it no longer has).
+Older histories are kept and never recorded again: `before_triage/` holds the `support`
+paths as they ran before triage and the verifier; `legacy/` holds runs whose input is read as
+they wrote it (`RunInput` folds the fields it no longer has).
 """
 
 import asyncio
@@ -34,6 +35,7 @@ from worker.agents import build_graphs
 
 HISTORIES = Path(__file__).parents[1] / "histories"
 LEGACY = HISTORIES / "legacy"
+BEFORE_TRIAGE = HISTORIES / "before_triage"
 TICKET = "Please open a ticket: export to PDF is broken, urgent"
 
 
@@ -146,6 +148,19 @@ async def test_recorded_history_replays(name: str, stack: Stack, temporal_client
         assert "review_threshold" not in recorded and recorded["agent"] == RUNS[name].agent
     else:
         assert workflow == "IngestWorkflow"
+
+
+@pytest.mark.parametrize("path", sorted(BEFORE_TRIAGE.glob("*.json")), ids=lambda p: p.stem)
+async def test_history_from_before_triage_and_the_verifier_replays(path: Path):
+    """Runs started before `classify` triaged and `verify` judged replay as they ran."""
+    history = _history(_fixture(path))
+    patches = {
+        e.marker_recorded_event_attributes.details["patch_data"].SerializeToString()
+        for e in history.events
+        if e.WhichOneof("attributes") == "marker_recorded_event_attributes"
+    }
+    assert not any(b"support-triage" in p or b"support-verify" in p for p in patches)
+    await _replays(history)
 
 
 @pytest.mark.parametrize("path", sorted(LEGACY.glob("*.json")), ids=lambda p: p.stem)

@@ -17,7 +17,7 @@ async def _history_of_one_run(make_stack, temporal_client, **settings: str):
         run_id = (await start_run(http, CONFIDENT))["run_id"]
         done = await wait_status(http, run_id, {"completed"})
     assert done["result"]["citations"]
-    assert [e["step"] for e in done["cost"]["entries"]] == ["classify", "answer"]
+    assert [e["step"] for e in done["cost"]["entries"]] == ["classify", "answer", "verify"]
     return await temporal_client.get_workflow_handle(run_id).fetch_history()
 
 
@@ -33,8 +33,8 @@ async def test_local_model_calls_run_as_local_activities(make_stack, temporal_cl
     history = await _history_of_one_run(make_stack, temporal_client)
 
     assert "model.call" not in _scheduled(history)  # no task-queue round trip for a model call
-    # classify and answer are recorded as local-activity markers that name `model.call`
-    assert local_activities(history).count("model.call") == 2
+    # classify, answer and verify are recorded as local-activity markers naming `model.call`
+    assert local_activities(history).count("model.call") == 3
 
 
 async def test_a_deployment_can_go_through_the_task_queue(make_stack, temporal_client):
@@ -45,4 +45,4 @@ async def test_a_deployment_can_go_through_the_task_queue(make_stack, temporal_c
         KEEL_DEPLOYMENTS=json.dumps({"local": queued.model_dump(mode="json")}),
     )
 
-    assert _scheduled(history).count("model.call") == 2
+    assert _scheduled(history).count("model.call") == 3

@@ -133,6 +133,7 @@ async def test_fallback_moves_on_after_rate_limits_and_bills_what_answered(
     assert [(e["step"], e["provider"]) for e in ledger["entries"]] == [
         ("classify", "anthropic"),
         ("answer", "openai"),
+        ("verify", "local"),  # the judge route is the keyless verifier unless configured
     ]
     expected = _cost(HAIKU, ANTHROPIC_USAGE) + _cost(MINI, OPENAI_USAGE)
     assert ledger["total_usd"] == pytest.approx(expected, abs=1e-12)
@@ -192,6 +193,7 @@ async def test_cascade_asks_the_strong_model_only_when_the_cheap_one_is_unsure(m
         ("classify", "openai"),
         ("answer", "anthropic"),
         ("answer", "openai"),
+        ("verify", "local"),
     ]
     assert done["status"] == "completed"
     assert done["result"]["confidence"] == 0.95  # the strong model's, not the cheap one's
@@ -217,7 +219,7 @@ async def test_budget_escalates_and_approval_continues(make_stack, wire):
         )
         assert decided.status_code == 200, decided.text
         done = await wait_status(http, run_id, {"completed"})
-    assert [e["step"] for e in done["cost"]["entries"]] == ["classify", "answer"]
+    assert [e["step"] for e in done["cost"]["entries"]] == ["classify", "answer", "verify"]
     assert len(wire.requests) == 2  # classify was not asked again when the node resumed
 
 
@@ -268,7 +270,7 @@ async def test_transient_faults_are_retried_on_the_same_deployment(
         if e.WhichOneof("attributes") == "activity_task_started_event_attributes"
     ]
     assert 2 in attempts
-    assert [e["step"] for e in done["cost"]["entries"]] == ["classify", "answer"]
+    assert [e["step"] for e in done["cost"]["entries"]] == ["classify", "answer", "verify"]
 
 
 async def test_budget_can_fail_the_run_instead(make_stack, wire):

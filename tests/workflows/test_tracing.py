@@ -35,7 +35,7 @@ async def test_a_run_is_one_trace_down_to_the_model_call(temporal: DevServer, tm
     assert {s.context.trace_id for s in finished} == {start.context.trace_id}
     ids = {s.context.span_id: s for s in finished}
     model = [s for s in finished if s.name == "chat extractive-bm25"]
-    assert len(model) == 2  # classify and answer
+    assert len(model) == 3  # classify, answer and verify
     for span in model:
         assert span.parent is not None
         assert ids[span.parent.span_id].name == "RunActivity:model.call"
