@@ -35,7 +35,7 @@ async def test_run_wait_prints_answer_citations_and_ui_link(stack):
 
     shown = await keel(stack, "show", run_id)
     assert "status   completed" in shown.stdout and f"/workflows/{run_id}" in shown.stdout
-    assert "cost     $0.000000 over 2 model call(s)" in shown.stdout
+    assert "cost     $0.000000 over 3 model call(s)" in shown.stdout  # classify, answer, verify
     assert "answer     local/extractive-bm25" in shown.stdout
 
     async def listed() -> bool:  # the list is a visibility query, which catches up shortly

@@ -54,7 +54,7 @@ async def test_a_standby_worker_takes_over_a_call_whose_worker_was_killed(
     went_on = done["result"] if done["status"] == "completed" else done["pending_review"]
     assert "Click Forgot password." in json.dumps(went_on)
     assert len(wire.requests) == 3  # the lost call was asked again once
-    assert [e["step"] for e in done["cost"]["entries"]] == ["classify", "answer"]
+    assert [e["step"] for e in done["cost"]["entries"]] == ["classify", "answer", "verify"]
     answered = await _started_by(temporal_client, run_id, "model.call")
     assert [attempt for attempt, _ in answered] == [1, 2]
     assert answered[1][1].startswith(f"{standby.pid}@")  # the standby ran the retry
