@@ -1,8 +1,23 @@
-"""Loopback ports: which are taken, and one that is free."""
+"""Ports: which are taken, one that is free, and whether an address answers."""
 
+import asyncio
 import socket
 
-__all__ = ["free_port", "port_in_use"]
+__all__ = ["answers", "free_port", "port_in_use"]
+
+
+async def answers(address: str, timeout: float = 5.0) -> bool:
+    """Whether something accepts a TCP connection at `address` (``host:port``)."""
+    host, _, port = address.rpartition(":")
+    try:
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection(host.strip("[]"), int(port)), timeout
+        )
+    except (OSError, ValueError, TimeoutError):
+        return False
+    writer.close()
+    await writer.wait_closed()
+    return True
 
 
 def port_in_use(host: str, port: int) -> bool:

@@ -8,6 +8,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from keel import search_attributes
 from keel.errors import KeelUserError
+from keel.net import answers
 from keel.payloads import FilePayloadStore, data_converter
 from keel.settings import Settings
 from keel.temporal.plugin import KeelPlugin
@@ -22,7 +23,16 @@ def keel_data_converter(settings: Settings) -> DataConverter:
 
 
 async def connect(settings: Settings, plugin: KeelPlugin | None = None) -> Client:
-    """A client for Keel's namespace, with Keel's plugin (by default, a client-only one)."""
+    """A client for Keel's namespace, with Keel's plugin (by default, a client-only one).
+
+    An address nothing listens on is refused before the SDK's runtime starts: a process that
+    then exits with that runtime's threads still trying to connect can crash on its way out.
+    """
+    if not await answers(settings.temporal_address):
+        raise KeelUserError(
+            f"cannot connect to Temporal at {settings.temporal_address} "
+            "(KEEL_TEMPORAL_ADDRESS): nothing answers there"
+        )
     try:
         return await Client.connect(
             settings.temporal_address,
