@@ -9,25 +9,16 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 from keel.admission import admit
 from keel.run_client import RunClient
 from keel.schemas.reviews import ClaimInput, DecisionInput, ReleaseInput
-from keel.schemas.runs import RunState
 from keel.search_attributes import KEEL_AGENT, KEEL_SUBMITTER
 from keel.settings import Settings
 from keel.temporal.connection import connect
 from tests.conftest import CONFIDENT, UNSURE
+from tests.workflows.waiting import awaiting_review
 
 
 @pytest.fixture
 async def runs(settings: Settings) -> RunClient:
     return RunClient(await connect(settings))
-
-
-async def _awaiting_review(runs: RunClient, run_id: str) -> RunState:
-    for _ in range(300):
-        state = await runs.state(run_id)
-        if state.status == "awaiting_review":
-            return state
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"run {run_id} never asked for a review")
 
 
 async def test_a_run_starts_once_per_idempotency_key(runs: RunClient, settings: Settings):
@@ -58,7 +49,7 @@ async def test_a_review_is_claimed_released_and_decided(runs: RunClient, setting
     admission = admit(settings, "support", UNSURE)
     await runs.start(admission, settings.task_queue)
     run_id = admission.run_id
-    pending = (await _awaiting_review(runs, run_id)).pending_review
+    pending = (await awaiting_review(runs, run_id)).pending_review
     assert pending is not None and pending.run_id == run_id
 
     review = pending.review_id
@@ -92,7 +83,7 @@ async def test_a_run_is_cancelled_or_terminated(runs: RunClient, settings: Setti
     cancelled, terminated = (admit(settings, "support", UNSURE) for _ in range(2))
     for admission in (cancelled, terminated):
         await runs.start(admission, settings.task_queue)
-        await _awaiting_review(runs, admission.run_id)
+        await awaiting_review(runs, admission.run_id)
     await runs.cancel(cancelled.run_id)
     await runs.terminate(terminated.run_id, "seen enough")
     for admission, status in (

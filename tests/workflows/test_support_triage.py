@@ -4,27 +4,16 @@ An in-process worker on the suite's dev server, the keyless `local` model with t
 triage classifier, the worker's own help-centre index.
 """
 
-import asyncio
-
 from keel.admission import admit
 from keel.run_client import RunClient
-from keel.schemas.runs import RunState
 from keel.settings import Settings
 from keel.temporal.connection import connect
 from tests.conftest import CONFIDENT
+from tests.workflows.waiting import awaiting_review
 
 ACCOUNT_SPECIFIC = (
     "Please move my Plus subscription to my other email address, I can't do it myself"
 )
-
-
-async def _awaiting_review(runs: RunClient, run_id: str) -> RunState:
-    for _ in range(300):
-        state = await runs.state(run_id)
-        if state.status == "awaiting_review":
-            return state
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"run {run_id} never asked for a review")
 
 
 async def test_an_account_specific_message_goes_to_a_person_and_a_general_one_is_answered(
@@ -38,7 +27,7 @@ async def test_an_account_specific_message_goes_to_a_person_and_a_general_one_is
     for admission in (escalated, answered):
         await runs.start(admission, settings.task_queue)
 
-    pending = (await _awaiting_review(runs, escalated.run_id)).pending_review
+    pending = (await awaiting_review(runs, escalated.run_id)).pending_review
     assert pending is not None
     assert (pending.reason, pending.triage) == ("needs_person", "account_specific")
     result = await runs.result(answered.run_id)

@@ -1,7 +1,6 @@
 """The support graph's `verify` node in real runs: the keyless local verifier, and a judge
 route to a scripted OpenAI-protocol judge (a malformed reply falls back to `local`)."""
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -17,6 +16,8 @@ from keel.settings import Settings
 from keel.temporal.connection import connect
 from keel.testing.replies import Reply
 from keel.testing.server import WireServer
+from tests.replays import assert_runs_replay
+from tests.workflows.waiting import awaiting_review
 from worker.main import keel_worker
 
 QUESTION = "Can I make a payment with PayPal?"
@@ -54,8 +55,9 @@ def _settings(temporal: DevServer, tmp_path: Path, **fields: object) -> Settings
 async def local(temporal: DevServer, tmp_path: Path) -> AsyncIterator[Settings]:
     """A worker whose judge route is the default: the keyless local verifier."""
     own = _settings(temporal, tmp_path)
-    async with keel_worker(own):
+    async with keel_worker(own) as worker:
         yield own
+    await assert_runs_replay(own, worker.client)
 
 
 @pytest.fixture
@@ -79,17 +81,15 @@ async def scripted(
         deployments={"judge-oai": judge},
         routes={"judge": Route(strategy="fallback", candidates=["judge-oai", "local"])},
     )
-    async with keel_worker(own):
+    async with keel_worker(own) as worker:
         yield own
+    await assert_runs_replay(own, worker.client)
 
 
 async def _pending(runs: RunClient, run_id: str) -> PendingReview:
-    for _ in range(300):
-        state = await runs.state(run_id)
-        if state.pending_review is not None:
-            return state.pending_review
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"run {run_id} never asked for a review")
+    review = (await awaiting_review(runs, run_id)).pending_review
+    assert review is not None
+    return review
 
 
 async def test_the_local_verifier_trims_padding_and_the_trimmed_answer_is_sent(

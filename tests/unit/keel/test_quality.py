@@ -29,16 +29,21 @@ def _at_most(k: int, n: int, p: float) -> float:
     return sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k + 1))
 
 
-@pytest.mark.parametrize(("errors", "n"), [(2, 50), (0, 30), (7, 40), (40, 40)])
+@pytest.mark.parametrize(("errors", "n"), [(2, 50), (7, 40), (1, 30)])
 def test_the_interval_leaves_each_tail_its_share(errors: int, n: int) -> None:
     lower, upper = clopper_pearson_interval(errors, n, 0.95)
-    assert 0.0 <= lower <= errors / n <= upper <= 1.0
-    if errors < n:  # at the upper end, seeing this few errors or fewer has chance 2.5 %
-        assert _at_most(errors, n, upper) == pytest.approx(0.025, abs=1e-6)
-    if errors > 0:  # at the lower end, seeing this many or more has chance 2.5 %
-        assert 1 - _at_most(errors - 1, n, lower) == pytest.approx(0.025, abs=1e-6)
-    else:
-        assert lower == 0.0
+    assert 0.0 < lower < errors / n < upper < 1.0
+    # At the upper end, seeing this few errors or fewer has chance 2.5 %; at the lower end,
+    # seeing this many or more.
+    assert _at_most(errors, n, upper) == pytest.approx(0.025, abs=1e-6)
+    assert 1 - _at_most(errors - 1, n, lower) == pytest.approx(0.025, abs=1e-6)
+
+
+def test_no_errors_put_the_interval_at_zero_and_all_errors_at_one() -> None:
+    lower, upper = clopper_pearson_interval(0, 30, 0.95)
+    assert lower == 0.0 and _at_most(0, 30, upper) == pytest.approx(0.025, abs=1e-6)
+    lower, upper = clopper_pearson_interval(40, 40, 0.95)
+    assert upper == 1.0 and 1 - _at_most(39, 40, lower) == pytest.approx(0.025, abs=1e-6)
 
 
 def test_the_rate_is_the_share_of_graded_audits_that_were_wrong() -> None:
