@@ -60,6 +60,10 @@ class _Api:
             raise ApiError(f"HTTP {response.status_code}: {detail} [{code}]", kind)
         return response.json()
 
+    def post(self, path: str, body: dict[str, Any]) -> Any:
+        """POST `body` as JSON, leaving out the fields that are None (unset options)."""
+        return self.call("POST", path, json={k: v for k, v in body.items() if v is not None})
+
     def events(self, path: str) -> Iterator[dict[str, Any]]:
         """The server-sent events at `path`, as they arrive."""
         try:
@@ -236,11 +240,7 @@ def _review_lines(review: dict[str, Any]) -> str:
 
 def _cmd_grade(api: _Api, args: argparse.Namespace) -> int:
     body = {"grade": args.grade, "note": args.note, "reviewer": args.reviewer}
-    review = api.call(
-        "POST",
-        f"/v1/reviews/{args.review_id}/grade",
-        json={k: v for k, v in body.items() if v is not None},
-    )
+    review = api.post(f"/v1/reviews/{args.review_id}/grade", body)
     if args.json:
         print(json.dumps(review, indent=2))
     else:
@@ -263,11 +263,7 @@ def _cmd_decide(api: _Api, args: argparse.Namespace) -> int:
         "action_hash": args.action_hash
         or api.call("GET", f"/v1/reviews/{args.review_id}")["action_hash"],
     }
-    review = api.call(
-        "POST",
-        f"/v1/reviews/{args.review_id}/decision",
-        json={k: v for k, v in body.items() if v is not None},
-    )
+    review = api.post(f"/v1/reviews/{args.review_id}/decision", body)
     if args.json:
         print(json.dumps(review, indent=2))
     else:
