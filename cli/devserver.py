@@ -15,7 +15,7 @@ from temporalio.common import SearchAttributeIndexedValueType
 
 from keel import search_attributes
 from keel.errors import KeelUserError
-from keel.net import port_in_use
+from keel.net import free_port, port_in_use
 
 __all__ = ["TUNING_ARGS", "DevServer", "find_temporal_cli"]
 
@@ -49,6 +49,8 @@ class DevServer:
     ui_port: int | None = 8233
     tuned: bool = True
     log_file: Path | None = None
+    http_port: int = field(default_factory=free_port)
+    """Temporal's HTTP API, which Keel does not use: a free port, never one derived and taken."""
     _process: asyncio.subprocess.Process | None = field(default=None, init=False, repr=False)
 
     @property
@@ -68,6 +70,8 @@ class DevServer:
             self.ip,
             "--port",
             str(self.port),
+            "--http-port",
+            str(self.http_port),
             "--log-level",
             "warn",
         ]
