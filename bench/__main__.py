@@ -6,7 +6,8 @@ support run, the throughput scenario, the model router's overhead and the cascad
 Keel's overhead is measured against the raw plugin on the very same server. The last two
 measure per model call and per configuration, not per node, so each prints a small table
 of its own under the main one, as does the support agent's escalation precision and recall
-on the labelled support questions (`bench.escalation`). Retrieval quality on the test
+on the labelled support questions (`bench.escalation`) and, per model route, by rule and
+by a fitted score (`bench.escalation_routes`). Retrieval quality on the test
 collections comes last (`bench.retrieval`, on a sample of the dev queries;
 `python -m bench.retrieval` runs all). On the tuned server too, the embedded stack
 (`bench.embedded`: real `keel worker` and `keel api` processes) gives support runs/s,
@@ -27,6 +28,7 @@ from bench import (
     cascade,
     embedded,
     escalation,
+    escalation_routes,
     keel_workflow,
     plain_langgraph,
     raw_plugin,
@@ -127,7 +129,8 @@ async def _measure(opts: Options, with_throughput: bool) -> tuple[list[Row], lis
         overhead = await router_overhead.run(opts, tuned)
         costs = await cascade.run(opts, tuned)
         escalations = await escalation.run(opts, tuned)
-    return rows, [overhead.render(), costs.render(), escalations.render()]
+        per_route = await escalation_routes.run(opts, tuned)
+    return rows, [overhead.render(), costs.render(), escalations.render(), per_route.render()]
 
 
 def _summary(rows: list[Row]) -> list[str]:

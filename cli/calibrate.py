@@ -6,7 +6,10 @@ embedded stack (a dev server and data directory of its own; the configured model
 and escalation policy). For each source it prints escalation precision and recall at the
 agent's threshold, and the threshold certified to keep wrong answers sent without review at
 most `--alpha` of all runs with probability at least 1 − `--delta` (`keel.risk_control`), or
-why there is none: too few labels (and how many more are needed), or none certified.
+why there is none: too few labels (and how many more are needed), or none certified. With
+`--fit` it fits a combined score on the set's tune split and certifies a threshold for that
+score on the rest (`keel.score_fit`), and prints the `keel.toml` table that makes the agent
+decide on it.
 
 Reviewer verdicts are of two strata: decided escalations (weight 1) and graded audit
 samples of the answers sent without review (weight 1/p, p their sampling probability), so
@@ -33,10 +36,13 @@ from keel.calibration import (
 )
 from keel.db import create_engine, init_db, session_factory
 from keel.errors import KeelUserError
+from keel.evaluation import risk_observation
 from keel.labels import agent_labels, observations
 from keel.quality import render_wrong_sent, wrong_sent
 from keel.risk_control import control_risk, render_risk_control
 from keel.schemas.calibration import Observation, RiskControl, Scores, WrongSentEstimate
+from keel.schemas.scoring import ScoreModel
+from keel.score_fit import fit_on_tune, rescored
 from keel.settings import Settings
 
 __all__ = ["COMMAND", "Calibration", "add_parser", "run"]
@@ -53,6 +59,9 @@ class Calibration(BaseModel):
     at_threshold: Scores
     risk: RiskControl
     splits: dict[str, Scores] = {}
+    fitted: ScoreModel | None = None
+    """With `--fit`: the score model fitted; `risk` is then for its score."""
+    fitted_on: str | None = None
     target_recall: float | None = None
     suggested: Scores | None = None
     """With `--target-recall`: the lowest threshold whose recall reaches it (no guarantee)."""
@@ -86,6 +95,12 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
         "--threshold", type=float, help="score at this threshold (default: the agent's)"
     )
     calibrate.add_argument(
+        "--fit",
+        action="store_true",
+        help="with --labelled: fit a combined score on the set's tune split and certify a "
+        "threshold for it on the rest; prints the [escalation.agents.AGENT] table to use",
+    )
+    calibrate.add_argument(
         "--target-recall",
         type=float,
         help="also show the lowest threshold whose recall reaches this (a point estimate)",
@@ -100,6 +115,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise KeelUserError("--threshold must be in [0, 1]")
     if args.target_recall is not None and not 0 < args.target_recall <= 1:
         raise KeelUserError("--target-recall must be in (0, 1]")
+    if args.fit and args.labelled is None:
+        raise KeelUserError("--fit needs --labelled: a score is fitted on labelled runs")
     threshold = (
         args.threshold if args.threshold is not None else agent_threshold(settings, args.agent)
     )
@@ -111,7 +128,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     print(f"agent {args.agent}: escalates below confidence {threshold:.3f}")
     for result in results:
-        _print(result)
+        _print(result, args.agent)
     return 0
 
 
@@ -156,7 +173,7 @@ async def _from_labelled(
     settings: Settings, args: argparse.Namespace, threshold: float
 ) -> Calibration:
     # A worker's imports are heavy: only a labelled set needs them, so only it pays for them.
-    from cli.labelled import calibration_stack, observe_labelled, quiet_sdk
+    from cli.labelled import calibration_stack, quiet_sdk, run_labelled
 
     quiet_sdk()
 
@@ -166,11 +183,44 @@ async def _from_labelled(
         file=sys.stderr,
     )
     async with calibration_stack(settings) as isolated:
-        found = await observe_labelled(isolated, args.agent, questions)
-    return _calibration(f"labelled set {args.labelled}", found, threshold, args)
+        runs = await run_labelled(isolated, args.agent, questions)
+    source = f"labelled set {args.labelled}"
+    if not args.fit:
+        return _calibration(source, [risk_observation(r) for r in runs], threshold, args)
+    fitted = fit_on_tune(runs)
+    held = [rescored(r, fitted.model) for r in fitted.certify]
+    found = _calibration(
+        f"{source}: the score fitted on {fitted.fitted_on} ({fitted.model.fitted_on} runs)",
+        held,
+        threshold,
+        args,
+    )
+    found.fitted = fitted.model
+    found.fitted_on = fitted.fitted_on
+    return found
 
 
-def _print(result: Calibration) -> None:
+def _fitted_table(agent: str, result: Calibration) -> str:
+    """The `keel.toml` lines that make `agent` decide on the fitted score."""
+    assert result.fitted is not None
+    lines = ["", f"  to decide on this score, put in keel.toml ([escalation.agents.{agent}]):"]
+    threshold = result.risk.threshold
+    table = [f"[escalation.agents.{agent}]"]
+    if threshold is None:
+        lines.append("  (no threshold is certified: keep the threshold you have, or escalate all)")
+    else:
+        table.append(f"threshold = {threshold:.3f}")
+    weights = ", ".join(f"{f} = {w}" for f, w in result.fitted.weights.items())
+    table += [
+        f"[escalation.agents.{agent}.score]",
+        f"intercept = {result.fitted.intercept}",
+        f"fitted_on = {result.fitted.fitted_on}",
+        f"weights = {{ {weights} }}",
+    ]
+    return "\n".join(lines + ["    " + line for line in table])
+
+
+def _print(result: Calibration, agent: str) -> None:
     print(f"\n{result.source}: {result.labels} labels")
     if result.wrong_sent is not None:
         print("  " + render_wrong_sent(result.wrong_sent))
@@ -182,6 +232,8 @@ def _print(result: Calibration) -> None:
         print("  " + render_scores(f"  {split} half", scores))
     for line in render_risk_control(result.risk):
         print("  " + line)
+    if result.fitted is not None:
+        print(_fitted_table(agent, result))
     if result.suggested is not None:
         label = f"suggested (recall ≥ {result.target_recall:g})"
         print("  " + render_scores(label, result.suggested))

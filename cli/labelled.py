@@ -27,6 +27,7 @@ from keel.errors import KeelUserError
 from keel.net import free_port
 from keel.run_client import RunClient
 from keel.schemas.calibration import LabelledQuestion, LabelledRun, Observation
+from keel.schemas.policy import RunPolicy
 from keel.schemas.runs import TERMINAL_STATUSES, Admission
 from keel.settings import Settings
 from worker.main import keel_worker
@@ -95,7 +96,7 @@ async def run_labelled(
         KeelUserError: `agent` is not installed, or a question is not an input it takes.
 
     """
-    threshold = run_policy(settings, agent).threshold
+    policy = run_policy(settings, agent)
     admissions = [_admission(settings, agent, question) for question in questions]
     gate = asyncio.Semaphore(concurrency)
     async with keel_worker(settings) as worker:
@@ -104,7 +105,7 @@ async def run_labelled(
         async def one(question: LabelledQuestion, admission: Admission) -> LabelledRun:
             async with gate:
                 await runs.start(admission, settings.task_queue)
-                return await _watch(runs, admission.run_id, question, threshold)
+                return await _watch(runs, admission.run_id, question, policy)
 
         return list(await asyncio.gather(*map(one, questions, admissions)))
 
@@ -122,9 +123,20 @@ _QUERY_RETRIES = 10
 
 
 async def _watch(
-    runs: RunClient, run_id: str, question: LabelledQuestion, threshold: float
+    runs: RunClient, run_id: str, question: LabelledQuestion, policy: RunPolicy
 ) -> LabelledRun:
-    """What the run did with `question`; a run that opens a review is terminated."""
+    """What the run did with `question`; a run that opens a review is terminated.
+
+    Its escalation was forced when no threshold would have sent its answer: it escalated
+    for a reason other than its confidence (or, under a score model, the verdict the score
+    weighs), or with a confidence the threshold did not object to.
+    """
+    threshold = policy.threshold
+    scored = (
+        ("low_confidence", "not_answered", "partial_answer")
+        if policy.score is not None
+        else ("low_confidence",)
+    )
     misses = 0
     while True:
         try:
@@ -142,7 +154,7 @@ async def _watch(
             await runs.terminate(run_id, "calibration observed its escalation")
             confidence = review.confidence if review.confidence is not None else 0.0
             own = review.threshold if review.threshold is not None else threshold
-            forced = review.reason != "low_confidence" or confidence >= own
+            forced = review.reason not in scored or confidence >= own
             return LabelledRun(
                 question=question,
                 confidence=confidence,
@@ -152,6 +164,7 @@ async def _watch(
                 answer=review.proposed_answer,
                 latency_s=await _latency(runs, run_id, review.opened_at),
                 ledger=state.ledger,
+                signals=review.signals,
             )
         if state.status in TERMINAL_STATUSES:
             result = await runs.result(run_id)
@@ -163,6 +176,7 @@ async def _watch(
                 answer=result.outcome.answer,
                 latency_s=await _latency(runs, run_id, None),
                 ledger=result.ledger,
+                signals=result.outcome.signals,
             )
         await asyncio.sleep(0.1)
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from keel.calibration import score
 from keel.risk_control import clopper_pearson_upper
-from keel.schemas.calibration import LabelledQuestion, LabelledRun
+from keel.schemas.calibration import LabelledQuestion, LabelledRun, Observation
 from keel.schemas.evaluation import (
     CurvePoint,
     Evaluation,
@@ -33,6 +33,7 @@ __all__ = [
     "has_key_facts",
     "model_costs",
     "risk_coverage",
+    "risk_observation",
     "route_costs",
     "wrong_answer",
 ]
@@ -53,6 +54,17 @@ def has_key_facts(answer: str | None, key_facts: Sequence[Sequence[str]]) -> boo
 def wrong_answer(question: LabelledQuestion, answer: str | None) -> bool:
     """Whether sending `answer` unreviewed is wrong: a person was needed, or a fact is missing."""
     return not question.answerable or not has_key_facts(answer, question.key_facts)
+
+
+def risk_observation(run: LabelledRun) -> Observation:
+    """`run`'s decision, labelled by whether its answer was unfit to send unreviewed.
+
+    A person was needed when the question needed one or the answer misses a key fact: what
+    a reviewer's edit says of a proposed answer, so labelled sets and verdicts agree.
+    """
+    return run.observation().model_copy(
+        update={"needed_person": wrong_answer(run.question, run.answer)}
+    )
 
 
 def clopper_pearson(errors: int, n: int, confidence: float = 0.95) -> Interval | None:

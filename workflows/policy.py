@@ -49,6 +49,10 @@ __all__ = [
 ]
 
 _GUARD_PRIORITY: tuple[GuardKind, ...] = ("suspected_injection", "pii", "policy_term")
+_VERDICT_REASONS: dict[Verdict, ReviewReason] = {
+    "not_answered": "not_answered",
+    "partial": "partial_answer",
+}
 
 INJECTION_FLAG = "suspected_injection"
 """The flag retrieval puts on a passage that reads like instructions to the model."""
@@ -87,10 +91,15 @@ def support_reason(
     findings: Iterable[GuardFinding],
     verdict: Verdict | None = None,
     triage: str | None = None,
+    score: float | None = None,
 ) -> ReviewReason | None:
     """Why a drafted answer must be reviewed before the customer sees it, or None.
 
-    `verdict` is the verifier's (None when the run had no verifier).
+    `verdict` is the verifier's (None when the run had no verifier). With a combined
+    `score` (the policy's `ScoreModel`), the score meets the threshold instead of
+    `confidence`, and the verdict is one of its signals rather than a rule: an answer it
+    judged partial may still go out when the rest of its evidence is strong, and one that
+    escalates says the verdict as its reason.
     """
     guarded = guard_reason(policy, node, findings)
     if guarded is not None:
@@ -99,12 +108,12 @@ def support_reason(
         return "needs_person"
     if off_topic:
         return "off_topic"
-    if verdict == "not_answered":
-        return "not_answered"
-    if verdict == "partial":
-        return "partial_answer"
-    if confidence < node_threshold(policy, node) or not cited:
-        return "low_confidence"
+    judged = _VERDICT_REASONS.get(verdict) if verdict is not None else None
+    if score is None and judged is not None:
+        return judged
+    decided_on = confidence if score is None else score
+    if decided_on < node_threshold(policy, node) or not cited:
+        return judged or "low_confidence"
     return None
 
 

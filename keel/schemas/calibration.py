@@ -6,6 +6,7 @@ from pydantic import BaseModel, Field, computed_field
 
 from keel.schemas.policy import ReviewReason
 from keel.schemas.routing import Ledger
+from keel.schemas.scoring import Signals
 
 __all__ = [
     "LabelledQuestion",
@@ -80,6 +81,7 @@ class LabelledRun(BaseModel):
     answer: str | None = None
     latency_s: float = Field(ge=0.0)
     ledger: Ledger = Field(default_factory=Ledger)
+    signals: Signals | None = Field(default=None, description="The evidence it decided on.")
 
     def observation(self) -> Observation:
         """The escalation decision and its label."""

@@ -10,6 +10,8 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from keel.schemas.scoring import ScoreModel
+
 __all__ = [
     "AUDIT_QUEUE",
     "DEFAULT_QUEUE",
@@ -89,6 +91,11 @@ class AgentPolicy(_Strict):
         default=None,
         description="Words or phrases that send this agent's runs to a person, besides "
         "`guards.policy_terms`; the agent's own list when unset.",
+    )
+    score: ScoreModel | None = Field(
+        default=None,
+        description="Decide on this combined score of the answer's evidence instead of its "
+        "confidence (`keel calibrate AGENT --labelled FILE --fit` fits one).",
     )
 
 
@@ -196,6 +203,7 @@ class EscalationSettings(_Strict):
                 triage_escalate if own.triage_escalate is None else own.triage_escalate
             ),
             policy_terms=list(policy_terms if own.policy_terms is None else own.policy_terms),
+            score=own.score,
         )
 
 
@@ -222,4 +230,7 @@ class RunPolicy(_Strict):
     )
     policy_terms: list[str] = Field(
         default_factory=list, description="The agent's words or phrases that escalate."
+    )
+    score: ScoreModel | None = Field(
+        default=None, description="The combined score the agent decides on, if not confidence."
     )

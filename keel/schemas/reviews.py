@@ -20,6 +20,7 @@ from keel.schemas.guards import GuardFinding
 from keel.schemas.model import ToolCall, Verdict
 from keel.schemas.policy import ExpiryPath, ReviewReason
 from keel.schemas.retrieval import Passage
+from keel.schemas.scoring import Signals
 
 __all__ = [
     "CLAIM_REVIEW",
@@ -78,6 +79,7 @@ class Verification(BaseModel):
         default_factory=list, description="Sentences dropped: unsupported or off the question."
     )
     missing: str = Field(default="", description="What the question asks that is not answered.")
+    sentences: int = Field(default=0, ge=0, description="Sentences the draft had when judged.")
 
 
 class ReviewRequest(BaseModel):
@@ -104,6 +106,9 @@ class ReviewRequest(BaseModel):
     )
     triage: str | None = Field(
         default=None, description="The triage category of the message (`needs_person`: why)."
+    )
+    signals: Signals | None = Field(
+        default=None, description="The evidence `confidence` combines, under a score model."
     )
 
 

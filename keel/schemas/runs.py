@@ -9,6 +9,7 @@ from keel.schemas.continuation import Carried, HistoryLimits
 from keel.schemas.policy import DEFAULT_QUEUE, QueueSpec, RunPolicy
 from keel.schemas.reviews import Citation, PendingReview
 from keel.schemas.routing import Ledger
+from keel.schemas.scoring import Signals
 
 __all__ = [
     "AGENT_WORKFLOW",
@@ -138,6 +139,9 @@ class Outcome(BaseModel):
     citations: list[Citation] = Field(default_factory=list[Citation])
     confidence: float = Field(ge=0.0, le=1.0)
     reviewed: bool = False
+    signals: Signals | None = Field(
+        default=None, description="The evidence behind `confidence`, where the agent has it."
+    )
 
 
 class RunResult(BaseModel):

@@ -132,6 +132,12 @@ async def test_keel_calibrate_runs_a_labelled_set_on_a_stack_of_its_own(make_sta
     assert scores["precision"] == 1.0 and scores["recall"] == 1.0
     assert set(measured["splits"]) == {"tune", "holdout"}
     assert "running 2 labelled questions" in done.stderr
+    # Two runs fit no score: it says why, and how many it needs.
+    fit = await keel(stack, "calibrate", "support", "--labelled", str(labelled), "--fit")
+    assert fit.returncode == 1, fit.stdout
+    assert "needs at least 30 labelled runs the score decides; there are" in fit.stderr
+    alone = await keel(stack, "calibrate", "support", "--fit")
+    assert alone.returncode == 1 and "--fit needs --labelled" in alone.stderr
 
 
 async def test_keel_calibrate_weighs_audit_grades_and_reports_the_wrong_sent_rate(tmp_path):

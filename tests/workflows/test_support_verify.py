@@ -10,6 +10,7 @@ import pytest
 from cli.devserver import DevServer
 from keel.admission import admit
 from keel.run_client import RunClient
+from keel.schemas.policy import EscalationSettings
 from keel.schemas.reviews import PendingReview
 from keel.schemas.routing import Deployment, Route
 from keel.settings import Settings
@@ -157,3 +158,30 @@ async def test_a_malformed_judge_reply_falls_back_to_the_local_verifier(
 
     assert len(server.requests) == 1  # one attempt (max_attempts=1), then `local`
     assert result.status == "completed" and result.outcome.answer == PAYPAL
+
+
+def _scored(settings: Settings, intercept: float) -> Settings:
+    """`settings` whose support policy decides on a score model that is all intercept."""
+    policy = {"agents": {"support": {"score": {"intercept": intercept, "weights": {}}}}}
+    return settings.model_copy(update={"escalation": EscalationSettings.model_validate(policy)})
+
+
+async def test_under_a_score_model_the_score_decides_and_is_the_confidence(
+    local: Settings,
+) -> None:
+    runs = await _runs(local)
+    # A score that trusts everything sends even what the verifier called partial...
+    trusting = admit(_scored(local, 10.0), "support", "Does sync work with my Garmin watch?")
+    await runs.start(trusting, local.task_queue)
+    result = await runs.result(trusting.run_id)
+    assert result.outcome.reviewed is False and result.outcome.confidence == 1.0
+    signals = result.outcome.signals
+    assert signals is not None and signals.verdict == "partial"
+    assert signals.triage is not None and signals.top_score > 0 and 0 < signals.margin <= 1
+    # ...one that trusts nothing sends nothing, the verdict being no reason to escalate.
+    doubting = admit(_scored(local, -10.0), "support", QUESTION)
+    await runs.start(doubting, local.task_queue)
+    review = await _pending(runs, doubting.run_id)
+    assert review.reason == "low_confidence" and review.confidence == 0.0
+    assert review.signals is not None and review.signals.verdict == "answered"
+    assert review.signals.confidence > 0.6  # the answer's own, which no longer decides

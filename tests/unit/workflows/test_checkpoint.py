@@ -20,6 +20,7 @@ from keel.schemas.retrieval import Passage
 from keel.schemas.reviews import Citation, ReviewDecision, Verification
 from keel.schemas.routing import Ledger, LedgerEntry
 from keel.schemas.runs import AgentState, Outcome, RunResult
+from keel.schemas.scoring import Signals
 from workflows.agents.support.graph import Draft, SupportState
 from workflows.checkpoint import checkpointer_for, state_models
 
@@ -63,6 +64,7 @@ def test_state_models_finds_every_nested_model() -> None:
         Usage,
         GuardFinding,
         Verification,
+        Signals,
     }
     # Parents are not part of the state: only field annotations are followed.
     assert AgentState not in state_models(SupportState)
@@ -77,7 +79,7 @@ def test_state_models_follows_containers_and_unions() -> None:
         by_id: dict[str, list[Citation]]
         maybe: tuple[Outcome, ...] | None = None
 
-    assert state_models(Holder) == {Holder, Citation, Outcome}
+    assert state_models(Holder) == {Holder, Citation, Outcome, Signals}
 
 
 async def test_each_checkpointer_has_its_own_memory() -> None:

@@ -110,6 +110,26 @@ def test_support_reasons_in_order() -> None:
     assert reason(verdict="partial", findings=[_finding("policy_term")]) == "policy_term"
 
 
+def test_under_a_score_the_score_meets_the_threshold_and_the_verdict_is_evidence() -> None:
+    policy = _policy("support")  # threshold 0.4
+
+    def reason(score: float, **kw: object) -> str | None:
+        args: dict = {"off_topic": False, "confidence": 0.9, "cited": True, "findings": []}
+        return support_reason(policy, "check", score=score, **{**args, **kw})
+
+    assert reason(0.5) is None
+    assert reason(0.39) == "low_confidence"  # the answer's own 0.9 does not count
+    assert reason(0.5, confidence=0.1) is None
+    # A partial verdict no longer forces a review; when the score escalates, it says why.
+    assert reason(0.5, verdict="partial") is None
+    assert reason(0.3, verdict="partial") == "partial_answer"
+    assert reason(0.3, verdict="not_answered") == "not_answered"
+    assert reason(0.9, cited=False) == "low_confidence"
+    # Rules still come first.
+    assert reason(0.99, findings=[_finding("policy_term")]) == "policy_term"
+    assert reason(0.99, off_topic=True) == "off_topic"
+
+
 def test_triage_sends_its_escalating_labels_to_a_person_whatever_the_confidence() -> None:
     policy = run_policy(Settings(), "support")  # the agent's own lists, nothing configured
     assert policy.triage_escalate == list(TRIAGE_ESCALATE)

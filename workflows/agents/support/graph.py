@@ -44,6 +44,7 @@ from keel.schemas.reviews import (
 )
 from keel.schemas.routing import JUDGE_ROUTE
 from keel.schemas.runs import AgentState, Outcome, RunResult
+from keel.schemas.scoring import Signals
 from workflows.activity_options import RETRIEVAL_SEARCH_OPTIONS
 from workflows.agents.support.spec import TRIAGE_LABELS, SupportInput
 from workflows.policy import node_threshold, passage_findings, support_reason, unquoted_pii
@@ -63,6 +64,7 @@ __all__ = [
     "judge",
     "retrieve",
     "review",
+    "signals",
     "verify",
 ]
 
@@ -98,10 +100,14 @@ class SupportState(AgentState):
 
     category: str | None = None
     triage: str | None = Field(default=None, description="The message's triage label.")
+    triage_confidence: float | None = Field(
+        default=None, description="Triage's probability for its label."
+    )
     passages: list[Passage] = Field(default_factory=list[Passage])
     draft: Draft | None = None
     verification: Verification | None = None
     review_reason: ReviewReason | None = None
+    signals: Signals | None = Field(default=None, description="The evidence `check` weighed.")
     findings: list[GuardFinding] = Field(default_factory=list[GuardFinding])
     cost_usd: float = Field(default=0.0, description="The run's model spend at `check`.")
     decision: ReviewDecision | None = None
@@ -155,7 +161,7 @@ async def classify(state: SupportState) -> dict[str, Any]:
             ),
             step="classify",
         )
-        return {"triage": triaged.label}
+        return {"triage": triaged.label, "triage_confidence": triaged.confidence}
     response = await run_context().router.complete(
         ModelRequest(
             messages=[Message(role="user", content=state.question)],
@@ -223,7 +229,10 @@ async def verify(state: SupportState) -> dict[str, Any]:
     judgement = response.judgement
     assert judgement is not None  # every provider answers a judge request with one
     verification = Verification(
-        verdict=judgement.verdict, removed=judgement.removed, missing=judgement.missing
+        verdict=judgement.verdict,
+        removed=judgement.removed,
+        missing=judgement.missing,
+        sentences=len(judgement.sentences),
     )
     kept = judgement.kept
     if not verification.removed or not kept:  # nothing to trim, or nothing left to send
@@ -267,21 +276,50 @@ def judge(state: SupportState, policy: RunPolicy, findings: list[GuardFinding]) 
     It weighs the guards' findings (PII, policy terms, injected instructions in the
     question or in passages), the triage label (or, before triage, the topic) and the
     draft's confidence against the threshold of the `check` node, which it records as the
-    one the review shows.
+    one the review shows. Under a policy with a score model, the draft's confidence becomes
+    the combined score of its `signals`, and the score meets the threshold.
     """
-    assert state.draft is not None
+    draft = state.draft
+    assert draft is not None
+    evidence = signals(state)
+    score = policy.score.score(evidence) if policy.score is not None else None
     reason = support_reason(
         policy,
         "check",
         off_topic=state.category == "other",
-        confidence=state.draft.confidence,
-        cited=bool(state.draft.citations),
+        confidence=draft.confidence,
+        cited=bool(draft.citations),
         findings=findings,
         verdict=state.verification.verdict if state.verification else None,
         triage=state.triage,
+        score=score,
     )
     threshold = node_threshold(policy, "check")
-    return {"review_reason": reason, "findings": findings, "review_threshold": threshold}
+    update = {"review_reason": reason, "findings": findings, "review_threshold": threshold}
+    if score is not None:
+        update["draft"] = draft.model_copy(update={"confidence": score})
+    return {**update, "signals": evidence}
+
+
+def signals(state: SupportState) -> Signals:
+    """The evidence on the draft: its confidence, the verdict, triage's and retrieval's."""
+    assert state.draft is not None
+    verification = state.verification
+    scores = sorted((p.score for p in state.passages), reverse=True)
+    top = max(scores[0], 0.0) if scores else 0.0
+    runner_up = max(scores[1], 0.0) if len(scores) > 1 else 0.0
+    return Signals(
+        confidence=state.draft.confidence,
+        verdict=verification.verdict if verification else None,
+        removed=(
+            min(1.0, len(verification.removed) / verification.sentences)
+            if verification and verification.sentences
+            else 0.0
+        ),
+        triage=state.triage_confidence,
+        top_score=top,
+        margin=(top - runner_up) / top if top > 0 else 0.0,
+    )
 
 
 def review(state: SupportState) -> dict[str, Any]:
@@ -300,6 +338,7 @@ def review(state: SupportState) -> dict[str, Any]:
         findings=state.findings,
         verification=state.verification,
         triage=state.triage,
+        signals=state.signals,
     )
     decision = interrupt(request.model_dump(mode="json"))
     return {"decision": ReviewDecision.model_validate(decision)}
@@ -311,7 +350,9 @@ def finalize(state: SupportState) -> dict[str, Any]:
     assert draft is not None
     decision = state.decision
     if decision is not None and decision.action == "reject":
-        outcome = Outcome(answer=None, confidence=draft.confidence, reviewed=True)
+        outcome = Outcome(
+            answer=None, confidence=draft.confidence, reviewed=True, signals=state.signals
+        )
         return {"result": RunResult(status="rejected", outcome=outcome)}
     answer = decision.answer if decision is not None and decision.answer else draft.answer
     outcome = Outcome(
@@ -319,6 +360,7 @@ def finalize(state: SupportState) -> dict[str, Any]:
         citations=draft.citations,
         confidence=draft.confidence,
         reviewed=decision is not None,
+        signals=state.signals,
     )
     return {"result": RunResult(status="completed", outcome=outcome)}
 

@@ -13,6 +13,7 @@ from keel.schemas.guards import GuardFinding
 from keel.schemas.policy import RunPolicy
 from keel.schemas.retrieval import Passage
 from keel.schemas.reviews import Citation, ReviewDecision, ReviewRequest, Verification
+from keel.schemas.scoring import ScoreModel
 from workflows.agents.support.graph import (
     Draft,
     SupportState,
@@ -66,8 +67,18 @@ def _reason(state: SupportState, policy: RunPolicy = POLICY, findings: Any = ())
 
 async def test_confident_cited_draft_needs_no_review() -> None:
     update = judge(_state(), POLICY, [])
+    signals = update.pop("signals")
     assert update == {"review_reason": None, "findings": [], "review_threshold": 0.6}
+    assert signals.confidence == 0.9 and signals.verdict is None
     assert await _after_check(_state(**update)) == "finalize"
+
+
+def test_under_a_score_model_the_draft_carries_the_score_as_its_confidence() -> None:
+    doubting = POLICY.model_copy(update={"score": ScoreModel(intercept=-2.0, weights={})})
+    update = judge(_state(), doubting, [])
+    assert update["review_reason"] == "low_confidence"
+    assert update["draft"].confidence == 0.119  # 1 / (1 + e²)
+    assert update["signals"].confidence == 0.9  # the answer's own, kept as evidence
 
 
 async def test_confidence_below_threshold_asks_for_review() -> None:

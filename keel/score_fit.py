@@ -1,0 +1,135 @@
+"""Fit a `ScoreModel`: logistic regression of "fit to send" on a run's `Signals`.
+
+The examples are labelled runs whose escalation the score decides (a guard, triage or a
+tool approval escalates whatever the score): their signals, and whether their answer was
+fit to send unreviewed (the question needed nobody and the answer holds its key facts).
+The model maximises the log-likelihood with an L2 penalty `L2` on the weights (not the
+intercept), by Newton's method from zero: the penalised problem is strictly convex, so it
+converges to the one optimum in a few steps, deterministically. A feature with no spread
+among the examples gets weight 0 rather than an arbitrary one.
+
+`MIN_EXAMPLES` is a floor: fewer examples, or examples of one class only, fit nothing.
+
+`keel calibrate --fit` fits on a labelled set's `tune` split (`fit_on_tune`) and certifies
+a threshold on the other runs, each rescored by the model (`rescored`): a threshold
+certified on the runs the model was fitted on would promise more than it keeps, so a set
+with nothing but one split is cut in two, one half to fit and one to certify.
+"""
+
+from collections.abc import Sequence
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from keel.errors import KeelUserError
+from keel.evaluation import risk_observation, wrong_answer
+from keel.schemas.calibration import LabelledRun, Observation
+from keel.schemas.scoring import FEATURES, Feature, ScoreModel, Signals
+
+__all__ = [
+    "L2",
+    "MIN_EXAMPLES",
+    "FittedScore",
+    "decided_by_score",
+    "fit_on_tune",
+    "fit_score",
+    "rescored",
+]
+
+L2 = 1.0
+"""The penalty on the squared weights: strong enough that a few dozen runs do not overfit."""
+MIN_EXAMPLES = 30
+"""Fewer labelled runs than this fit no model."""
+_STEPS = 50
+_TOLERANCE = 1e-10
+
+
+def fit_score(examples: Sequence[tuple[Signals, bool]]) -> ScoreModel:
+    """The score model that best predicts, from each run's signals, that it was fit to send.
+
+    Args:
+        examples: Each run's signals and whether its answer was fit to send unreviewed.
+
+    Raises:
+        KeelUserError: Fewer than `MIN_EXAMPLES` examples, or all of one class.
+
+    """
+    if len(examples) < MIN_EXAMPLES:
+        raise KeelUserError(
+            f"a score model needs at least {MIN_EXAMPLES} labelled runs the score decides; "
+            f"there are {len(examples)}"
+        )
+    fit = np.array([ok for _, ok in examples], dtype=np.float64)
+    if fit.min() == fit.max():
+        kind = "fit to send" if fit[0] else "not fit to send"
+        raise KeelUserError(f"every labelled run the score decides was {kind}: nothing to learn")
+    rows = [s.features() for s, _ in examples]
+    x = np.array([[1.0, *(row[f] for f in FEATURES)] for row in rows], dtype=np.float64)
+    varied = np.r_[True, x[:, 1:].std(axis=0) > 0]
+    x = x[:, varied]
+    penalty = np.full(x.shape[1], L2)
+    penalty[0] = 0.0
+    w = np.zeros(x.shape[1])
+    for _ in range(_STEPS):
+        p = 1.0 / (1.0 + np.exp(-(x @ w)))
+        gradient = x.T @ (p - fit) + penalty * w
+        hessian = (x.T * (p * (1.0 - p))) @ x + np.diag(penalty) + 1e-9 * np.eye(x.shape[1])
+        step = np.linalg.solve(hessian, gradient)
+        w -= step
+        if float(step @ step) < _TOLERANCE:
+            break
+    fitted = iter(w[1:].tolist())
+    weights: dict[Feature, float] = {
+        f: round(next(fitted), 4) if v else 0.0 for f, v in zip(FEATURES, varied[1:], strict=True)
+    }
+    return ScoreModel(intercept=round(float(w[0]), 4), weights=weights, fitted_on=len(examples))
+
+
+_DECIDED_BY_SCORE = ("low_confidence", "not_answered", "partial_answer")
+
+
+class FittedScore(BaseModel):
+    """A score model fitted on a labelled set's runs, and what it was fitted and certified on."""
+
+    model: ScoreModel
+    fitted_on: str = Field(description="Which runs it was fitted on.")
+    certify: list[LabelledRun] = Field(description="The runs its threshold is certified on.")
+
+
+def decided_by_score(run: LabelledRun) -> bool:
+    """Whether a score could have changed what `run` did (no guard, triage or rule forced it)."""
+    return run.signals is not None and (not run.escalated or run.reason in _DECIDED_BY_SCORE)
+
+
+def fit_on_tune(runs: Sequence[LabelledRun]) -> FittedScore:
+    """Fit on the `tune` split's runs that the score decides; certify on the other runs.
+
+    A set with no other split (or no split at all) is cut in two: every other run fits
+    and the rest certify, so no threshold is certified on the runs the model learnt from.
+
+    Raises:
+        KeelUserError: No run carries signals (the agent has no score), or too few examples.
+
+    """
+    if not any(r.signals is not None for r in runs):
+        raise KeelUserError("this agent's runs report no signals: it has no score to fit")
+    tune = [r for r in runs if r.question.split == "tune"]
+    held = [r for r in runs if r.question.split != "tune"]
+    fitted_on = "the tune split"
+    if not tune or not held:
+        tune, held = list(runs[::2]), list(runs[1::2])
+        fitted_on = "every other run (the rest certify)"
+    examples = [
+        (r.signals, not wrong_answer(r.question, r.answer))
+        for r in tune
+        if r.signals is not None and decided_by_score(r)
+    ]
+    return FittedScore(model=fit_score(examples), fitted_on=fitted_on, certify=held)
+
+
+def rescored(run: LabelledRun, model: ScoreModel) -> Observation:
+    """`run`'s risk observation had `model` decided it: its score, forced only by a rule."""
+    observation = risk_observation(run)
+    if run.signals is None or not decided_by_score(run):
+        return observation.model_copy(update={"forced": True})
+    return observation.model_copy(update={"confidence": model.score(run.signals), "forced": False})
