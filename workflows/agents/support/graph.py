@@ -295,7 +295,11 @@ def judge(state: SupportState, policy: RunPolicy, findings: list[GuardFinding]) 
         score=score,
     )
     threshold = node_threshold(policy, "check")
-    update = {"review_reason": reason, "findings": findings, "review_threshold": threshold}
+    update: dict[str, Any] = {
+        "review_reason": reason,
+        "findings": findings,
+        "review_threshold": threshold,
+    }
     if score is not None:
         update["draft"] = draft.model_copy(update={"confidence": score})
     return {**update, "signals": evidence}
