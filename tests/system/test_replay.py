@@ -1,8 +1,9 @@
 """Recorded histories of every shipped workflow replay without non-determinism.
 
 The histories in `tests/histories/` were recorded from real runs on the real stack: each
-path of the `support` agent, the `assistant` through a tool approval, the example `tally`
-agent, and an ingestion (`IngestWorkflow`). A change to a workflow or a graph that would
+path of the `support` agent (one of them audited and decided on a combined score), the
+`assistant` through a tool approval, the example `tally` agent, and an ingestion
+(`IngestWorkflow`). A change to a workflow or a graph that would
 break runs already in flight fails here. After an intended, compatible change, record
 them again (`make histories`):
 
@@ -18,7 +19,7 @@ import base64
 import json
 import os
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +42,28 @@ TICKET = "Please open a ticket: export to PDF is broken, urgent"
 
 @dataclass(frozen=True)
 class Run:
-    """How a run's history is recorded: the agent, its input, the reviewer's decision."""
+    """How a run's history is recorded: the agent, its input, the reviewer's decision, and
+    the settings of the stack it runs on when they are not the default ones."""
 
     agent: str
     input: dict[str, Any] | str
     decision: dict[str, Any] | None = None
+    settings: dict[str, str] = field(default_factory=dict[str, str])
+
+
+# Every answer sent is also audited, and `check` decides on a combined score.
+AUDITED_SCORED = {
+    "KEEL_ESCALATION": json.dumps(
+        {
+            "audit_rate": 1.0,
+            "agents": {
+                "support": {
+                    "score": {"intercept": -1.0, "weights": {"confidence": 3.0, "answered": 1.0}}
+                }
+            },
+        }
+    )
+}
 
 
 RUNS = {
@@ -55,6 +73,7 @@ RUNS = {
     "reject": Run("support", "Can you recommend a good pizza place?", {"action": "reject"}),
     "assistant_ticket": Run("assistant", {"message": TICKET}, {"action": "approve"}),
     "tally": Run("tally", {"count": 3}),
+    "audited_scored": Run("support", CONFIDENT, settings=AUDITED_SCORED),
 }
 INGESTION = "ingest"
 RECORDED = sorted([*RUNS, INGESTION])
@@ -92,10 +111,16 @@ async def _record_ingestion(http: httpx.AsyncClient) -> str:
     return f"ingest:{name}:{ingestion}"
 
 
-async def _record(name: str, http: httpx.AsyncClient, client: Client) -> None:
-    workflow_id = await (
-        _record_ingestion(http) if name == INGESTION else _record_run(RUNS[name], http)
-    )
+async def _record(name: str, stack: Stack, make_stack: Any, client: Client) -> None:
+    settings = RUNS[name].settings if name in RUNS else {}
+    if settings:
+        stack = make_stack(**settings)
+        await stack.start_worker()
+        await stack.start_api()
+    async with httpx.AsyncClient(base_url=stack.api_url, timeout=60) as http:
+        workflow_id = await (
+            _record_ingestion(http) if name == INGESTION else _record_run(RUNS[name], http)
+        )
     history = await client.get_workflow_handle(workflow_id).fetch_history()
     fixture = {"workflow_id": workflow_id, "history": history.to_json_dict()}
     (HISTORIES / f"{name}.json").write_text(json.dumps(fixture, indent=1) + "\n")
@@ -107,6 +132,20 @@ def _fixture(path: Path) -> dict[str, Any]:
 
 def _history(fixture: dict[str, Any]) -> WorkflowHistory:
     return WorkflowHistory.from_json(fixture["workflow_id"], fixture["history"])
+
+
+def _activities(history: WorkflowHistory) -> set[str]:
+    """The activity types the run ran: through the task queue, or local (its markers)."""
+    types = set[str]()
+    for e in history.events:
+        kind = e.WhichOneof("attributes")
+        if kind == "activity_task_scheduled_event_attributes":
+            types.add(e.activity_task_scheduled_event_attributes.activity_type.name)
+        elif kind == "marker_recorded_event_attributes":
+            details = e.marker_recorded_event_attributes.details
+            if "data" in details and details["data"].payloads:
+                types.add(json.loads(details["data"].payloads[0].data).get("activity_type", ""))
+    return types - {""}
 
 
 def _kinds(history: WorkflowHistory) -> list[str | None]:
@@ -129,10 +168,11 @@ def _run_input(fixture: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("name", RECORDED)
-async def test_recorded_history_replays(name: str, stack: Stack, temporal_client: Client):
+async def test_recorded_history_replays(
+    name: str, stack: Stack, make_stack: Any, temporal_client: Client
+):
     if os.environ.get("KEEL_RECORD_HISTORIES") == "1":
-        async with httpx.AsyncClient(base_url=stack.api_url, timeout=60) as http:
-            await _record(name, http, temporal_client)
+        await _record(name, stack, make_stack, temporal_client)
     fixture = _fixture(HISTORIES / f"{name}.json")
     history = _history(fixture)
     await _replays(history)
@@ -146,6 +186,9 @@ async def test_recorded_history_replays(name: str, stack: Stack, temporal_client
         assert workflow == "AgentWorkflow"
         recorded = _run_input(fixture)
         assert "review_threshold" not in recorded and recorded["agent"] == RUNS[name].agent
+        audited = "review.open_audit" in _activities(history)
+        assert audited == (name == "audited_scored")
+        assert (recorded["policy"].get("score") is not None) == (name == "audited_scored")
     else:
         assert workflow == "IngestWorkflow"
 
