@@ -6,6 +6,7 @@ from keel.schemas.guards import GuardFinding
 from keel.schemas.model import ToolCall
 from keel.schemas.retrieval import Passage
 from keel.schemas.reviews import Citation, Claim, ReviewView, Verification
+from keel.schemas.scoring import Signals
 from keel.settings import Settings
 from keel.tables import ReviewRow
 
@@ -43,6 +44,7 @@ def review_view(row: ReviewRow, settings: Settings, now: datetime) -> ReviewView
         passages=[Passage.model_validate(p) for p in row.passages],
         findings=[GuardFinding.model_validate(f) for f in row.findings or []],
         verification=Verification.model_validate(row.verification) if row.verification else None,
+        signals=Signals.model_validate(row.signals) if row.signals else None,
         confidence=row.confidence,
         threshold=row.threshold,
         cost_usd=row.cost_usd,

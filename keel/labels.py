@@ -97,6 +97,7 @@ def _label(
         decided_at=decided_at,
         source=source,
         weight=weight,
+        signals=row.signals,
     )
 
 

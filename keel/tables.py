@@ -73,6 +73,7 @@ class ReviewRow(SQLModel, table=True):
     )
     findings: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
     verification: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    signals: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     action_hash: str = Field(default="", max_length=64)
     claimed_by: str | None = Field(default=None, max_length=200)
     claim_expires_at: datetime | None = _utc(nullable=True)
@@ -180,3 +181,8 @@ class LabelRow(SQLModel, table=True):
     decided_at: datetime = _utc(nullable=False)
     source: str = Field(default="escalation", index=True, max_length=20)
     weight: float = 1.0
+    signals: dict[str, Any] | None = Field(
+        default=None,
+        sa_column=Column(JSON, nullable=True),
+        description="The evidence on the answer its run decided on (`Signals`), if any.",
+    )

@@ -62,6 +62,7 @@ async def sample_for_audit(
         answer=outcome.answer,
         citations=outcome.citations,
         confidence=outcome.confidence,
+        signals=outcome.signals,
         threshold=policy.threshold,
         sampling_rate=rate,
         queue=queue,

@@ -262,6 +262,7 @@ class AuditSample(BaseModel):
     queue: str
     opened_at: datetime
     deadline: datetime
+    signals: Signals | None = Field(default=None, description="The evidence it was sent on.")
 
 
 class GradeRequest(BaseModel):
@@ -292,6 +293,7 @@ class ReviewView(BaseModel):
     passages: list[Passage] = Field(default_factory=list[Passage])
     findings: list[GuardFinding] = Field(default_factory=list[GuardFinding])
     verification: Verification | None = None
+    signals: Signals | None = Field(default=None, description="The evidence `confidence` rests on.")
     confidence: float | None
     threshold: float | None
     cost_usd: float

@@ -88,6 +88,7 @@ async def test_a_sampled_answer_is_graded_once_by_someone_else_and_becomes_a_lab
         assert audit["question"] == CONFIDENT and audit["proposed_answer"] == result["answer"]
         assert audit["citations"] == result["citations"]
         assert audit["confidence"] == result["confidence"] and audit["grade"] is None
+        assert audit["signals"]["confidence"] == result["confidence"]  # the evidence it went on
         # Escalations are listed as before; the audit is no escalation.
         listed = await reviewer.get("/v1/reviews", params={"run_id": sampled["run_id"]})
         assert listed.json()["reviews"] == []

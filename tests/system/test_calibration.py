@@ -36,6 +36,9 @@ async def test_decided_reviews_become_labels_that_keel_calibrate_scores(make_sta
             run_id = started.json()["run_id"]
             await wait_status(http, run_id, {"awaiting_review"}, timeout=SLOW)
             review = (await http.get("/v1/reviews", params={"run_id": run_id})).json()["reviews"][0]
+            # The reviewer sees the evidence the run decided on.
+            assert review["signals"]["confidence"] == review["confidence"]
+            assert review["signals"]["verdict"] in ("answered", "partial", "not_answered")
             body = {"action": action, "action_hash": review["action_hash"], "reviewer": "ann"}
             if answer:
                 body["answer"] = answer
@@ -47,6 +50,9 @@ async def test_decided_reviews_become_labels_that_keel_calibrate_scores(make_sta
     with sqlite3.connect(stack.db_file) as db:
         rows = db.execute("SELECT verdict, needed_person, reviewer FROM labels").fetchall()
     assert sorted(rows) == [("approve", 0, "ann"), ("edit", 1, "ann"), ("reject", 1, "ann")]
+    with sqlite3.connect(stack.db_file) as db:
+        kept = [json.loads(s) for (s,) in db.execute("SELECT signals FROM labels").fetchall()]
+    assert all(0 <= signals["confidence"] <= 1 for signals in kept)  # labels keep the evidence
 
     done = await keel(stack, "--json", "calibrate", "support")
     assert done.returncode == 0, done.stderr
