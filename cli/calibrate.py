@@ -7,9 +7,10 @@ and escalation policy). For each source it prints escalation precision and recal
 agent's threshold, and the threshold certified to keep wrong answers sent without review at
 most `--alpha` of all runs with probability at least 1 − `--delta` (`keel.risk_control`), or
 why there is none: too few labels (and how many more are needed), or none certified. With
-`--fit` it fits a combined score on the set's tune split and certifies a threshold for that
-score on the rest (`keel.score_fit`), and prints the `keel.toml` table that makes the agent
-decide on it.
+`--fit` it fits a combined score (`keel.score_fit`) on the labelled set's tune split, or
+without `--labelled` on every other reviewer verdict whose label kept its run's signals
+(audit grades weighted 1/p), certifies a threshold for that score on the rest, and prints
+the `keel.toml` table that makes the agent decide on it.
 
 Reviewer verdicts are of two strata: decided escalations (weight 1) and graded audit
 samples of the answers sent without review (weight 1/p, p their sampling probability), so
@@ -42,7 +43,7 @@ from keel.quality import render_wrong_sent, wrong_sent
 from keel.risk_control import control_risk, render_risk_control
 from keel.schemas.calibration import Observation, RiskControl, Scores, WrongSentEstimate
 from keel.schemas.scoring import ScoreModel
-from keel.score_fit import fit_on_tune, rescored
+from keel.score_fit import fit_on_tune, fit_on_verdicts, rescored
 from keel.settings import Settings
 
 __all__ = ["COMMAND", "Calibration", "add_parser", "run"]
@@ -97,8 +98,9 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     calibrate.add_argument(
         "--fit",
         action="store_true",
-        help="with --labelled: fit a combined score on the set's tune split and certify a "
-        "threshold for it on the rest; prints the [escalation.agents.AGENT] table to use",
+        help="fit a combined score and certify a threshold for it on other labels: with "
+        "--labelled on the set's tune split, else on every other reviewer verdict that kept "
+        "its run's signals; prints the [escalation.agents.AGENT] table to use",
     )
     calibrate.add_argument(
         "--target-recall",
@@ -115,8 +117,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise KeelUserError("--threshold must be in [0, 1]")
     if args.target_recall is not None and not 0 < args.target_recall <= 1:
         raise KeelUserError("--target-recall must be in (0, 1]")
-    if args.fit and args.labelled is None:
-        raise KeelUserError("--fit needs --labelled: a score is fitted on labelled runs")
     threshold = (
         args.threshold if args.threshold is not None else agent_threshold(settings, args.agent)
     )
@@ -163,7 +163,18 @@ async def _from_verdicts(
             labels = await agent_labels(session, args.agent)
     finally:
         await engine.dispose()
-    found = _calibration("reviewer verdicts", observations(labels), threshold, args)
+    if args.fit and args.labelled is None:
+        model, held = fit_on_verdicts(labels)
+        found = _calibration(
+            f"reviewer verdicts: the score fitted on every other label ({model.fitted_on} "
+            "that a score decides; the rest certify)",
+            held,
+            threshold,
+            args,
+        )
+        found.fitted = model
+    else:
+        found = _calibration("reviewer verdicts", observations(labels), threshold, args)
     rate = run_policy(settings, args.agent).audit_rate
     found.wrong_sent = wrong_sent(args.agent, labels, audit_rate=rate)
     return found
@@ -237,7 +248,7 @@ def _print(result: Calibration, agent: str) -> None:
     if result.suggested is not None:
         label = f"suggested (recall ≥ {result.target_recall:g})"
         print("  " + render_scores(label, result.suggested))
-    if result.source == "reviewer verdicts":
+    if result.source.startswith("reviewer verdicts"):
         print(
             "  (escalated runs weigh 1 and graded audits 1/p, so the guarantee covers all "
             "runs; without audit grades it covers runs like the escalated ones only, and "

@@ -25,6 +25,7 @@ from keel.errors import KeelUserError
 from keel.evaluation import risk_observation, wrong_answer
 from keel.schemas.calibration import LabelledRun, Observation
 from keel.schemas.scoring import FEATURES, Feature, ScoreModel, Signals
+from keel.tables import LabelRow
 
 __all__ = [
     "L2",
@@ -32,6 +33,7 @@ __all__ = [
     "FittedScore",
     "decided_by_score",
     "fit_on_tune",
+    "fit_on_verdicts",
     "fit_score",
     "rescored",
 ]
@@ -44,11 +46,14 @@ _STEPS = 50
 _TOLERANCE = 1e-10
 
 
-def fit_score(examples: Sequence[tuple[Signals, bool]]) -> ScoreModel:
+def fit_score(
+    examples: Sequence[tuple[Signals, bool]], weights: Sequence[float] | None = None
+) -> ScoreModel:
     """The score model that best predicts, from each run's signals, that it was fit to send.
 
     Args:
         examples: Each run's signals and whether its answer was fit to send unreviewed.
+        weights: Each example's weight (1 / the probability it was labelled); 1 if None.
 
     Raises:
         KeelUserError: Fewer than `MIN_EXAMPLES` examples, or all of one class.
@@ -67,22 +72,24 @@ def fit_score(examples: Sequence[tuple[Signals, bool]]) -> ScoreModel:
     x = np.array([[1.0, *(row[f] for f in FEATURES)] for row in rows], dtype=np.float64)
     varied = np.r_[True, x[:, 1:].std(axis=0) > 0]
     x = x[:, varied]
+    # A weight counts as that many copies of its run: 1/p stands for the runs not sampled.
+    v = np.array([1.0] * len(examples) if weights is None else weights, dtype=np.float64)
     penalty = np.full(x.shape[1], L2)
     penalty[0] = 0.0
     w = np.zeros(x.shape[1])
     for _ in range(_STEPS):
         p = 1.0 / (1.0 + np.exp(-(x @ w)))
-        gradient = x.T @ (p - fit) + penalty * w
-        hessian = (x.T * (p * (1.0 - p))) @ x + np.diag(penalty) + 1e-9 * np.eye(x.shape[1])
+        gradient = x.T @ (v * (p - fit)) + penalty * w
+        hessian = (x.T * (v * p * (1.0 - p))) @ x + np.diag(penalty) + 1e-9 * np.eye(x.shape[1])
         step = np.linalg.solve(hessian, gradient)
         w -= step
         if float(step @ step) < _TOLERANCE:
             break
     fitted = iter(w[1:].tolist())
-    weights: dict[Feature, float] = {
+    by_feature: dict[Feature, float] = {
         f: round(next(fitted), 4) if v else 0.0 for f, v in zip(FEATURES, varied[1:], strict=True)
     }
-    return ScoreModel(intercept=round(float(w[0]), 4), weights=weights, fitted_on=len(examples))
+    return ScoreModel(intercept=round(float(w[0]), 4), weights=by_feature, fitted_on=len(examples))
 
 
 _DECIDED_BY_SCORE = ("low_confidence", "not_answered", "partial_answer")
@@ -125,6 +132,41 @@ def fit_on_tune(runs: Sequence[LabelledRun]) -> FittedScore:
         if r.signals is not None and decided_by_score(r)
     ]
     return FittedScore(model=fit_score(examples), fitted_on=fitted_on, certify=held)
+
+
+def fit_on_verdicts(labels: Sequence[LabelRow]) -> tuple[ScoreModel, list[Observation]]:
+    """Fit on every other reviewer label that kept its run's signals; certify on the rest.
+
+    The examples are the labels a score decides: graded audits (weighted 1 / their sampling
+    probability) and reviews opened on confidence or on the verifier's verdict. The other
+    half, each rescored by the model, is what a threshold is certified on; labels a rule
+    decided stay forced there.
+
+    Raises:
+        KeelUserError: Too few labels with signals, or all of one kind.
+
+    """
+    signed = [label for label in labels if label.signals is not None]
+    fitting, certifying = signed[::2], signed[1::2]
+    decided = [label for label in fitting if _score_decides(label)]
+    model = fit_score(
+        [(Signals.model_validate(label.signals), not label.needed_person) for label in decided],
+        [label.weight for label in decided],
+    )
+    held = [
+        Observation(
+            confidence=model.score(Signals.model_validate(label.signals)),
+            needed_person=label.needed_person,
+            forced=not _score_decides(label),
+            weight=label.weight,
+        )
+        for label in certifying
+    ]
+    return model, held
+
+
+def _score_decides(label: LabelRow) -> bool:
+    return label.source == "audit" or label.reason in _DECIDED_BY_SCORE
 
 
 def rescored(run: LabelledRun, model: ScoreModel) -> Observation:

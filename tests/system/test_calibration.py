@@ -142,8 +142,9 @@ async def test_keel_calibrate_runs_a_labelled_set_on_a_stack_of_its_own(make_sta
     fit = await keel(stack, "calibrate", "support", "--labelled", str(labelled), "--fit")
     assert fit.returncode == 1, fit.stdout
     assert "needs at least 30 labelled runs the score decides; there are" in fit.stderr
+    # Without a labelled set it fits on reviewer verdicts: this stack has none.
     alone = await keel(stack, "calibrate", "support", "--fit")
-    assert alone.returncode == 1 and "--fit needs --labelled" in alone.stderr
+    assert alone.returncode == 1 and "there are 0" in alone.stderr
 
 
 async def test_keel_calibrate_weighs_audit_grades_and_reports_the_wrong_sent_rate(tmp_path):

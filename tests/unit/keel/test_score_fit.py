@@ -1,6 +1,8 @@
 """The combined score: its model, its fit, and the guarantee of a threshold certified for it."""
 
 import math
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +15,9 @@ from keel.risk_control import control_risk_arrays
 from keel.schemas.calibration import LabelledQuestion, LabelledRun, Split
 from keel.schemas.model import Verdict
 from keel.schemas.scoring import FEATURES, ScoreModel, Signals
-from keel.score_fit import MIN_EXAMPLES, fit_on_tune, fit_score, rescored
+from keel.score_fit import MIN_EXAMPLES, fit_on_tune, fit_on_verdicts, fit_score, rescored
 from keel.settings import Settings
+from keel.tables import LabelRow
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -188,3 +191,62 @@ def test_fitting_on_a_labelled_set_never_certifies_on_the_runs_it_learnt_from() 
     assert scored.needed_person is not drawn[0][1]
     with pytest.raises(KeelUserError, match="no signals"):
         fit_on_tune([_run("tune", True, None, None)] * 40)
+
+
+def test_a_weight_counts_as_that_many_copies_of_its_run() -> None:
+    rng = np.random.default_rng(13)
+    runs = _draw(rng, 300)
+    doubled = fit_score(runs + runs[:100])
+    weighted = fit_score(runs, [2.0] * 100 + [1.0] * 200)
+    assert weighted.intercept == pytest.approx(doubled.intercept, abs=1e-3)
+    for feature in FEATURES:
+        assert weighted.weights[feature] == pytest.approx(doubled.weights[feature], abs=1e-3)
+
+
+def _label(signals: Signals, needed: bool, reason: str, source: str = "escalation") -> LabelRow:
+    return LabelRow(
+        review_id=f"r-{uuid.uuid4().hex}",
+        run_id="run",
+        agent="support",
+        reason=reason,
+        verdict="reject" if needed else "approve",
+        needed_person=needed,
+        decided_at=datetime.now(UTC),
+        source=source,
+        weight=20.0 if source == "audit" else 1.0,
+        signals=signals.model_dump(),
+    )
+
+
+def _source(index: int) -> str:
+    return "audit" if index % 10 == 1 else "escalation"
+
+
+def test_reviewer_verdicts_fit_on_one_half_and_certify_on_the_other() -> None:
+    rng = np.random.default_rng(17)
+    drawn = _draw(rng, 200)
+    labels = [
+        _label(
+            s,
+            not ok,
+            "low_confidence" if i % 4 else "needs_person",
+            "audit" if i % 10 == 1 else "escalation",
+        )
+        for i, (s, ok) in enumerate(drawn)
+    ]
+    labels.append(
+        LabelRow.model_validate({**labels[0].model_dump(), "review_id": "old", "signals": None})
+    )
+    model, held = fit_on_verdicts(labels)
+    # Every other label with signals fits, unless a rule (triage) decided it.
+    fitting = labels[:200:2]
+    assert model.fitted_on == sum(label.reason != "needs_person" for label in fitting)
+    assert len(held) == 100
+    for label, observation in zip(labels[1:200:2], held, strict=True):
+        assert observation.forced == (label.reason == "needs_person")
+        assert (
+            observation.weight == label.weight and observation.needed_person == label.needed_person
+        )
+        assert observation.confidence == model.score(Signals.model_validate(label.signals))
+    with pytest.raises(KeelUserError, match="there are 0"):
+        fit_on_verdicts([])
