@@ -26,7 +26,9 @@ async def test_worker_killed_mid_run_resumes_without_rerunning_nodes(make_stack)
     stack = make_stack()
     worker = await stack.start_worker()
     await stack.start_api()
-    async with httpx.AsyncClient(base_url=stack.api_url, timeout=30) as http:
+    # A decision waits for a worker to take the update: after the kill, the new worker
+    # first replays the run, which on a loaded shared machine takes more than 30 s.
+    async with httpx.AsyncClient(base_url=stack.api_url, timeout=90) as http:
         run_id = (await start_run(http, UNSURE))["run_id"]
         view = await wait_status(http, run_id, {"awaiting_review"})
         # The journal writes in batches off the hot path; let this batch land before the kill.
