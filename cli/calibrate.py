@@ -62,7 +62,6 @@ class Calibration(BaseModel):
     splits: dict[str, Scores] = {}
     fitted: ScoreModel | None = None
     """With `--fit`: the score model fitted; `risk` is then for its score."""
-    fitted_on: str | None = None
     target_recall: float | None = None
     suggested: Scores | None = None
     """With `--target-recall`: the lowest threshold whose recall reaches it (no guarantee)."""
@@ -201,13 +200,12 @@ async def _from_labelled(
     fitted = fit_on_tune(runs)
     held = [rescored(r, fitted.model) for r in fitted.certify]
     found = _calibration(
-        f"{source}: the score fitted on {fitted.fitted_on} ({fitted.model.fitted_on} runs)",
+        f"{source}: the score fitted on {fitted.source} ({fitted.model.fitted_on} runs)",
         held,
         threshold,
         args,
     )
     found.fitted = fitted.model
-    found.fitted_on = fitted.fitted_on
     return found
 
 

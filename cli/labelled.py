@@ -27,7 +27,7 @@ from keel.errors import KeelUserError
 from keel.net import free_port
 from keel.run_client import RunClient
 from keel.schemas.calibration import LabelledQuestion, LabelledRun, Observation
-from keel.schemas.policy import RunPolicy
+from keel.schemas.policy import SCORE_REASONS, RunPolicy
 from keel.schemas.runs import TERMINAL_STATUSES, Admission
 from keel.settings import Settings
 from worker.main import keel_worker
@@ -132,11 +132,7 @@ async def _watch(
     weighs), or with a confidence the threshold did not object to.
     """
     threshold = policy.threshold
-    scored = (
-        ("low_confidence", "not_answered", "partial_answer")
-        if policy.score is not None
-        else ("low_confidence",)
-    )
+    scored = SCORE_REASONS if policy.score is not None else ("low_confidence",)
     misses = 0
     while True:
         try:

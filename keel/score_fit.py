@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 from keel.errors import KeelUserError
 from keel.evaluation import risk_observation, wrong_answer
 from keel.schemas.calibration import LabelledRun, Observation
+from keel.schemas.policy import SCORE_REASONS
 from keel.schemas.scoring import FEATURES, Feature, ScoreModel, Signals
 from keel.tables import LabelRow
 
@@ -73,39 +74,38 @@ def fit_score(
     varied = np.r_[True, x[:, 1:].std(axis=0) > 0]
     x = x[:, varied]
     # A weight counts as that many copies of its run: 1/p stands for the runs not sampled.
-    v = np.array([1.0] * len(examples) if weights is None else weights, dtype=np.float64)
+    copies = np.array([1.0] * len(examples) if weights is None else weights, dtype=np.float64)
     penalty = np.full(x.shape[1], L2)
     penalty[0] = 0.0
     w = np.zeros(x.shape[1])
     for _ in range(_STEPS):
         p = 1.0 / (1.0 + np.exp(-(x @ w)))
-        gradient = x.T @ (v * (p - fit)) + penalty * w
-        hessian = (x.T * (v * p * (1.0 - p))) @ x + np.diag(penalty) + 1e-9 * np.eye(x.shape[1])
+        gradient = x.T @ (copies * (p - fit)) + penalty * w
+        curvature = (x.T * (copies * p * (1.0 - p))) @ x
+        hessian = curvature + np.diag(penalty) + 1e-9 * np.eye(x.shape[1])
         step = np.linalg.solve(hessian, gradient)
         w -= step
         if float(step @ step) < _TOLERANCE:
             break
     fitted = iter(w[1:].tolist())
     by_feature: dict[Feature, float] = {
-        f: round(next(fitted), 4) if v else 0.0 for f, v in zip(FEATURES, varied[1:], strict=True)
+        f: round(next(fitted), 4) if kept else 0.0
+        for f, kept in zip(FEATURES, varied[1:], strict=True)
     }
     return ScoreModel(intercept=round(float(w[0]), 4), weights=by_feature, fitted_on=len(examples))
-
-
-_DECIDED_BY_SCORE = ("low_confidence", "not_answered", "partial_answer")
 
 
 class FittedScore(BaseModel):
     """A score model fitted on a labelled set's runs, and what it was fitted and certified on."""
 
     model: ScoreModel
-    fitted_on: str = Field(description="Which runs it was fitted on.")
+    source: str = Field(description="Which runs it was fitted on, in words.")
     certify: list[LabelledRun] = Field(description="The runs its threshold is certified on.")
 
 
 def decided_by_score(run: LabelledRun) -> bool:
     """Whether a score could have changed what `run` did (no guard, triage or rule forced it)."""
-    return run.signals is not None and (not run.escalated or run.reason in _DECIDED_BY_SCORE)
+    return run.signals is not None and (not run.escalated or run.reason in SCORE_REASONS)
 
 
 def fit_on_tune(runs: Sequence[LabelledRun]) -> FittedScore:
@@ -122,16 +122,16 @@ def fit_on_tune(runs: Sequence[LabelledRun]) -> FittedScore:
         raise KeelUserError("this agent's runs report no signals: it has no score to fit")
     tune = [r for r in runs if r.question.split == "tune"]
     held = [r for r in runs if r.question.split != "tune"]
-    fitted_on = "the tune split"
+    source = "the tune split"
     if not tune or not held:
         tune, held = list(runs[::2]), list(runs[1::2])
-        fitted_on = "every other run (the rest certify)"
+        source = "every other run (the rest certify)"
     examples = [
         (r.signals, not wrong_answer(r.question, r.answer))
         for r in tune
         if r.signals is not None and decided_by_score(r)
     ]
-    return FittedScore(model=fit_score(examples), fitted_on=fitted_on, certify=held)
+    return FittedScore(model=fit_score(examples), source=source, certify=held)
 
 
 def fit_on_verdicts(labels: Sequence[LabelRow]) -> tuple[ScoreModel, list[Observation]]:
@@ -150,12 +150,12 @@ def fit_on_verdicts(labels: Sequence[LabelRow]) -> tuple[ScoreModel, list[Observ
     fitting, certifying = signed[::2], signed[1::2]
     decided = [label for label in fitting if _score_decides(label)]
     model = fit_score(
-        [(Signals.model_validate(label.signals), not label.needed_person) for label in decided],
+        [(_signals(label), not label.needed_person) for label in decided],
         [label.weight for label in decided],
     )
     held = [
         Observation(
-            confidence=model.score(Signals.model_validate(label.signals)),
+            confidence=model.score(_signals(label)),
             needed_person=label.needed_person,
             forced=not _score_decides(label),
             weight=label.weight,
@@ -165,8 +165,12 @@ def fit_on_verdicts(labels: Sequence[LabelRow]) -> tuple[ScoreModel, list[Observ
     return model, held
 
 
+def _signals(label: LabelRow) -> Signals:
+    return Signals.model_validate(label.signals)
+
+
 def _score_decides(label: LabelRow) -> bool:
-    return label.source == "audit" or label.reason in _DECIDED_BY_SCORE
+    return label.source == "audit" or label.reason in SCORE_REASONS
 
 
 def rescored(run: LabelledRun, model: ScoreModel) -> Observation:

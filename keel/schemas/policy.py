@@ -16,6 +16,7 @@ __all__ = [
     "AUDIT_QUEUE",
     "DEFAULT_QUEUE",
     "GUARD_KINDS",
+    "SCORE_REASONS",
     "AgentPolicy",
     "EscalationSettings",
     "ExpiryPath",
@@ -46,6 +47,8 @@ ReviewReason = Literal[
 """Why a run asks a person (`needs_person`: triage put the message in a category that must
 never be answered alone, such as a charge dispute; `not_answered`, `partial_answer`: the
 verifier's verdict; `audit`: an answer sent unreviewed, sampled to be graded)."""
+SCORE_REASONS: tuple[ReviewReason, ...] = ("low_confidence", "not_answered", "partial_answer")
+"""Reasons a run under a score model gives when its score escalated it: no rule decided."""
 ExpiryPath = Literal["reject", "approve_if_low_risk", "escalate"]
 DEFAULT_QUEUE = "default"
 """The queue of reviews no rule sends elsewhere."""

@@ -21,7 +21,6 @@ def _calibration(observations: list[Observation]) -> Calibration:
         at_threshold=score(observations, 0.6),
         risk=control_risk(observations, 0.05, 0.1),
         fitted=MODEL,
-        fitted_on="the tune split",
     )
 
 

@@ -299,10 +299,11 @@ def judge(state: SupportState, policy: RunPolicy, findings: list[GuardFinding]) 
         "review_reason": reason,
         "findings": findings,
         "review_threshold": threshold,
+        "signals": evidence,
     }
     if score is not None:
         update["draft"] = draft.model_copy(update={"confidence": score})
-    return {**update, "signals": evidence}
+    return update
 
 
 def signals(state: SupportState) -> Signals:
