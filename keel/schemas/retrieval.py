@@ -94,6 +94,12 @@ class Passage(BaseModel):
     )
 
 
+LOCAL_EMBEDDING = "local-minilm"
+"""The built-in embedding model: all-MiniLM-L6-v2, int8, on ONNX Runtime (no PyTorch)."""
+TORCH_EMBEDDING = "local-minilm-torch"
+"""The same model on PyTorch (the ``keel[embeddings]`` extra)."""
+
+
 class ChunkingConfig(BaseModel):
     """How documents are cut into chunks: along headings and paragraphs, then by size."""
 
@@ -146,9 +152,10 @@ class CollectionSpec(BaseModel):
     description: str = Field(default="", max_length=1000)
     chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)
     embedding: str | None = Field(
-        default=None,
-        description="Embedding model: a deployment name from the settings (OpenAI-compatible), "
-        "or 'local-minilm' (the `keel[embeddings]` extra). None: BM25 only.",
+        default=LOCAL_EMBEDDING,
+        description="Embedding model: 'local-minilm' (built in: all-MiniLM-L6-v2, int8, on the "
+        "CPU), 'local-minilm-torch' (the same on PyTorch: the `keel[embeddings]` extra), or a "
+        "deployment name from the settings (OpenAI-compatible). None: BM25 only.",
     )
     search: SearchConfig = Field(default_factory=SearchConfig)
 

@@ -14,9 +14,10 @@ def _name() -> str:
     return f"c-{uuid.uuid4().hex[:10]}"
 
 
-async def _collection(http: httpx.AsyncClient) -> str:
+async def _collection(http: httpx.AsyncClient, **spec: Any) -> str:
+    """A new collection; BM25 alone unless `spec` says otherwise, so matches are exact sets."""
     name = _name()
-    created = await http.post("/v1/collections", json={"name": name})
+    created = await http.post("/v1/collections", json={"name": name, "embedding": None} | spec)
     assert created.status_code == 201, created.text
     return name
 
@@ -54,6 +55,29 @@ async def test_create_list_get_and_conflict(http: httpx.AsyncClient) -> None:
     stats = await _stats(http, name)
     assert (stats["documents"], stats["chunks"], stats["has_vectors"]) == (0, 0, False)
     assert stats["index_bytes"] >= 0 and stats["updated_at"]
+
+
+async def test_a_new_collection_searches_by_meaning_by_default(http: httpx.AsyncClient) -> None:
+    name = _name()
+    created = await http.post("/v1/collections", json={"name": name})
+    assert created.status_code == 201, created.text
+    assert created.json()["embedding"] == "local-minilm"
+    docs = [
+        {"id": "pets", "text": "Dogs and cats are welcome in the office."},
+        {"id": "food", "text": "Lunch is served in the canteen at noon."},
+        {"id": "bikes", "text": "Bicycles go in the rack by the north entrance."},
+    ]
+    ingested = await http.post(f"/v1/collections/{name}/documents", json={"documents": docs})
+    assert ingested.json()["status"] == "completed", ingested.text
+    stats = await _stats(http, name)
+    assert (stats["has_vectors"], stats["dimensions"]) == (True, 384)
+
+    # No word in common with any document: BM25 finds nothing, meaning finds the answer.
+    question = "May I bring my puppy to work?"
+    found = await http.post(f"/v1/collections/{name}/search", json={"query": question})
+    assert found.json()["method"] == "hybrid"
+    assert [p["document_id"] for p in found.json()["passages"]][0] == "pets"
+    assert await _search(http, name, question, method="bm25") == []
 
 
 async def test_json_ingestion_replaces_and_dedupes(http: httpx.AsyncClient) -> None:

@@ -53,13 +53,20 @@ async def test_ingest_a_folder_in_batches_then_list_and_search(stack: Stack, tmp
 
     listed = await keel(stack, "collections")
     line = next(line for line in listed.stdout.splitlines() if line.startswith(name))
-    assert "4 docs" in line and "bm25 only" in line
+    assert "4 docs" in line and "vectors 384d" in line
 
     found = await keel(stack, "search", name, "buoyancy rivers")
     assert found.returncode == 0, found.stderr
     assert "guides/kayak.md#" in found.stdout.splitlines()[1]
-    nothing = await keel(stack, "--json", "search", name, "zeppelin secret")
+    nothing = await keel(stack, "--json", "search", name, "zeppelin secret", "--method", "bm25")
     assert json.loads(nothing.stdout)["passages"] == []
+
+    lexical = f"{name}-bm25"
+    alone = await keel(stack, "ingest", lexical, str(docs), "--embedding", "none")
+    assert alone.returncode == 0, alone.stderr
+    listed = await keel(stack, "collections")
+    line = next(line for line in listed.stdout.splitlines() if line.startswith(lexical))
+    assert "bm25 only" in line
 
 
 async def test_ingest_refuses_unsupported_and_missing_files(stack: Stack, tmp_path: Path):

