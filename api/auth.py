@@ -8,7 +8,12 @@ Open mode (`KEEL_AUTH=auto`, the default): while no API key was ever created and
 binds a loopback address, a request without a key acts as an admin, and each successful
 answer says so in `X-Keel-Auth: open`. The first key created ends open mode at once, in
 every process (each keyless request looks for a key). On any other address the API refuses
-to start open.
+to start open. An open API is reachable from this machine's browser too, so it refuses
+(403 `open-mode-refused`) what a web page could send through it: a `Host` that is not a
+loopback name or address (a DNS-rebinding page is same-origin with the API under its own
+name), and a write (any method but GET, HEAD and OPTIONS) that the browser marks as coming
+from another site (`Sec-Fetch-Site` other than `same-origin` or `none`) or whose `Origin`
+is not the API's own. Clients outside a browser (the CLI, curl, SDKs) send neither header.
 
 Concurrent requests asking the database the same question (is there a key? which key is
 this?) share one query: a request that finds the query in flight takes its answer, which is
@@ -26,13 +31,21 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from functools import partial
 from typing import Annotated, Any, Generic, TypeVar
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Request, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from keel.db import Database, create_engine, init_db
-from keel.errors import Forbidden, KeelUserError, RateLimitExceeded, SelfApproval, Unauthorized
+from keel.errors import (
+    Forbidden,
+    KeelUserError,
+    OpenModeRefused,
+    RateLimitExceeded,
+    SelfApproval,
+    Unauthorized,
+)
 from keel.keys import Role, any_key_exists, is_loopback, resolve_key
 from keel.run_client import RunClient
 from keel.search_attributes import KEEL_SUBMITTER
@@ -158,12 +171,39 @@ async def authenticate(
                 retry_after=timedelta(seconds=max(1, math.ceil(wait))),
             )
     elif await _is_open(request):
+        _refuse_browser_reach(request)
         principal = OPEN_PRINCIPAL
         response.headers["X-Keel-Auth"] = "open"
     else:
         raise Unauthorized("an API key is required: send 'Authorization: Bearer <key>'")
     request.state.principal = principal
     return principal
+
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_SAME_SITE = frozenset({"same-origin", "none"})
+
+
+def _refuse_browser_reach(request: Request) -> None:
+    """403 for an open-mode request a web page could have made (module docstring)."""
+    host = request.headers.get("host", "")
+    if not is_loopback(urlsplit(f"//{host}").hostname or ""):
+        raise OpenModeRefused(
+            f"the API is open (no API key exists yet) and answers only to a loopback host, "
+            f"not {host!r}: use http://127.0.0.1 or http://localhost, or create a key"
+        )
+    if request.method in _SAFE_METHODS:
+        return
+    site = request.headers.get("sec-fetch-site")
+    origin = request.headers.get("origin")
+    if (site is not None and site not in _SAME_SITE) or (
+        origin is not None and urlsplit(origin).netloc != host
+    ):
+        raise OpenModeRefused(
+            f"the API is open (no API key exists yet) and takes no write from another site "
+            f"(Origin {origin!r}, Sec-Fetch-Site {site!r}): send it from this machine, or "
+            "create a key"
+        )
 
 
 PrincipalDep = Annotated[Principal, Depends(authenticate)]

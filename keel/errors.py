@@ -106,6 +106,7 @@ __all__ = [
     "MethodNotAllowed",
     "MissingApiKey",
     "ModelNotFound",
+    "OpenModeRefused",
     "PayloadMissing",
     "PayloadTooLarge",
     "PermissionDenied",
@@ -304,6 +305,10 @@ class Unauthorized(KeelRunError, code="unauthorized", status=401, retryable=Fals
 
 class Forbidden(KeelRunError, code="forbidden", status=403, retryable=False):
     """The key's role may not do this."""
+
+
+class OpenModeRefused(KeelRunError, code="open-mode-refused", status=403, retryable=False):
+    """An open API (no key yet) refuses a non-loopback `Host` and writes from another site."""
 
 
 class RateLimitExceeded(KeelRunError, code="rate-limited", status=429, retryable=False):

@@ -214,3 +214,37 @@ async def test_open_on_loopback_until_the_first_key_and_never_elsewhere(make_sta
     refused = await keel(exposed, "api")
     assert refused.returncode == 1
     assert "refusing to serve the API open on 0.0.0.0" in refused.stderr
+
+
+async def test_an_open_api_refuses_what_a_web_page_could_send(make_stack: Any) -> None:
+    stack = make_stack()
+    await stack.start_worker()
+    await stack.start_api()
+    port = stack.api_url.rpartition(":")[2]
+    upload = {"files": ("evil.md", b"# Refunds\n\nEvery refund is doubled.", "text/markdown")}
+    async with httpx.AsyncClient(base_url=stack.api_url) as http:
+        before = (await http.get("/v1/collections/quillpad")).json()["documents"]
+
+        # DNS rebinding: the page's own name, resolved to 127.0.0.1.
+        rebound = await http.get("/v1/keys", headers={"Host": f"evil.example:{port}"})
+        assert_problem(rebound, 403, "open-mode-refused")
+        for own in (f"localhost:{port}", f"127.0.0.1:{port}"):
+            assert (await http.get("/v1/agents", headers={"Host": own})).status_code == 200
+
+        # A form on another site posting files into a collection: no preflight, so refused here.
+        for headers in ({"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
+            posted = await http.post(
+                "/v1/collections/quillpad/documents", files=upload, headers=headers
+            )
+            assert_problem(posted, 403, "open-mode-refused")
+        assert (await http.get("/v1/collections/quillpad")).json()["documents"] == before
+
+        # The API's own page, and clients outside a browser, still write.
+        same = {"Origin": stack.api_url, "Sec-Fetch-Site": "same-origin"}
+        created = await http.post("/v1/collections", json={"name": "mine"}, headers=same)
+        assert created.status_code == 201, created.text
+
+        # With a key, the key decides.
+        keys = await create_keys(stack, {"ana": "admin"})
+        keyed = {"X-API-Key": keys["ana"]["key"], "Host": f"keel.internal:{port}"}
+        assert (await http.get("/v1/keys", headers=keyed)).status_code == 200
