@@ -6,11 +6,11 @@ JSON is ``{"documents": [...]}``, one document object, or a list of them (fields
 read and checked before anything is kept, so a request is refused whole or taken whole.
 """
 
-import json
 from typing import Any, cast
 
 from fastapi import Request
 from pydantic import TypeAdapter, ValidationError
+from pydantic_core import from_json
 from starlette.datastructures import UploadFile
 
 from api.problems import field_errors
@@ -83,7 +83,8 @@ async def read_documents(request: Request) -> list[DocumentIn]:
 
 def _from_json(body: bytes) -> list[DocumentIn]:
     try:
-        value = json.loads(body)
+        # pydantic's parser refuses nesting past 200 levels, where `json` would recurse.
+        value = from_json(body)
     except ValueError as err:
         raise InvalidRequest(f"the body is not JSON: {err}") from err
     # The shape picks the model, so errors name fields of that shape (`documents.0.text`).

@@ -24,7 +24,6 @@ a known encoding, an invalid line), or its `UnsupportedMediaType` (none of the f
 the message starts with the file's name.
 """
 
-import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from html.parser import HTMLParser
@@ -229,8 +228,9 @@ def _jsonl(name: str, text: str) -> Iterator[DocumentIn]:
             continue
         where = f"line {number}: "
         try:
-            row = _JsonLine.model_validate(json.loads(line))
-        except ValueError as err:
+            # Parsed by pydantic: a line nested too deep is an error, not a RecursionError.
+            row = _JsonLine.model_validate_json(line)
+        except ValidationError as err:
             raise unreadable(name, f"{where}{_first_error(err)}") from err
         document = row.model_dump() | {
             "id": row.id or f"{name}:{number}",
@@ -248,12 +248,12 @@ def _document(name: str, fields: Mapping[str, object], *, where: str) -> Documen
         raise unreadable(name, f"{where}{_first_error(err)}") from err
 
 
-def _first_error(err: ValueError) -> str:
-    if isinstance(err, ValidationError):
-        first = err.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        return f"{field}: {first['msg']}" if field else first["msg"]
-    return f"not a JSON object ({err})"
+def _first_error(err: ValidationError) -> str:
+    first = err.errors()[0]
+    if first["type"] == "json_invalid":
+        return f"not a JSON object ({first['msg']})"
+    field = ".".join(str(p) for p in first["loc"])
+    return f"{field}: {first['msg']}" if field else first["msg"]
 
 
 # --- HTML -------------------------------------------------------------------------------

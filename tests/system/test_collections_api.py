@@ -164,6 +164,16 @@ async def test_multipart_upload_of_every_format(http: httpx.AsyncClient) -> None
         (("blank.txt", b"  \n\t\n", "text/plain"), 422, "invalid-document", "empty"),
         (("latin.txt", b"\xff\xfe\xfa caf\xe9", "text/plain"), 422, "invalid-document", "encoding"),
         (("rows.jsonl", b'{"id": "x"}\n', "application/jsonl"), 422, "invalid-document", "line 1"),
+        (
+            (
+                "deep.jsonl",
+                b'{"id": "d", "text": "t", "metadata": {"a": ' + b"[" * 10_000,
+                "application/jsonl",
+            ),
+            422,
+            "invalid-document",
+            "recursion limit",
+        ),
     ],
 )
 async def test_bad_files_are_refused_and_nothing_is_ingested(
@@ -186,6 +196,10 @@ async def test_bad_requests_are_problems(http: httpx.AsyncClient) -> None:
     name = await _collection(http)
     url = f"/v1/collections/{name}/documents"
 
+    # Nested 10,000 deep: refused by the parser, never a RecursionError (500).
+    deep = b"[" * 10_000 + b"]" * 10_000
+    nested = await http.post(url, content=deep, headers={"content-type": "application/json"})
+    assert "recursion limit" in _problem(nested, 422, "validation-error")["detail"]
     plain = await http.post(url, content=b"just words", headers={"content-type": "text/plain"})
     assert "multipart/form-data" in _problem(plain, 415, "unsupported-media-type")["detail"]
     empty = await http.post(url, json={"id": "e", "text": "   "})
