@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 from bench._harness import Options, Row, Stats, progress, server_label
 from bench.memory import load_average, peak_rss, resident_by_process, resident_mb
-from bench.stack import UNSURE, EmbeddedStack, UpMemory, embedded_stack, keel_up_idle
+from bench.stack import UNSURE, EmbeddedStack, UpMemory, embedded_stack, keel_up_memory
 from bench.starts import Starts, start_latencies
 from cli.devserver import DevServer
 from keel.settings import LOCAL_DEPLOYMENT
@@ -152,7 +152,7 @@ async def run(opts: Options, server: DevServer) -> list[Row]:
         figures.resumed, figures.completed = await _resume_latency(stack, opts.resume_samples)
         figures.resume_load = load_average()
     progress("embedded stack: `keel up` idle")
-    figures.up = await keel_up_idle()
+    figures.up = await keel_up_memory()
     if opts.queued_model_calls:
         progress("embedded stack: `local` model calls through the task queue")
         async with embedded_stack(server, **_queued_call_settings()) as stack:

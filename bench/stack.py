@@ -33,9 +33,9 @@ __all__ = [
     "UNSURE",
     "EmbeddedStack",
     "drain",
-    "embedded_stack",
     "UpMemory",
-    "keel_up_idle",
+    "embedded_stack",
+    "keel_up_memory",
 ]
 
 CONFIDENT = "How do I reset my password?"
@@ -128,10 +128,12 @@ class UpMemory:
     """The same total once a new collection (default: hybrid) was ingested and searched."""
 
 
-async def keel_up_idle(runs: int = 5) -> UpMemory:
-    """`keel up` alone: resident MB idle after `runs` support runs, per part, and the load;
-    then after ingesting the help-centre articles into a new collection, which loads the
-    built-in embedding model."""
+async def keel_up_memory(runs: int = 5) -> UpMemory:
+    """`keel up` alone: resident memory idle after `runs` support runs, then with vectors.
+
+    The collection is new (so hybrid) and holds the help-centre articles: ingesting and
+    searching it loads the built-in embedding model.
+    """
     with tempfile.TemporaryDirectory(prefix="keel-bench-up-") as tmp:
         settings = {
             "KEEL_TEMPORAL_UI_PORT": str(free_port()),

@@ -304,7 +304,7 @@ def _cmd_ingest(api: _Api, args: argparse.Namespace) -> int:
             args.paths,
             max_request_bytes=limit,
             printer=printer,
-            embedding=None if args.embedding == "none" else args.embedding,
+            embedding=args.embedding,
         )
     except (InvalidDocument, FileNotFoundError) as err:
         raise ApiError(str(err)) from err
@@ -367,6 +367,7 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     ingest.add_argument(
         "--embedding",
         default=LOCAL_EMBEDDING,
+        type=lambda name: None if name == "none" else name,
         help=f"a new collection's embedding model: {LOCAL_EMBEDDING} (default), "
         f"{TORCH_EMBEDDING}, a deployment name, or none for BM25 only",
     )

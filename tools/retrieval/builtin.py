@@ -29,8 +29,8 @@ KB_DIR = Path(__file__).parent / "kb"
 QUILLPAD_SPEC = CollectionSpec(
     name=QUILLPAD,
     description="Quillpad help-centre articles.",
-    # BM25 alone: the `support` agent reads meaning sentence by sentence when it answers,
-    # and weighs retrieval's evidence by BM25's absolute scores (top score, margin).
+    # BM25 alone: the `support` agent weighs retrieval's evidence by BM25's absolute scores
+    # (top score, margin), which fusion would make relative.
     embedding=None,
     # Section headings name what a section answers; customers ask questions.
     search=SearchConfig(title_weight=1.0, query_stopwords="extended"),
