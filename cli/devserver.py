@@ -111,6 +111,12 @@ class DevServer:
                 raise KeelUserError(f"the Temporal dev server did not start in {timeout:.0f}s")
             await asyncio.sleep(0.1)
 
+    async def exited(self) -> int:
+        """Wait until the server process ends, however it ends; its exit code."""
+        if self._process is None:
+            raise RuntimeError("the dev server was not started")
+        return await self._process.wait()
+
     async def stop(self, timeout: float = 20.0) -> None:
         """Stop the server gracefully (SIGTERM, then SIGKILL)."""
         process, self._process = self._process, None

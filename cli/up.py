@@ -4,6 +4,13 @@
 this process. Ctrl-C (or SIGTERM) stops the API, then the worker, then the server; the
 next `keel up` finds every run where it was, because Temporal's state is a SQLite file in
 the data directory.
+
+`keel up` supervises the dev server it started. When the server dies (killed, crashed, out
+of memory) it is restarted on the same database after `RESTART_DELAY_S`, with a message;
+the worker and the API reconnect by themselves and the runs continue where they were.
+When it cannot be restarted, or dies more than `MAX_RESTARTS` times within
+`RESTART_WINDOW_S`, the whole stack stops and `keel up` exits non-zero: never an API and
+a worker left running without their server.
 """
 
 import asyncio
@@ -21,9 +28,23 @@ from keel.net import port_in_use
 from keel.settings import Settings
 from keel.telemetry import telemetry
 
-__all__ = ["ping", "run_api", "run_up", "run_worker_process"]
+__all__ = [
+    "MAX_RESTARTS",
+    "RESTART_DELAY_S",
+    "RESTART_WINDOW_S",
+    "ping",
+    "run_api",
+    "run_up",
+    "run_worker_process",
+]
 
 log = logging.getLogger("keel")
+
+MAX_RESTARTS = 3
+"""Restarts of the dev server allowed within `RESTART_WINDOW_S`; one more stops the stack."""
+RESTART_WINDOW_S = 300.0
+RESTART_DELAY_S = 1.0
+"""Pause before a restart: the dead server's sockets and SQLite locks are released."""
 
 
 class _ApiServer(uvicorn.Server):
@@ -68,6 +89,35 @@ async def _until_stopped(stop: asyncio.Event, *tasks: asyncio.Task[None]) -> Non
     waiter.cancel()
     for task in done - {waiter}:
         task.result()  # re-raise a part's failure
+
+
+async def _supervise(server: DevServer) -> None:
+    """Restart `server` whenever it dies; raise when it cannot be kept alive (module docstring)."""
+    loop = asyncio.get_running_loop()
+    deaths: list[float] = []
+    while True:
+        code = await server.exited()
+        now = loop.time()
+        deaths = [t for t in deaths if now - t < RESTART_WINDOW_S] + [now]
+        if len(deaths) > MAX_RESTARTS:
+            raise KeelUserError(
+                f"the Temporal dev server died {len(deaths)} times in "
+                f"{RESTART_WINDOW_S:.0f}s (last exit code {code}); stopping Keel. "
+                f"See {server.log_file}"
+            )
+        print(
+            f"\nthe Temporal dev server exited (code {code}); restarting it on {server.db_file} …",
+            flush=True,
+        )
+        await asyncio.sleep(RESTART_DELAY_S)
+        try:
+            await server.start()
+        except KeelUserError as err:
+            raise KeelUserError(
+                f"the Temporal dev server died (code {code}) and could not be restarted: "
+                f"{err}; stopping Keel"
+            ) from err
+        print(f"the Temporal dev server is back on {server.address}.", flush=True)
 
 
 async def run_worker_process(settings: Settings) -> None:
@@ -122,18 +172,24 @@ async def run_up(settings: Settings) -> None:
     worker_stop = asyncio.Event()
     try:
         async with telemetry(settings, "up"):
-            worker = asyncio.create_task(run_worker(settings, worker_stop))
+            polling = asyncio.Event()
+            worker = asyncio.create_task(run_worker(settings, worker_stop, polling))
             serving = asyncio.create_task(api.serve())
+            supervising = asyncio.create_task(_supervise(server))
             try:
-                while not api.started and not serving.done():
+                # "Keel is up" once the API serves and the worker polls (or one has failed).
+                while not (api.started and polling.is_set()) and not (
+                    serving.done() or worker.done()
+                ):
                     await asyncio.sleep(0.05)
                 _print_banner(settings, server, auth_open)
-                await _until_stopped(stop, worker, serving)
+                await _until_stopped(stop, worker, serving, supervising)
             finally:
                 print("\nstopping: api, worker, temporal …", flush=True)
+                supervising.cancel()
                 api.should_exit = True
                 worker_stop.set()
-                await asyncio.gather(serving, worker, return_exceptions=True)
+                await asyncio.gather(serving, worker, supervising, return_exceptions=True)
     finally:
         await server.stop()
         print("stopped; runs in flight continue at the next `keel up`.", flush=True)

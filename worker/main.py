@@ -127,7 +127,11 @@ async def keel_worker(
         await database.dispose()
 
 
-async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
-    """Run a worker until `stop` is set (or forever)."""
+async def run_worker(
+    settings: Settings, stop: asyncio.Event | None = None, ready: asyncio.Event | None = None
+) -> None:
+    """Run a worker until `stop` is set (or forever); `ready` is set once it polls."""
     async with keel_worker(settings):
+        if ready is not None:
+            ready.set()
         await (stop or asyncio.Event()).wait()

@@ -8,7 +8,9 @@ import subprocess
 from pathlib import Path
 
 import httpx
+import pytest
 
+from cli.up import MAX_RESTARTS
 from keel.net import free_port
 from keel.testing.stack import KEEL, start_run, wait_status
 from tests.conftest import CONFIDENT, UNSURE
@@ -117,3 +119,64 @@ async def test_up_on_a_busy_port_says_which(tmp_path):
     assert process.returncode == 1
     assert f"port {up.api_port} on 127.0.0.1 is already in use" in err.decode()
     assert "Traceback" not in err.decode()
+
+
+def _dev_server_pid(up: _Up) -> int:
+    found = subprocess.run(
+        ["pgrep", "-f", f"temporal server start-dev.*--port {up.temporal_port} "],
+        capture_output=True,
+        text=True,
+    )
+    return int(found.stdout.split()[0])
+
+
+async def _kill(pid: int) -> None:
+    os.kill(pid, signal.SIGKILL)
+    while Path(f"/proc/{pid}").exists() and "zombie" not in _state(pid):
+        await asyncio.sleep(0.01)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().lower()
+    except FileNotFoundError:
+        return "zombie"
+
+
+async def _restarted(up: _Up, times: int) -> None:
+    for _ in range(600):
+        if up.output.count("dev server is back") >= times:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the dev server was not restarted {times} times:\n{up.output}")
+
+
+async def test_up_restarts_a_dead_dev_server_and_stops_when_it_keeps_dying(tmp_path):
+    up = _Up(tmp_path)
+    await up.start()
+    try:
+        await _kill(_dev_server_pid(up))
+        await _restarted(up, 1)
+        assert f"restarting it on {Path('.keel') / 'temporal.db'}" in up.output
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{up.api_port}", timeout=30
+        ) as http:
+            run = await start_run(http, CONFIDENT)
+            assert (await wait_status(http, run["run_id"], {"completed"}))["result"]["answer"]
+
+        # A server that keeps dying stops the whole stack rather than leaving it half-alive.
+        for times in range(2, MAX_RESTARTS + 1):
+            await _kill(_dev_server_pid(up))
+            await _restarted(up, times)
+        await _kill(_dev_server_pid(up))
+        assert up.process is not None
+        code = await asyncio.to_thread(up.process.wait, 120)
+    finally:
+        if up.process is not None and up.process.poll() is None:
+            await up.interrupt()
+    assert code == 1, up.output
+    assert f"died {MAX_RESTARTS + 1} times" in up.output and "stopping Keel" in up.output
+    assert "Traceback" not in up.output
+    async with httpx.AsyncClient(timeout=5) as http:  # nothing half-alive is left
+        with pytest.raises(httpx.ConnectError):
+            await http.get(f"http://127.0.0.1:{up.api_port}/healthz")
