@@ -5,6 +5,7 @@ Every figure comes from real processes: the `temporal server start-dev` binary f
 Nothing here asserts speed; it only measures and prints.
 """
 
+import argparse
 import asyncio
 import os
 import statistics
@@ -138,6 +139,15 @@ def admitted(
 ) -> Admission:
     """A run of `agent` on `raw` admitted as the API would, under `Settings(**settings)`."""
     return admit(Settings(**settings), agent, raw)
+
+
+def scenario_arguments(module: str, doc: str | None) -> None:
+    """The command line of a scenario run alone (`python -m bench.<module>`): `--help` only."""
+    argparse.ArgumentParser(
+        prog=f"python -m {module}",
+        description=doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    ).parse_args()
 
 
 def progress(message: str) -> None:

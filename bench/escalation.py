@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench._harness import Options, dev_server, progress
+from bench._harness import Options, dev_server, progress, scenario_arguments
 from cli.devserver import DevServer
 from cli.labelled import observe_labelled
 from keel.calibration import agent_threshold, load_labelled, score, suggest_threshold
@@ -110,4 +110,5 @@ async def _main() -> None:
 
 
 if __name__ == "__main__":
+    scenario_arguments(__spec__.name, __doc__)
     asyncio.run(_main())

@@ -29,7 +29,14 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench._harness import WIRE_KEY_ENV, Options, dev_server, progress, wire_server
+from bench._harness import (
+    WIRE_KEY_ENV,
+    Options,
+    dev_server,
+    progress,
+    scenario_arguments,
+    wire_server,
+)
 from cli.devserver import DevServer
 from cli.eval_report import render_markdown
 from cli.labelled import quiet_sdk, run_labelled
@@ -176,4 +183,5 @@ async def _main() -> None:
 
 
 if __name__ == "__main__":
+    scenario_arguments(__spec__.name, __doc__)
     asyncio.run(_main())

@@ -8,78 +8,22 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from cli import ingestion
-from keel.errors import InvalidDocument, KeelError, kind_of_problem
+from cli.api_client import Api, ApiError, resolve_review
+from keel.errors import InvalidDocument
 from keel.schemas.retrieval import LOCAL_EMBEDDING, TORCH_EMBEDDING
 from keel.schemas.runs import TERMINAL_STATUSES
 from keel.settings import Settings
 
-__all__ = ["COMMANDS", "ApiError", "add_parsers", "run"]
+__all__ = ["COMMANDS", "add_parsers", "follow", "print_run", "run"]
 
 
-class ApiError(Exception):
-    """The API answered with a problem, or could not be reached.
-
-    The client side of a problem response, not a failure of Keel's own: `kind` is the
-    catalogued failure (`keel.errors`) its problem `type` names, if any.
-    """
-
-    def __init__(self, message: str, kind: type[KeelError] | None = None) -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
-class _Api:
-    def __init__(self, base_url: str, api_key: str = "") -> None:
-        self._base = base_url
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.Client(base_url=base_url, timeout=30, headers=headers)
-
-    def call(self, method: str, path: str, *, missing_ok: bool = False, **kwargs: Any) -> Any:
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.TransportError as err:
-            raise ApiError(
-                f"cannot reach the Keel API at {self._base} ({err}); is `keel up` running?"
-            ) from err
-        if missing_ok and response.status_code == 404:
-            return None
-        if response.is_error:
-            try:
-                problem = response.json()
-            except ValueError:
-                raise ApiError(f"HTTP {response.status_code}: {response.text}") from None
-            kind = kind_of_problem(problem.get("type"))
-            detail = problem.get("detail", response.text)
-            code = kind.code if kind is not None else problem.get("type", "?")
-            raise ApiError(f"HTTP {response.status_code}: {detail} [{code}]", kind)
-        return response.json()
-
-    def post(self, path: str, body: dict[str, Any]) -> Any:
-        """POST `body` as JSON, leaving out the fields that are None (unset options)."""
-        return self.call("POST", path, json={k: v for k, v in body.items() if v is not None})
-
-    def events(self, path: str) -> Iterator[dict[str, Any]]:
-        """The server-sent events at `path`, as they arrive."""
-        try:
-            with self._http.stream("GET", path, timeout=None) as response:
-                if response.is_error:
-                    response.read()
-                    raise ApiError(f"HTTP {response.status_code}: {response.text}")
-                for line in response.iter_lines():
-                    if line.startswith("data: "):
-                        yield json.loads(line.removeprefix("data: "))
-        except httpx.TransportError as err:
-            raise ApiError(f"lost the Keel API at {self._base} ({err})") from err
-
-
-def _print_run(run: dict[str, Any]) -> None:
+def print_run(run: dict[str, Any]) -> None:
+    """A run view as lines: status, answer, citations, pending review, cost, UI link."""
     print(f"run      {run['run_id']}")
     print(f"agent    {run['agent']}")
     print(
@@ -121,7 +65,7 @@ def _score(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
 
-def _cmd_run(api: _Api, args: argparse.Namespace) -> int:
+def _cmd_run(api: Api, args: argparse.Namespace) -> int:
     try:
         payload: Any = json.loads(args.input)
     except ValueError:
@@ -133,7 +77,7 @@ def _cmd_run(api: _Api, args: argparse.Namespace) -> int:
         body["idempotency_key"] = args.key
     started = api.call("POST", "/v1/runs", json=body)
     if args.follow:
-        return _follow(api, started["run_id"], args)
+        return follow(api, started["run_id"], args)
     if args.json and not args.wait:
         print(json.dumps(started, indent=2))
         return 0
@@ -152,11 +96,11 @@ def _cmd_run(api: _Api, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(run, indent=2))
     else:
-        _print_run(run)
+        print_run(run)
     return 0 if run["status"] in ("completed", "awaiting_review") else 1
 
 
-def _follow(api: _Api, run_id: str, args: argparse.Namespace) -> int:
+def follow(api: Api, run_id: str, args: argparse.Namespace) -> int:
     """Print the run's events as they happen, then the run."""
     for event in api.events(f"/v1/runs/{run_id}/events"):
         if args.json:
@@ -170,11 +114,11 @@ def _follow(api: _Api, run_id: str, args: argparse.Namespace) -> int:
         print(f"{at}  {event['type']:<14} {what}{cost}", flush=True)
     run = api.call("GET", f"/v1/runs/{run_id}")
     if not args.json:
-        _print_run(run)
+        print_run(run)
     return 0 if run["status"] == "completed" else 1
 
 
-def _cmd_runs(api: _Api, args: argparse.Namespace) -> int:
+def _cmd_runs(api: Api, args: argparse.Namespace) -> int:
     params = {
         k: v
         for k, v in {"agent": args.agent, "status": args.status, "limit": args.limit}.items()
@@ -209,16 +153,7 @@ def _print_items(
     return 0
 
 
-def _cmd_show(api: _Api, args: argparse.Namespace) -> int:
-    run = api.call("GET", f"/v1/runs/{args.run_id}")
-    if args.json:
-        print(json.dumps(run, indent=2))
-    else:
-        _print_run(run)
-    return 0
-
-
-def _cmd_reviews(api: _Api, args: argparse.Namespace) -> int:
+def _cmd_reviews(api: Api, args: argparse.Namespace) -> int:
     filters = {"status": args.status, "queue": args.queue, "kind": "audit" if args.audit else None}
     page = api.call("GET", "/v1/reviews", params={k: v for k, v in filters.items() if v})
     return _print_items(args, page, "reviews", _review_lines, "no reviews")
@@ -239,9 +174,10 @@ def _review_lines(review: dict[str, Any]) -> str:
     )
 
 
-def _cmd_grade(api: _Api, args: argparse.Namespace) -> int:
+def _cmd_grade(api: Api, args: argparse.Namespace) -> int:
+    review_id = resolve_review(api, args.review_id)
     body = {"grade": args.grade, "note": args.note, "reviewer": args.reviewer}
-    review = api.post(f"/v1/reviews/{args.review_id}/grade", body)
+    review = api.post(f"/v1/reviews/{review_id}/grade", body)
     if args.json:
         print(json.dumps(review, indent=2))
     else:
@@ -249,7 +185,8 @@ def _cmd_grade(api: _Api, args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_decide(api: _Api, args: argparse.Namespace) -> int:
+def _cmd_decide(api: Api, args: argparse.Namespace) -> int:
+    review_id = resolve_review(api, args.review_id)
     try:
         arguments = json.loads(args.arguments) if args.arguments else None
     except ValueError as err:
@@ -262,9 +199,9 @@ def _cmd_decide(api: _Api, args: argparse.Namespace) -> int:
         "reviewer": args.reviewer,
         # Without --action-hash, the decision is on the action the review shows right now.
         "action_hash": args.action_hash
-        or api.call("GET", f"/v1/reviews/{args.review_id}")["action_hash"],
+        or api.call("GET", f"/v1/reviews/{review_id}")["action_hash"],
     }
-    review = api.post(f"/v1/reviews/{args.review_id}/decision", body)
+    review = api.post(f"/v1/reviews/{review_id}/decision", body)
     if args.json:
         print(json.dumps(review, indent=2))
     else:
@@ -275,7 +212,7 @@ def _cmd_decide(api: _Api, args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_tools(api: _Api, args: argparse.Namespace) -> int:
+def _cmd_tools(api: Api, args: argparse.Namespace) -> int:
     catalog = api.call("GET", "/v1/tools")
     return _print_items(
         args, catalog, "tools", _tool_lines, "no tools published yet: start a worker"
@@ -293,7 +230,7 @@ def _tool_lines(info: dict[str, Any]) -> str:
     )
 
 
-def _cmd_ingest(api: _Api, args: argparse.Namespace) -> int:
+def _cmd_ingest(api: Api, args: argparse.Namespace) -> int:
     printer = ingestion.ProgressPrinter(sys.stdout, as_json=args.json)
     # Half the API's body limit per request leaves room for JSON escaping.
     limit = Settings().api_max_body_bytes // 2
@@ -311,7 +248,7 @@ def _cmd_ingest(api: _Api, args: argparse.Namespace) -> int:
     return 0 if view["status"] == "completed" else 1
 
 
-def _cmd_collections(api: _Api, args: argparse.Namespace) -> int:
+def _cmd_collections(api: Api, args: argparse.Namespace) -> int:
     listing = api.call("GET", "/v1/collections")
     if args.json:
         print(json.dumps(listing, indent=2))
@@ -320,7 +257,7 @@ def _cmd_collections(api: _Api, args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_search(api: _Api, args: argparse.Namespace) -> int:
+def _cmd_search(api: Api, args: argparse.Namespace) -> int:
     body = {"query": args.query, "k": args.k, "method": args.method}
     result = api.call("POST", f"/v1/collections/{args.collection}/search", json=body)
     if args.json:
@@ -343,8 +280,6 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     runs.add_argument("--agent")
     runs.add_argument("--status")
     runs.add_argument("--limit", type=int, default=20)
-    show = sub.add_parser("show", help="show one run")
-    show.add_argument("run_id")
     reviews = sub.add_parser("reviews", help="list reviews")
     reviews.add_argument(
         "--status", default="pending", help="pending (default), approved, …; '' for all"
@@ -389,10 +324,9 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     )
 
 
-_HANDLERS: dict[str, Callable[[_Api, argparse.Namespace], int]] = {
+_HANDLERS: dict[str, Callable[[Api, argparse.Namespace], int]] = {
     "run": _cmd_run,
     "runs": _cmd_runs,
-    "show": _cmd_show,
     "reviews": _cmd_reviews,
     "decide": _cmd_decide,
     "grade": _cmd_grade,
@@ -413,4 +347,4 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         ApiError: The API answered with a problem, or could not be reached.
 
     """
-    return _HANDLERS[args.command](_Api(settings.api_base_url, settings.api_key), args)
+    return _HANDLERS[args.command](Api(settings.api_base_url, settings.api_key), args)

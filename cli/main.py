@@ -1,8 +1,8 @@
 """The `keel` command line.
 
-`up`, `worker`, `api` and `ping` start or check processes; `run`, `runs`, `show`, `reviews`,
+`up`, `worker`, `api` and `ping` start or check processes; `run`, `runs`, `reviews`,
 `decide`, `grade`, `tools`, `ingest`, `collections` and `search` talk to the API
-(`cli.api_commands`);
+(`cli.api_commands`), and so do `show`, `follow`, `cancel` and `claim` (`cli.run_commands`);
 `keys` and `audit` work on the database directly (`cli.admin`); `calibrate` scores
 escalations (`cli.calibrate`); `eval` runs an agent over a labelled set (`cli.evaluate`).
 """
@@ -10,12 +10,14 @@ escalations (`cli.calibrate`); `eval` runs an agent over a labelled set (`cli.ev
 import argparse
 import asyncio
 import logging
+import os
 import sys
 
 import uvloop
 from pydantic import ValidationError
 
-from cli import admin, api_commands, calibrate, evaluate
+from cli import admin, api_commands, calibrate, evaluate, run_commands
+from cli.api_client import ApiError
 from keel.errors import KeelUserError
 from keel.settings import Settings
 
@@ -24,7 +26,7 @@ __all__ = ["main"]
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="keel", description=(__doc__ or "").partition("\n")[0])
-    parser.add_argument("--json", action="store_true", help="print the API's JSON")
+    parser.add_argument("--json", action="store_true", help=_JSON_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start Temporal (embedded), a worker and the API")
     up.add_argument("--untuned", action="store_true", help="start the dev server without tuning")
@@ -32,10 +34,30 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("api", help="serve the REST API")
     sub.add_parser("ping", help="exit 0 when Temporal and the database answer")
     api_commands.add_parsers(sub)
+    run_commands.add_parsers(sub)
     admin.add_parsers(sub)
     calibrate.add_parser(sub)
     evaluate.add_parser(sub)
+    _json_anywhere(sub)
     return parser
+
+
+def _json_anywhere(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Make `--json` read the same before or after a command, at every level.
+
+    `keel --json runs`, `keel runs --json` and `keel keys list --json`: every command takes
+    it too, leaving the top level's value alone when it is absent.
+    """
+    for command in sub.choices.values():
+        command.add_argument(
+            "--json", action="store_true", default=argparse.SUPPRESS, help=_JSON_HELP
+        )
+        for action in command._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _json_anywhere(action)
+
+
+_JSON_HELP = "print JSON rather than text"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings()
         if args.command in api_commands.COMMANDS:
             return api_commands.run(args, settings)
+        if args.command in run_commands.COMMANDS:
+            return run_commands.run(args, settings)
         if args.command in admin.COMMANDS:
             return admin.run(args, settings)
         if args.command == calibrate.COMMAND:
@@ -68,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "ping":
             asyncio.run(up.ping(settings))
             print("ok")
-    except (KeelUserError, api_commands.ApiError) as err:
+    except (KeelUserError, ApiError) as err:
         print(f"keel: {err}", file=sys.stderr)
         return 1
     except ValidationError as err:
@@ -79,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`keel runs | head`): stop quietly, and keep the interpreter's
+        # own flush at exit from failing on the closed pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     return 0
 
 

@@ -109,6 +109,13 @@ async def list_runs(
     principal: _Reader,
     agent: str | None = None,
     status: RunStatus | None = None,
+    id_prefix: Annotated[
+        str | None,
+        Query(
+            pattern=r"^[A-Za-z0-9_.-]{1,200}$",
+            description="Only runs whose id starts with this (the CLI's short ids).",
+        ),
+    ] = None,
     page_token: str | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> RunList:
@@ -121,6 +128,8 @@ async def list_runs(
         clauses.append(f"KeelAgent = {json.dumps(_agent(agent).name)}")
     if status is not None:
         clauses.append(status_query(status))
+    if id_prefix is not None:
+        clauses.append(f"WorkflowId STARTS_WITH {json.dumps(id_prefix)}")
     iterator = client.list_workflows(
         " AND ".join(clauses), page_size=limit, next_page_token=_decode_token(page_token)
     )

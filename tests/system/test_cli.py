@@ -4,6 +4,7 @@ import asyncio
 import json
 import re
 import subprocess
+import sys
 
 from keel.net import free_port
 from keel.testing.stack import KEEL, Stack, eventually
@@ -129,3 +130,56 @@ async def test_run_follow_prints_each_step_live(stack):
     )
     assert any("run.finished" in line and "completed" in line for line in lines)
     assert "status   completed" in followed.stdout  # then the run itself
+
+
+async def test_runs_and_reviews_by_short_id_claim_cancel_and_follow(stack):
+    first = json.loads((await keel(stack, "run", "support", UNSURE, "--wait", "--json")).stdout)
+    await keel(stack, "run", "support", CONFIDENT, "--wait")
+    run_id = first["run_id"]
+    short = run_id.removeprefix("run-")[:8]
+    assert first["pending_review"]["review_id"] == f"{run_id}.review-1"
+
+    async def shown() -> bool:  # the prefix is a visibility query, which catches up shortly
+        found = await keel(stack, "show", short, "--json")  # options after the command too
+        return found.returncode == 0 and json.loads(found.stdout)["run_id"] == run_id
+
+    await eventually(shown)
+    many = await keel(stack, "show", "run-")
+    assert many.returncode == 1 and "starts more than one run id" in many.stderr
+    none = await keel(stack, "show", "zzzz")
+    assert none.returncode == 1 and "no run id starts with 'run-zzzz'" in none.stderr
+
+    claimed = await keel(stack, "claim", f"{short}.review-1", "--reviewer", "ana")
+    assert claimed.returncode == 0, claimed.stderr
+    assert f"review {run_id}.review-1: claimed by ana" in claimed.stdout
+    taken = await keel(stack, "decide", f"{short}.review-1", "approve", "--reviewer", "bo")
+    assert taken.returncode == 1 and "ana" in taken.stderr  # held by someone else
+    released = await keel(stack, "claim", f"{short}.review-1", "--release", "--reviewer", "ana")
+    assert released.returncode == 0 and "released" in released.stdout, released.stderr
+
+    cancelled = await keel(stack, "cancel", short)
+    assert cancelled.returncode == 0 and f"cancelling {run_id}" in cancelled.stdout
+    followed = await keel(stack, "follow", short)  # an ended run: its events, then the run
+    assert "run.finished" in followed.stdout and "status   cancelled" in followed.stdout
+    assert followed.returncode == 1
+
+
+async def test_json_after_the_command_a_closed_pipe_and_help_that_runs_nothing(stack):
+    keys = await keel(stack, "keys", "list", "--json")
+    assert keys.returncode == 0 and json.loads(keys.stdout) == [], keys.stderr
+
+    # The reader is gone before `keel` writes a byte: it stops quietly, as `| head` expects.
+    process = subprocess.Popen(
+        [KEEL, "runs", "--json"], env=stack.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()
+    assert await asyncio.to_thread(process.wait, 60) == 141
+    assert b"Traceback" not in process.stderr.read()
+
+    for module in ("bench.escalation", "bench.escalation_routes"):
+        helped = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", module, "--help", stdout=asyncio.subprocess.PIPE
+        )
+        out, _ = await asyncio.wait_for(helped.communicate(), 60)
+        assert helped.returncode == 0 and out.startswith(f"usage: python -m {module}".encode())
