@@ -73,8 +73,12 @@ def _claimed(review_id: str, claim: Claim) -> ClaimedByAnother:
 
 
 def _why(request: ReviewRequest) -> str:
-    if request.confidence is not None and request.threshold is not None:
-        return f"{request.reason}, confidence {request.confidence:.2f} < {request.threshold:.2f}"
+    """The reason with its numbers; `<` only where the confidence is what fell short."""
+    confidence, threshold = request.confidence, request.threshold
+    if confidence is not None and threshold is not None and confidence < threshold:
+        return f"{request.reason}, confidence {confidence:.2f} < {threshold:.2f}"
+    if confidence is not None:
+        return f"{request.reason}, confidence {confidence:.2f}"
     return f"{request.reason}, ${request.cost_usd:.4f} spent"
 
 

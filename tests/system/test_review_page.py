@@ -2,8 +2,9 @@
 
 Debian's `chromium` (installed by `make test` when missing), driven by Playwright's async API
 over CDP. A reviewer signs in with a reviewer key, approves a support answer, edits a
-ticket's arguments (after the server refused a bad edit), and both runs finish. The
-screenshots are kept as artifacts in `tests/artifacts/`: `review-queue.png` (the queue),
+ticket's arguments (after the server refused a bad edit), and both runs finish. The queue
+updates by itself, the next review is one key away, a PII review names what was found, and
+the ticket is claimed, edited and submitted from the keyboard. The screenshots are kept as artifacts in `tests/artifacts/`: `review-queue.png` (the queue),
 `review-page.png` (the approved answer with its evidence and the finished run) and
 `review-page-edit.png` (the edited ticket).
 """
@@ -32,6 +33,8 @@ LAUNCH_ARGS = [
 ]
 # Low confidence with citations: a review whose evidence shows cited passages.
 QUESTION = "How do I share a note with a colleague?"
+# The same with an e-mail address: a PII review.
+PERSONAL = "I'm ana.lopez@example.com: how do I share a note with a colleague?"
 # A loaded shared machine replays each workflow task from history: runs are slow, not stuck.
 SLOW = 180.0
 
@@ -102,6 +105,7 @@ async def test_a_reviewer_signs_in_approves_one_review_and_edits_another(make_st
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             try:
                 await page.goto(f"{stack.api_url}/reviews")
+                await expect(page.locator("#who")).to_be_hidden()  # nobody is signed in yet
                 # A wrong key is refused, and the page says why.
                 await page.get_by_label("Reviewer key").fill("keel_000000000000_wrong")
                 await page.get_by_role("button", name="Sign in").click()
@@ -113,8 +117,21 @@ async def test_a_reviewer_signs_in_approves_one_review_and_edits_another(make_st
                 await page.get_by_role("button", name="Sign in").click()
                 await expect(page.locator("#who-name")).to_contain_text("Robin Reviewer")
                 await expect(page.locator("#review-rows tr")).to_have_count(2)
+
+                # A new review reaches the open queue with nobody pressing Refresh.
+                personal_run = await _start(http, "support", PERSONAL)
+                await expect(page.locator("#review-rows tr")).to_have_count(3, timeout=SLOW * 1000)
                 ARTIFACTS.mkdir(exist_ok=True)
                 await page.screenshot(path=str(ARTIFACTS / "review-queue.png"), full_page=True)
+
+                # A PII review says what was found, where, and no "<" it does not mean.
+                await page.locator(f'a[href*="{personal_run}"]').click()
+                await expect(page.locator("#findings")).to_contain_text(
+                    "pii in question: EMAIL_ADDRESS (characters 4–25)"
+                )
+                await expect(page.locator("#proposal")).to_contain_text(
+                    "A guard found personal data (EMAIL_ADDRESS in question)."
+                )
 
                 # Approve the support answer, its evidence side by side.
                 await _open_review(page, answer_run)
@@ -129,6 +146,7 @@ async def test_a_reviewer_signs_in_approves_one_review_and_edits_another(make_st
                 await page.get_by_label("Comment").fill("Right article, fine as it is.")
                 await page.locator("#decide").click()
                 await expect(page.locator("#notice")).to_contain_text("approved")
+                await expect(page.locator("#next")).to_be_focused()
                 await expect(page.locator("#run-status")).to_have_text(
                     "completed", timeout=SLOW * 1000
                 )
@@ -137,19 +155,24 @@ async def test_a_reviewer_signs_in_approves_one_review_and_edits_another(make_st
                 shot = ARTIFACTS / "review-page.png"
                 await page.screenshot(path=str(shot), full_page=True)
 
-                # Edit the ticket: a bad edit is refused with the field named, then fixed.
-                await _open_review(page, ticket_run)
+                # The next review is the ticket: claimed, edited and submitted from the keyboard.
+                # A bad edit is refused with the field named, then fixed.
+                await page.keyboard.press("n")
+                await expect(page.locator("#review-title")).to_contain_text(ticket_run)
                 await expect(page.locator(".call")).to_contain_text("create_ticket")
-                await page.get_by_label("Edit, then approve").check()
+                await page.keyboard.press("c")
+                await expect(page.locator("#claim-state")).to_contain_text("Claimed by you")
+                await page.keyboard.press("e")
                 editor = page.get_by_label("Edited arguments (JSON)")
+                await expect(editor).to_be_focused()
                 await editor.fill('{"subject": 7}')
-                await page.locator("#decide").click()
+                await page.keyboard.press("Control+Enter")
                 await expect(page.locator("#problem-type")).to_have_text(
                     "urn:keel:problem:invalid-arguments"
                 )
                 await expect(page.locator("#problem-errors")).to_contain_text("arguments.subject")
                 await editor.fill(json.dumps(edited))
-                await page.locator("#decide").click()
+                await page.keyboard.press("Control+Enter")
                 await expect(page.locator("#notice")).to_contain_text("edited")
                 await expect(page.locator("#run-status")).to_have_text(
                     "completed", timeout=SLOW * 1000

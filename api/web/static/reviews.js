@@ -4,6 +4,8 @@
 
 const KEY = "keel.reviewerKey";
 const NAME = "keel.reviewerName";
+const AUTO_NEXT = "keel.autoNext";
+const QUEUE_REFRESH_MS = 5000;
 const DONE = new Set(["completed", "rejected", "failed", "cancelled"]);
 
 const $ = (id) => document.getElementById(id);
@@ -185,8 +187,8 @@ function queuePath() {
   return `/v1/reviews?${params}`;
 }
 
-async function loadQueue(path = queuePath(), append = false) {
-  clearProblem();
+async function loadQueue(path = queuePath(), append = false, quiet = false) {
+  if (!quiet) clearProblem();
   let page;
   try {
     page = await api("GET", path);
@@ -194,13 +196,23 @@ async function loadQueue(path = queuePath(), append = false) {
     showProblem(err);
     return;
   }
+  $("queue-updated").textContent = `Updated ${new Date().toLocaleTimeString()}; it updates by itself.`;
   const rows = page.reviews.map(reviewRow);
+  if (!append) appended = false;
   if (append) $("review-rows").append(...rows);
   else $("review-rows").replaceChildren(...rows);
   $("queue-empty").hidden = $("review-rows").children.length > 0;
   nextPage = page.next || null;
   $("more").hidden = !nextPage;
 }
+
+// The queue's first page reloads by itself while it is on screen, unless older pages were
+// added below it (reloading would take them away).
+function refreshQueue() {
+  if (!$("queue").hidden && !document.hidden && !appended) loadQueue(queuePath(), false, true);
+}
+
+let appended = false;
 
 function reviewRow(review) {
   const subject = review.tool_call
@@ -221,6 +233,31 @@ function reviewRow(review) {
   ]);
 }
 
+// ---- the next review -------------------------------------------------------------------
+
+// The oldest pending review of the queue's filters, other than the one on screen and not held
+// by someone else.
+async function openNext() {
+  const params = new URLSearchParams(queuePath().split("?")[1]);
+  params.set("status", "pending");
+  let page;
+  try {
+    page = await api("GET", `/v1/reviews?${params}`);
+  } catch (err) {
+    showProblem(err);
+    return;
+  }
+  const next = page.reviews.find(
+    (review) => review.id !== current?.id && (!review.claim || isMine(review.claim)),
+  );
+  if (!next) {
+    $("next-state").textContent = "No other review is waiting.";
+    notice("No other review is waiting.");
+    return;
+  }
+  location.hash = `#/review/${encodeURIComponent(next.id)}`;
+}
+
 // ---- one review ------------------------------------------------------------------------
 
 let current = null;
@@ -228,6 +265,7 @@ let current = null;
 async function openReview(id) {
   clearProblem();
   show("review");
+  $("next-state").textContent = "";
   $("run").hidden = true;
   try {
     current = await api("GET", `/v1/reviews/${encodeURIComponent(id)}`);
@@ -271,9 +309,11 @@ function renderFindings(findings) {
   $("findings").replaceChildren(
     ...findings.map((f) =>
       el("li", {}, [
-        el("strong", {}, f.kind || f.guard || f.type || "finding"),
-        f.where ? ` in ${f.where}` : "",
-        f.detail || f.text ? `: ${f.detail || f.text}` : "",
+        el("strong", {}, f.kind.replaceAll("_", " ")),
+        ` in ${f.field}: `,
+        el("code", {}, f.label),
+        f.start !== null && f.end !== null ? ` (characters ${f.start}–${f.end})` : "",
+        f.score < 1 ? `, score ${score(f.score)}` : "",
       ]),
     ),
   );
@@ -356,14 +396,25 @@ function renderProposal(review) {
 }
 
 function reasonText(review) {
+  const confidence = review.confidence ?? null;
+  const threshold = review.threshold ?? null;
+  const below = confidence !== null && threshold !== null && confidence < threshold;
+  const found = (kind) => {
+    const labels = (review.findings || []).filter((f) => f.kind === kind).map((f) => `${f.label} in ${f.field}`);
+    return labels.length ? ` (${labels.join("; ")})` : "";
+  };
   const texts = {
-    low_confidence: "The agent's confidence is below the threshold, or its answer cites nothing.",
+    low_confidence: below
+      ? `The agent's confidence ${score(confidence)} is below the threshold ${score(threshold)}.`
+      : (review.citations || []).length === 0
+        ? "The answer cites no passage, so nothing supports it."
+        : "The agent's confidence is below the threshold.",
     off_topic: "The question does not look like one the agent is meant to answer.",
     tool_approval: "This tool needs a person's approval before it runs.",
-    budget: "The run would pass its model budget.",
-    pii: "A guard found personal data.",
-    policy_term: "A guard found a policy term.",
-    suspected_injection: "A retrieved passage looks like a prompt injection.",
+    budget: `The run has spent ${money(review.cost_usd)}, and its next model call could pass its budget.`,
+    pii: `A guard found personal data${found("pii")}.`,
+    policy_term: `A guard found a policy term${found("policy_term")}.`,
+    suspected_injection: `A retrieved passage looks like a prompt injection${found("suspected_injection")}.`,
     not_answered: "The verifier found that the answer does not answer the question from its passages.",
     partial_answer: "The verifier found that the answer covers only part of the question, or made claims its passages do not support.",
     needs_person: `Triage put the message in a category a person must handle (${review.triage}).`,
@@ -376,6 +427,10 @@ function myClaimant() {
   return key.startsWith("keel_") ? key.split("_")[1] : sessionStorage.getItem(NAME);
 }
 
+function isMine(claim) {
+  return claim.claimant === myClaimant() || claim.claimant === sessionStorage.getItem(NAME);
+}
+
 function renderClaim(review) {
   const box = $("claim-box");
   // Claims exist when the API reports them; without them any reviewer may decide at once.
@@ -385,7 +440,7 @@ function renderClaim(review) {
   }
   box.hidden = false;
   const claim = review.claim;
-  const mine = claim && (claim.claimant === myClaimant() || claim.claimant === sessionStorage.getItem(NAME));
+  const mine = claim && isMine(claim);
   const text = claim
     ? `Claimed by ${mine ? "you" : claim.claimant} until ${new Date(claim.expires_at).toLocaleTimeString()}.`
     : "Nobody has claimed this review.";
@@ -477,7 +532,13 @@ async function submitDecision(event) {
     $("decide").disabled = false;
   }
   notice(`Decision recorded: ${current.status}.`);
+  if ($("auto-next").checked) {
+    await openNext();
+    if (location.hash.endsWith(encodeURIComponent(review.id))) renderReview(current);
+    return;
+  }
   renderReview(current);
+  $("next").focus();
 }
 
 // ---- the run continues -----------------------------------------------------------------
@@ -561,6 +622,43 @@ function renderResult(run) {
   $("run-result").replaceChildren(...parts);
 }
 
+// ---- keyboard --------------------------------------------------------------------------
+
+function chooseAction(action) {
+  if ($("decision").hidden) return;
+  $("decision").querySelector(`input[value="${action}"]`).checked = true;
+  toggleEdit();
+  if (action === "edit") $("edit-text").focus();
+  if (action === "reject") $("comment").focus();
+}
+
+function onKey(event) {
+  if (event.altKey || event.metaKey || !signedIn()) return;
+  const onReview = !$("review").hidden;
+  if (event.ctrlKey) {
+    if (event.key === "Enter" && onReview && !$("decision").hidden) {
+      event.preventDefault();
+      $("decision").requestSubmit();
+    }
+    return;
+  }
+  const typing = event.target.closest?.("input, textarea, select");
+  if (typing) return;
+  const actions = {
+    n: () => openNext(),
+    q: () => (location.hash = "#/"),
+    c: () => onReview && $("claim")?.click(),
+    a: () => onReview && chooseAction("approve"),
+    e: () => onReview && chooseAction("edit"),
+    r: () => onReview && chooseAction("reject"),
+  };
+  const act = actions[event.key];
+  if (act) {
+    event.preventDefault();
+    act();
+  }
+}
+
 // ---- navigation ------------------------------------------------------------------------
 
 function route() {
@@ -588,7 +686,18 @@ document.addEventListener("DOMContentLoaded", () => {
     loadQueue();
   });
   $("refresh").addEventListener("click", () => loadQueue());
-  $("more").addEventListener("click", () => nextPage && loadQueue(nextPage, true));
+  $("more").addEventListener("click", () => {
+    if (!nextPage) return;
+    appended = true;
+    loadQueue(nextPage, true);
+  });
+  $("next").addEventListener("click", () => openNext());
+  $("auto-next").checked = localStorage.getItem(AUTO_NEXT) === "1";
+  $("auto-next").addEventListener("change", () =>
+    localStorage.setItem(AUTO_NEXT, $("auto-next").checked ? "1" : "0"),
+  );
+  document.addEventListener("keydown", onKey);
+  setInterval(refreshQueue, QUEUE_REFRESH_MS);
   $("decision").addEventListener("change", toggleEdit);
   $("decision").addEventListener("submit", submitDecision);
   window.addEventListener("hashchange", route);
