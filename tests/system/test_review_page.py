@@ -4,9 +4,10 @@ Debian's `chromium` (installed by `make test` when missing), driven by Playwrigh
 over CDP. A reviewer signs in with a reviewer key, approves a support answer, edits a
 ticket's arguments (after the server refused a bad edit), and both runs finish. The queue
 updates by itself, the next review is one key away, a PII review names what was found, and
-the ticket is claimed, edited and submitted from the keyboard. The screenshots are kept as artifacts in `tests/artifacts/`: `review-queue.png` (the queue),
-`review-page.png` (the approved answer with its evidence and the finished run) and
-`review-page-edit.png` (the edited ticket).
+the ticket is claimed, edited and submitted from the keyboard. The screenshots are kept as
+artifacts in `tests/artifacts/`: `review-queue.png` (the queue), `review-page.png` (the
+approved answer with its evidence and the finished run) and `review-page-edit.png` (the
+edited ticket).
 """
 
 import json
