@@ -53,6 +53,9 @@ def review_view(row: ReviewRow, settings: Settings, now: datetime) -> ReviewView
         action_hash=row.action_hash,
         claim=active_claim(row, now),
         answer=row.answer,
+        edited_citations=None
+        if row.edited_citations is None
+        else [Citation.model_validate(c) for c in row.edited_citations],
         arguments=row.arguments,
         comment=row.comment,
         reviewer=row.reviewer,

@@ -80,6 +80,9 @@ class ReviewRow(SQLModel, table=True):
     claim_version: int = 0
     deadline_path: ExpiryPath | None = Field(default=None, sa_type=AutoString(30))
     answer: str | None = None
+    edited_citations: list[dict[str, Any]] | None = Field(
+        default=None, sa_column=Column(JSON, nullable=True)
+    )
     arguments: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     comment: str | None = None
     reviewer: str | None = Field(default=None, max_length=200)

@@ -150,6 +150,8 @@ class ReviewQueue:
             row.status = decision.status
             row.answer = decision.answer
             row.arguments = decision.arguments
+            if decision.citations is not None:
+                row.edited_citations = [c.model_dump() for c in decision.citations]
             row.comment = decision.comment
             row.reviewer = decision.reviewer
             row.decided_at = decision.decided_at
@@ -169,6 +171,8 @@ class ReviewQueue:
                 data["answer_sha256"] = _sha256(decision.answer)
             if decision.arguments is not None:
                 data["arguments_sha256"] = _sha256(decision.arguments)
+            if decision.citations is not None:
+                data["citations"] = [c.passage_id for c in decision.citations]
             actor = decision.reviewer_id or decision.reviewer
             key = f"{decision.review_id}:decided"
             await self._audit(row.run_id, key, "review.decided", actor, data)

@@ -134,7 +134,10 @@ class ReviewDesk:
         if pending is None or decision.action_hash != pending.action_hash:
             raise _stale(decision.review_id)
         self._refuse_claim_of_another(decision.review_id, decision.decider)
-        problem = edit_problem(pending.tool_parameters, pending.tool_call is not None, decision)
+        evidence = [p.id for p in pending.passages] + [c.passage_id for c in pending.citations]
+        problem = edit_problem(
+            pending.tool_parameters, pending.tool_call is not None, decision, evidence
+        )
         if problem is not None:
             raise InvalidEdit(problem.detail)
 
@@ -211,6 +214,7 @@ class ReviewDesk:
             status=status,
             answer=decision.answer,
             arguments=decision.arguments,
+            citations=decision.cited([*pending.passages, *pending.citations]),
             comment=decision.comment,
             reviewer=decision.reviewer,
             reviewer_id=self._decision.reviewer_id if self._decision is not None else None,

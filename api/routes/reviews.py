@@ -81,6 +81,7 @@ def _age(bound: str) -> Any:
 _EDIT_KINDS: dict[str, type[KeelError]] = {
     "wrong_replacement": InvalidRequest,
     "invalid_arguments": InvalidEdit,
+    "unknown_citation": InvalidRequest,
 }
 
 router = APIRouter(
@@ -303,7 +304,8 @@ def _refuse_foreign_claim(row: ReviewRow, who: str | None) -> None:
 
 def _check_edit(row: ReviewRow, decision: ReviewDecision) -> None:
     """An edit replaces what the review is about: a tool call's arguments, or an answer."""
-    problem = edit_problem(row.tool_parameters, row.tool_call is not None, decision)
+    evidence = [p["id"] for p in row.passages] + [c["passage_id"] for c in row.citations]
+    problem = edit_problem(row.tool_parameters, row.tool_call is not None, decision, evidence)
     if problem is not None:
         raise _EDIT_KINDS[problem.kind](problem.detail, errors=problem.errors)
 

@@ -11,6 +11,7 @@ carries the hash it was made on, so it can never approve something else.
 
 import hashlib
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal, Self
 
@@ -69,6 +70,10 @@ class Citation(BaseModel):
 
     passage_id: str
     title: str
+
+
+def _passage_id(evidence: Passage | Citation) -> str:
+    return evidence.id if isinstance(evidence, Passage) else evidence.passage_id
 
 
 class Verification(BaseModel):
@@ -148,11 +153,18 @@ class ReviewDecision(BaseModel):
     """A reviewer's decision: approve the proposed action, change it, or reject it.
 
     An edit replaces a proposed answer (`answer`) or a tool call's arguments (`arguments`).
+    An edited answer may also choose what it cites (`citations`).
     """
 
     action: Literal["approve", "edit", "reject"]
     answer: str | None = Field(default=None, min_length=1, max_length=20_000)
     arguments: dict[str, JsonValue] | None = None
+    citations: list[str] | None = Field(
+        default=None,
+        max_length=50,
+        description="With an edited answer: the ids of the review's passages it cites "
+        "(`[]` cites none); unset keeps the proposed citations.",
+    )
     comment: str | None = Field(default=None, max_length=4_000)
     reviewer: str | None = Field(default=None, max_length=200)
 
@@ -163,7 +175,16 @@ class ReviewDecision(BaseModel):
             raise ValueError("an 'edit' decision needs the edited 'answer' or 'arguments'")
         if self.action != "edit" and replacements:
             raise ValueError("only an 'edit' decision carries an 'answer' or 'arguments'")
+        if self.citations is not None and self.answer is None:
+            raise ValueError("'citations' go with an edited 'answer'")
         return self
+
+    def cited(self, evidence: Sequence[Passage | Citation]) -> list[Citation] | None:
+        """The edited answer's citations, titled from `evidence`; None when it chose none."""
+        if self.citations is None:
+            return None
+        titles = {_passage_id(e): e.title for e in evidence}
+        return [Citation(passage_id=c, title=titles[c]) for c in self.citations if c in titles]
 
 
 class DecisionRequest(ReviewDecision):
@@ -238,6 +259,9 @@ class CloseReviewInput(BaseModel):
     status: ReviewStatus
     answer: str | None = None
     arguments: dict[str, JsonValue] | None = None
+    citations: list[Citation] | None = Field(
+        default=None, description="What the edited answer cites, when the reviewer chose."
+    )
     comment: str | None = None
     reviewer: str | None = None
     reviewer_id: str | None = Field(default=None, description="The deciding key's id.")
@@ -302,6 +326,9 @@ class ReviewView(BaseModel):
     action_hash: str = Field(description="Send it back with the decision.")
     claim: Claim | None = Field(default=None, description="The current, unexpired claim.")
     answer: str | None = Field(default=None, description="The edited answer, if any.")
+    edited_citations: list[Citation] | None = Field(
+        default=None, description="What the edited answer cites, when the reviewer chose."
+    )
     arguments: dict[str, JsonValue] | None = Field(
         default=None, description="The edited tool arguments, if any."
     )

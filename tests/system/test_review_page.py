@@ -133,6 +133,12 @@ async def test_a_reviewer_signs_in_approves_one_review_and_edits_another(make_st
                 await expect(page.locator("#proposal")).to_contain_text(
                     "A guard found personal data (EMAIL_ADDRESS in question)."
                 )
+                # Editing an answer offers its passages to cite, the proposed ones ticked.
+                await page.keyboard.press("e")
+                await expect(page.locator("#cite-box")).to_be_visible()
+                await expect(page.locator("#cite-choices input")).to_have_count(
+                    await page.locator("#passages li").count()
+                )
 
                 # Approve the support answer, its evidence side by side.
                 await _open_review(page, answer_run)

@@ -93,8 +93,27 @@ async def test_edit_completes_with_the_edited_answer(http):
     )
     assert decided.status_code == 200, decided.text
     assert decided.json()["status"] == "edited" and decided.json()["answer"] == edited
+    assert decided.json()["edited_citations"] is None
     view = await wait_status(http, run_id, {"completed"})
     assert view["result"]["answer"] == edited
+    assert view["result"]["citations"] == review["citations"]  # unchosen: kept as proposed
+
+
+async def test_an_edited_answer_cites_what_the_reviewer_chose(http):
+    run_id, review = await _escalated(http)
+    url = f"/v1/reviews/{review['review_id']}/decision"
+    edited = {"action": "edit", "answer": "Which part stopped working: sync, sign-in, export?"}
+    unknown = await http.post(url, json={**edited, "citations": ["nowhere#1"], **_bound(review)})
+    _assert_problem(unknown, 422, "validation-error")
+    assert unknown.json()["errors"][0]["field"] == "citations.0"
+    cited = {c["passage_id"] for c in review["citations"]}
+    chosen = next(p for p in review["passages"] if p["id"] not in cited)
+    decided = await http.post(url, json={**edited, "citations": [chosen["id"]], **_bound(review)})
+    assert decided.status_code == 200, decided.text
+    cites = [{"passage_id": chosen["id"], "title": chosen["title"]}]
+    assert decided.json()["edited_citations"] == cites
+    view = await wait_status(http, run_id, {"completed"})
+    assert view["result"]["citations"] == cites
 
 
 async def test_reject_ends_the_run_rejected(http):

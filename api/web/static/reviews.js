@@ -473,6 +473,12 @@ function renderDecision(review) {
       el("h4", {}, "Decision"),
       el("p", {}, [badge(review.status), review.reviewer ? ` by ${review.reviewer}` : "", review.decided_at ? " at " : "", review.decided_at ? when(review.decided_at) : ""]),
       review.answer ? el("div", { class: "answer", text: review.answer }) : null,
+      review.edited_citations
+        ? el("p", { id: "edited-citations" }, [
+            "Cites: ",
+            review.edited_citations.length ? review.edited_citations.map((c) => c.title).join("; ") : "nothing",
+          ])
+        : null,
       review.arguments ? el("pre", { class: "call", text: JSON.stringify(review.arguments, null, 2) }) : null,
       review.comment ? el("p", {}, ["Comment: ", el("q", {}, review.comment)]) : null,
     ]);
@@ -488,7 +494,26 @@ function renderDecision(review) {
   $("edit-help").textContent = isCall
     ? `The arguments must fit ${review.tool_call.name}'s schema; the server checks them again.`
     : "The customer sees this text instead of the proposed answer.";
+  renderCitationChoices(review);
   toggleEdit();
+}
+
+// An edited answer cites what the reviewer ticks: the proposed citations to begin with.
+function renderCitationChoices(review) {
+  $("cite-box").hidden = Boolean(review.tool_call);
+  if (review.tool_call) return;
+  const cited = new Set((review.citations || []).map((c) => c.passage_id));
+  const choices = new Map((review.passages || []).map((p) => [p.id, p.title]));
+  for (const c of review.citations || []) if (!choices.has(c.passage_id)) choices.set(c.passage_id, c.title);
+  $("cite-choices").replaceChildren(
+    ...[...choices].map(([id, title]) =>
+      el("label", { class: "choice" }, [
+        el("input", { type: "checkbox", name: "cite", value: id, checked: cited.has(id) }),
+        ` ${title} `,
+        el("code", {}, id),
+      ]),
+    ),
+  );
 }
 
 function toggleEdit() {
@@ -520,6 +545,7 @@ async function submitDecision(event) {
       }
     } else {
       body.answer = text;
+      body.citations = [...$("cite-choices").querySelectorAll("input:checked")].map((box) => box.value);
     }
   }
   $("decide").disabled = true;

@@ -360,9 +360,10 @@ def finalize(state: SupportState) -> dict[str, Any]:
         )
         return {"result": RunResult(status="rejected", outcome=outcome)}
     answer = decision.answer if decision is not None and decision.answer else draft.answer
+    chosen = decision.cited([*state.passages, *draft.citations]) if decision else None
     outcome = Outcome(
         answer=answer,
-        citations=draft.citations,
+        citations=draft.citations if chosen is None else chosen,
         confidence=draft.confidence,
         reviewed=decision is not None,
         signals=state.signals,
