@@ -165,6 +165,8 @@ class ReviewQueue:
                 "comment": decision.comment,
                 "deadline_path": decision.deadline_path,
             }
+            if decision.reviewer_key is not None:
+                data["reviewer_key"] = decision.reviewer_key
             if decision.answer is not None:
                 data["answer_sha256"] = _sha256(decision.answer)
             if decision.arguments is not None:

@@ -83,7 +83,8 @@ class ReviewDesk:
 
     Args:
         policy: The run's escalation policy (queues, deadlines, claim leases).
-        submitted_by: The key that started the run, which may not decide its reviews.
+        submitted_by: The principal that started the run (a key's id on runs started before
+            principals, which is that key's principal), which may not decide its reviews.
         on_status: Told `awaiting_review` when a review opens and `running` once it closes.
     """
 
@@ -210,6 +211,7 @@ class ReviewDesk:
             comment=decision.comment,
             reviewer=decision.reviewer,
             reviewer_id=self._decision.reviewer_id if self._decision is not None else None,
+            reviewer_key=self._decision.reviewer_key if self._decision is not None else None,
             decided_at=workflow.now(),
             deadline_path=self._deadline_path,
         )

@@ -209,8 +209,9 @@ async def decide(
             f"review {review_id!r}: action_hash {decision.action_hash} is not the pending "
             f"action's ({row.action_hash}); read the review again",
         )
-    # Who decides is the caller's key, never what the body says (open mode: the body's name).
-    who: dict[str, Any] = {"reviewer_id": principal.id}
+    # Who decides is the caller's principal, never what the body says (open mode: the body's
+    # name); the key it used goes to the audit trail with it.
+    who: dict[str, Any] = {"reviewer_id": principal.id, "reviewer_key": principal.key_id}
     if principal.id is not None:
         who["reviewer"] = principal.name
     _refuse_foreign_claim(row, principal.id or decision.reviewer)
@@ -284,7 +285,7 @@ async def _pending_row(session: SessionDep, review_id: str) -> ReviewRow:
 
 
 def _identity(principal: Principal, reviewer: str | None) -> str:
-    """Who acts: the caller's key; in open mode, the name the request gives."""
+    """Who acts: the caller's principal (any of its keys); in open mode, the name given."""
     if principal.id is not None:
         return principal.id
     if reviewer is None:

@@ -178,12 +178,15 @@ class DecisionInput(ReviewDecision):
     review_id: str
     action_hash: str | None = Field(default=None, description="Refused unless it is current.")
     reviewer_id: str | None = Field(
-        default=None, description="The deciding key's id, set by the API from the caller."
+        default=None, description="The deciding principal's id, set by the API from the caller."
+    )
+    reviewer_key: str | None = Field(
+        default=None, description="The id of the key the principal decided with (the API's)."
     )
 
     @property
     def decider(self) -> str | None:
-        """Who decides, as claims name them: the key's id, else the name given (open mode)."""
+        """Who decides, as claims name them: the principal's id, else the name given (open)."""
         return self.reviewer_id or self.reviewer
 
 
@@ -240,7 +243,8 @@ class CloseReviewInput(BaseModel):
     arguments: dict[str, JsonValue] | None = None
     comment: str | None = None
     reviewer: str | None = None
-    reviewer_id: str | None = Field(default=None, description="The deciding key's id.")
+    reviewer_id: str | None = Field(default=None, description="The deciding principal's id.")
+    reviewer_key: str | None = Field(default=None, description="The key it decided with.")
     decided_at: datetime
     deadline_path: ExpiryPath | None = Field(
         default=None, description="Set when the deadline, not a person, decided."
