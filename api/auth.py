@@ -247,7 +247,7 @@ async def refuse_own_run(runs: RunClient, run_id: str, principal: Principal) -> 
         return  # no run, no submitter: the decision itself is refused as not pending
     if description.typed_search_attributes.get(KEEL_SUBMITTER) == principal.id:
         raise SelfApproval(
-            f"{principal.id} submitted run {run_id} (key {principal.key_id} is theirs too): "
+            f"{principal.id} submitted run {run_id}, and key {principal.key_id} is theirs: "
             "someone else must decide its reviews",
         )
 

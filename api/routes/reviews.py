@@ -250,6 +250,7 @@ async def grade(
         note=body.note,
         reviewer=reviewer,
         reviewer_id=principal.id,
+        reviewer_key=principal.key_id,
     )
     await agent_quality(session, settings, graded.agent)
     return review_view(graded, settings, datetime.now(UTC))
