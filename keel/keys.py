@@ -128,7 +128,9 @@ def resolve_key(conn: Connection, key: str) -> ApiKeyRow | None:
     found = conn.execute(select(ApiKeyRow).where(ApiKeyRow.id == key_id)).mappings().first()
     if found is None:
         return None
-    row = ApiKeyRow(**found)
+    # A key an older Keel wrote after the migration (both running during an upgrade) has no
+    # principal yet: it is its own, as the migration would make it.
+    row = ApiKeyRow(**{**found, "principal": found["principal"] or found["id"]})
     if row.revoked_at is not None:
         return None
     return row if hmac.compare_digest(row.secret_sha256, _digest(key_id, secret)) else None

@@ -1,16 +1,18 @@
 """The SQL database, on SQLite and on a real PostgreSQL: units of work commit whole or not
 at all, and a database made by an earlier Keel gains the columns it lacks."""
 
+import hashlib
 import uuid
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, func, insert, select
 
 from keel.db import Database, create_engine, init_db, session_factory
-from keel.keys import create_key, list_keys
+from keel.keys import create_key, list_keys, resolve_key
 from keel.labels import agent_labels, grade_label, observations
 from keel.tables import ReviewRow, StepRow
 
@@ -136,6 +138,8 @@ _OLD_API_KEYS = """CREATE TABLE api_keys (
 _OLD_KEYS = """INSERT INTO api_keys VALUES
     ('a0a0a0a0a0a0', 'ana', 'admin', 'x', '2026-11-01 00:00:00+00', NULL),
     ('b1b1b1b1b1b1', 'ana', 'reviewer', 'y', '2026-11-02 00:00:00+00', NULL)"""
+_LATE_KEY = """INSERT INTO api_keys (id, name, role, secret_sha256, created_at)
+    VALUES ('c2c2c2c2c2c2', 'late', 'reviewer', '{digest}', '2026-11-03 00:00:00+00')"""
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
@@ -153,6 +157,13 @@ async def test_keys_from_before_principals_are_each_their_own_principal(
             async with session_factory(engine)() as session:
                 added, _ = await create_key(session, "reviewer", "ana's phone", "a0a0a0a0a0a0")
                 keys = [(row.id, row.principal) for row in await list_keys(session)]
+            # An older Keel still running during the upgrade writes a key with no principal.
+            digest = hashlib.sha256(b"c2c2c2c2c2c2:s").hexdigest()
+            async with engine.begin() as conn:
+                await conn.exec_driver_sql(_LATE_KEY.format(digest=digest))
+            database = Database(engine)
+            late = await database.run(partial(resolve_key, key="keel_c2c2c2c2c2c2_s"))
+            await database.dispose()
         finally:
             await engine.dispose()
     assert keys == [
@@ -160,3 +171,4 @@ async def test_keys_from_before_principals_are_each_their_own_principal(
         ("b1b1b1b1b1b1", "b1b1b1b1b1b1"),
         (added.id, "a0a0a0a0a0a0"),
     ]
+    assert late is not None and late.principal == "c2c2c2c2c2c2"
