@@ -181,12 +181,15 @@ class ReviewQueue:
         async with self._sessions() as session:
             row = await _row(session, record.review_id)
             # The workflow accepted this claim (or release): a fact, whatever the row shows.
+            data = {"review_id": record.review_id, "expires_at": _iso(record.expires_at)}
+            if record.key is not None:
+                data["key"] = record.key
             await self._audit(
                 row.run_id,
                 f"{record.review_id}:claim-{record.version}",
                 "review.claimed" if record.claimant else "review.released",
                 record.claimant,
-                {"review_id": record.review_id, "expires_at": _iso(record.expires_at)},
+                data,
             )
             if row.claim_version >= record.version or row.status != "pending":
                 return

@@ -142,7 +142,7 @@ class ReviewDesk:
         lease = min(claim.lease_s, self.policy.claim_lease_s)
         expires_at = workflow.now() + timedelta(seconds=lease)
         held = Claim(claimant=claim.claimant, expires_at=expires_at)
-        await self._record_claim(claim.review_id, held)
+        await self._record_claim(claim.review_id, held, claim.key)
         return held
 
     def refuse_claim(self, claim: ClaimInput) -> None:
@@ -157,7 +157,7 @@ class ReviewDesk:
         await self._opened(release.review_id)
         self.refuse_release(release)
         if self._claim is not None:
-            await self._record_claim(release.review_id, None)
+            await self._record_claim(release.review_id, None, release.key)
 
     def refuse_release(self, release: ReleaseInput) -> None:
         """The `release` validator."""
@@ -251,7 +251,7 @@ class ReviewDesk:
         if held is not None and held.claimant != who and held.expires_at > workflow.now():
             raise _claimed(review_id, held)
 
-    async def _record_claim(self, review_id: str, held: Claim | None) -> None:
+    async def _record_claim(self, review_id: str, held: Claim | None, key: str | None) -> None:
         self._claim = held
         self._claims += 1
         if self.pending is not None and self.pending.review_id == review_id:
@@ -259,6 +259,7 @@ class ReviewDesk:
         record = ClaimRecord(
             review_id=review_id,
             claimant=None if held is None else held.claimant,
+            key=key,
             expires_at=None if held is None else held.expires_at,
             version=self._claims,
         )

@@ -168,7 +168,10 @@ async def claim(
     lease = min(body.lease_s or settings.review_claim_lease_s, settings.review_claim_lease_s)
     await _update(
         review_id,
-        runs.claim(row.run_id, ClaimInput(review_id=review_id, claimant=claimant, lease_s=lease)),
+        runs.claim(
+            row.run_id,
+            ClaimInput(review_id=review_id, claimant=claimant, lease_s=lease, key=principal.key_id),
+        ),
     )
     # The Update returns once the workflow has written the claim to the queue.
     await session.refresh(row)
@@ -189,7 +192,9 @@ async def release(
     _refuse_foreign_claim(row, claimant)
     await _update(
         review_id,
-        runs.release(row.run_id, ReleaseInput(review_id=review_id, claimant=claimant)),
+        runs.release(
+            row.run_id, ReleaseInput(review_id=review_id, claimant=claimant, key=principal.key_id)
+        ),
     )
 
 

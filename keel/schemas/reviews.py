@@ -207,6 +207,7 @@ class ClaimInput(BaseModel):
     review_id: str
     claimant: str = Field(min_length=1, max_length=200)
     lease_s: float = Field(gt=0)
+    key: str | None = Field(default=None, description="The claimant's key (the API's).")
 
 
 class ReleaseInput(BaseModel):
@@ -214,6 +215,7 @@ class ReleaseInput(BaseModel):
 
     review_id: str
     claimant: str | None
+    key: str | None = Field(default=None, description="The claimant's key (the API's).")
 
 
 class ClaimRecord(BaseModel):
@@ -221,6 +223,7 @@ class ClaimRecord(BaseModel):
 
     review_id: str
     claimant: str | None
+    key: str | None = Field(default=None, description="The key that claimed or released it.")
     expires_at: datetime | None
     version: int = Field(ge=1, description="Only a newer record overwrites the row.")
 

@@ -90,6 +90,7 @@ async def test_one_principals_keys_are_one_person_for_reviews_and_claims(
     assert by_kind["run.started"]["actor"] == "ana"
     assert by_kind["run.started"]["data"]["key"] == ana_submits["id"]
     assert by_kind["review.claimed"]["actor"] == "bo"
+    assert by_kind["review.claimed"]["data"]["key"] == bo_claims["id"]
     assert by_kind["review.decided"]["actor"] == "bo"
     assert by_kind["review.decided"]["data"]["reviewer_key"] == bo_decides["id"]
 
