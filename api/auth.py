@@ -1,5 +1,8 @@
 """Who is calling: API keys resolved to a `Principal`, roles, open mode, per-key rate limits.
 
+A key belongs to a principal (a person or a service, `keel.keys`): self-approval and review
+claims compare principals, so no key of the submitter's principal decides its run.
+
 A request under `/v1/` carries its key as `Authorization: Bearer <key>` or `X-API-Key`.
 A missing, unknown or revoked key gets 401 (with `WWW-Authenticate`); a key whose role may
 not do what the route does gets 403; a key over its rate gets 429 with `Retry-After`.
@@ -74,9 +77,14 @@ _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API 
 
 
 class Principal(BaseModel, frozen=True):
-    """The caller: an API key's id, name and role (`id` is None in open mode)."""
+    """The caller: whose key it is (`id`, the principal's id), and the key's id, name and role.
+
+    Who submits, claims and decides is `id`; `key_id` says which of the principal's keys
+    acted. Both are None in open mode.
+    """
 
     id: str | None
+    key_id: str | None = None
     name: str
     role: Role
 
@@ -163,7 +171,9 @@ async def authenticate(
             raise Unauthorized("the API key is unknown or revoked")
         request.app.state.auth.required = True
         # The role column is a plain string: the model checks it is a `Role`.
-        principal = Principal.model_validate({"id": row.id, "name": row.name, "role": row.role})
+        principal = Principal.model_validate(
+            {"id": row.principal, "key_id": row.id, "name": row.name, "role": row.role}
+        )
         wait = request.app.state.auth.buckets.take(row.id)
         if wait > 0:
             raise RateLimitExceeded(
@@ -225,7 +235,11 @@ def require(*roles: Role) -> Any:
 
 
 async def refuse_own_run(runs: RunClient, run_id: str, principal: Principal) -> None:
-    """403 `self-approval` when `principal` submitted the run: nobody decides their own."""
+    """403 `self-approval` when `principal` submitted the run, through any of its keys.
+
+    A run started before principals names its submitting key's id, which is that key's
+    principal's id (`keel.keys`), so the comparison holds for those runs too.
+    """
     if principal.id is None:
         return
     description = await runs.describe(run_id)
@@ -233,7 +247,8 @@ async def refuse_own_run(runs: RunClient, run_id: str, principal: Principal) -> 
         return  # no run, no submitter: the decision itself is refused as not pending
     if description.typed_search_attributes.get(KEEL_SUBMITTER) == principal.id:
         raise SelfApproval(
-            f"key {principal.id} submitted run {run_id}: someone else must decide its reviews",
+            f"{principal.id} submitted run {run_id}, and key {principal.key_id} is theirs: "
+            "someone else must decide its reviews",
         )
 
 

@@ -11,11 +11,12 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 
+from pydantic import TypeAdapter, ValidationError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from keel.audit import verify_trails
 from keel.db import create_engine, init_db, session_factory
-from keel.keys import ROLES, create_key, list_keys, revoke_key
+from keel.keys import ROLES, PrincipalId, create_key, list_keys, revoke_key
 from keel.schemas.keys import KeyCreated, KeyView
 from keel.settings import Settings
 
@@ -24,6 +25,8 @@ __all__ = ["COMMANDS", "add_parsers", "run"]
 COMMANDS = ("keys", "audit")
 """The top-level commands this module serves."""
 
+_PRINCIPAL_ID: TypeAdapter[str] = TypeAdapter(PrincipalId)
+
 
 def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """Add `keys` and `audit` to the `keel` parser."""
@@ -31,7 +34,14 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     actions = keys.add_subparsers(dest="keys_command", required=True)
     create = actions.add_parser("create", help="create a key and print it (shown only once)")
     create.add_argument("--role", required=True, choices=ROLES)
-    create.add_argument("--name", required=True, help="whose key it is")
+    create.add_argument("--name", required=True, help="a label for the key, e.g. 'ana laptop'")
+    create.add_argument(
+        "--principal",
+        type=_principal,
+        help="the person or service holding it (e.g. ana): all keys of one principal are one "
+        "identity, who never decides a review of a run any of them submitted (default: a "
+        "principal of its own, named by the key's id)",
+    )
     actions.add_parser("list", help="list keys (never their secrets)")
     revoke = actions.add_parser("revoke", help="revoke a key: it gets 401 from now on")
     revoke.add_argument("key_id")
@@ -61,12 +71,13 @@ async def _with_session(settings: Settings, work: Callable[[AsyncSession], Await
 
 
 async def _create(session: AsyncSession, args: argparse.Namespace) -> int:
-    row, key = await create_key(session, args.role, args.name)
+    row, key = await create_key(session, args.role, args.name, args.principal)
     created = KeyCreated(**_view(row).model_dump(), key=key)
     if args.json:
         print(created.model_dump_json(indent=2))
     else:
-        print(f"key      {key}\nid       {row.id}\nrole     {row.role}\nname     {row.name}")
+        print(f"key        {key}\nid         {row.id}\nprincipal  {row.principal}")
+        print(f"role       {row.role}\nname       {row.name}")
         print("Keep the key now: Keel stores only its hash and cannot show it again.")
     return 0
 
@@ -78,7 +89,7 @@ async def _list(session: AsyncSession, args: argparse.Namespace) -> int:
         return 0
     for view in views:
         state = f"revoked {view.revoked_at:%Y-%m-%d %H:%M}" if view.revoked_at else "active"
-        print(f"{view.id}  {view.role:<9}  {state:<24}  {view.name}")
+        print(f"{view.id}  {view.principal:<20}  {view.role:<9}  {state:<24}  {view.name}")
     if not views:
         print("no keys: the API runs open on loopback until one is created")
     return 0
@@ -103,6 +114,16 @@ async def _verify(session: AsyncSession, args: argparse.Namespace) -> int:
     verdict = "ok" if not breaks else f"{len(breaks)} broken"
     print(f"{verdict}: {runs} run(s), {entries} entries checked")
     return 1 if breaks else 0
+
+
+def _principal(value: str) -> str:
+    """`--principal`, checked as the API checks it (argparse prints the reason, exits 2)."""
+    try:
+        return _PRINCIPAL_ID.validate_python(value)
+    except ValidationError as err:
+        raise argparse.ArgumentTypeError(
+            err.errors()[0]["msg"].removeprefix("Value error, ")
+        ) from None
 
 
 def _view(row: object) -> KeyView:

@@ -53,7 +53,7 @@ def admit(
         raw: An object matching the agent's input model, or a string for its text field.
         idempotency_key: Equal keys (of one submitter) give the same workflow id; without
             one the id is new.
-        submitter: The id of the API key starting the run (None: open mode).
+        submitter: The principal starting the run (None: open mode).
 
     Raises:
         KeelUserError: `agent` names no installed agent.

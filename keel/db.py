@@ -8,8 +8,10 @@ runs on the async engine's connection (`run_sync`), without threads. Hot paths (
 look-ups, audit appends) take this way; the rest uses async sessions.
 
 A database made by an earlier Keel gets what it lacks on start: missing tables, then
-missing columns (added with their default, or empty) and their indexes. Nothing is ever
-dropped or changed.
+missing columns (added with their default, or empty) and their indexes. A column whose
+`info` names a column to backfill from (`keel.tables.BACKFILL_FROM`) gets that column's
+value in every row where it is empty: an API key made before principals is its own principal.
+Nothing is ever dropped, and nothing but an empty backfilled column is changed.
 """
 
 import asyncio
@@ -26,6 +28,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 # Imported for what importing them does: it registers their tables on `SQLModel.metadata`.
 from keel import retrieval_tables, tables  # noqa: F401  # pyright: ignore[reportUnusedImport]
+from keel.tables import BACKFILL_FROM
 
 __all__ = ["Database", "create_engine", "init_db", "session_factory"]
 
@@ -125,6 +128,20 @@ def _add_missing_columns(conn: Connection) -> None:
             )
         if missing:
             _create_indexes(conn, table)
+        _backfill(conn, table)
+
+
+def _backfill(conn: Connection, table: Table) -> None:
+    # On every start, not only when the column is added: on SQLite an ALTER commits at once,
+    # so a process stopped between it and the copy would leave rows empty for good.
+    for column in table.columns:
+        source = column.info.get(BACKFILL_FROM)
+        if source is not None:
+            conn.execute(
+                sqlalchemy.update(table)
+                .where(column.is_(None))
+                .values({column.name: table.c[source]})
+            )
 
 
 def _create_indexes(conn: Connection, table: Table) -> None:

@@ -51,8 +51,12 @@ async def grade_audit(
     note: str | None,
     reviewer: str | None,
     reviewer_id: str | None,
+    reviewer_key: str | None = None,
 ) -> ReviewRow:
     """Grade the pending audit `review_id`; its row, graded.
+
+    The trail's entry names `reviewer_id` (the grading principal) as its actor, else
+    `reviewer`, and keeps `reviewer_key`, the key it graded with.
 
     Raises:
         UnknownReview: No review has the id.
@@ -82,6 +86,8 @@ async def grade_audit(
         "note": note,
         "sampling_rate": row.sampling_rate,
     }
+    if reviewer_key is not None:
+        data["reviewer_key"] = reviewer_key
     actor = reviewer_id or reviewer
     await audit.append(row.run_id, f"{review_id}:graded", "review.graded", actor, data)
     return row

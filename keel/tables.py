@@ -10,6 +10,7 @@ from keel.schemas.policy import ExpiryPath, ReviewReason
 from keel.schemas.reviews import Grade, ReviewKind, ReviewStatus
 
 __all__ = [
+    "BACKFILL_FROM",
     "ApiKeyRow",
     "AuditRow",
     "LabelRow",
@@ -19,6 +20,11 @@ __all__ = [
     "ToolRow",
     "UtcDateTime",
 ]
+
+
+BACKFILL_FROM = "backfill_from"
+"""A column's `info` key: when `keel.db` adds the column to an older table, it copies the
+named column of the same row into it."""
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -133,11 +139,17 @@ class TicketRow(SQLModel, table=True):
 
 
 class ApiKeyRow(SQLModel, table=True):
-    """One API key: its role and the SHA-256 of its secret, never the secret itself."""
+    """One API key: its principal, its role and the SHA-256 of its secret, never the secret.
+
+    A key made before principals existed gets its own id as its principal (`keel.keys`).
+    """
 
     __tablename__ = "api_keys"  # pyright: ignore[reportAssignmentType]
 
     id: str = Field(primary_key=True, max_length=40)
+    principal: str = Field(
+        index=True, max_length=64, sa_column_kwargs={"info": {BACKFILL_FROM: "id"}}
+    )
     name: str = Field(max_length=200)
     role: str = Field(max_length=20)
     secret_sha256: str = Field(max_length=64)

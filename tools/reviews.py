@@ -167,6 +167,8 @@ class ReviewQueue:
                 "comment": decision.comment,
                 "deadline_path": decision.deadline_path,
             }
+            if decision.reviewer_key is not None:
+                data["reviewer_key"] = decision.reviewer_key
             if decision.answer is not None:
                 data["answer_sha256"] = _sha256(decision.answer)
             if decision.arguments is not None:
@@ -183,12 +185,15 @@ class ReviewQueue:
         async with self._sessions() as session:
             row = await _row(session, record.review_id)
             # The workflow accepted this claim (or release): a fact, whatever the row shows.
+            data = {"review_id": record.review_id, "expires_at": _iso(record.expires_at)}
+            if record.key is not None:
+                data["key"] = record.key
             await self._audit(
                 row.run_id,
                 f"{record.review_id}:claim-{record.version}",
                 "review.claimed" if record.claimant else "review.released",
                 record.claimant,
-                {"review_id": record.review_id, "expires_at": _iso(record.expires_at)},
+                data,
             )
             if row.claim_version >= record.version or row.status != "pending":
                 return

@@ -87,7 +87,8 @@ class ReviewDesk:
 
     Args:
         policy: The run's escalation policy (queues, deadlines, claim leases).
-        submitted_by: The key that started the run, which may not decide its reviews.
+        submitted_by: The principal that started the run (a key's id on runs started before
+            principals, which is that key's principal), which may not decide its reviews.
         on_status: Told `awaiting_review` when a review opens and `running` once it closes.
     """
 
@@ -148,7 +149,7 @@ class ReviewDesk:
         lease = min(claim.lease_s, self.policy.claim_lease_s)
         expires_at = workflow.now() + timedelta(seconds=lease)
         held = Claim(claimant=claim.claimant, expires_at=expires_at)
-        await self._record_claim(claim.review_id, held)
+        await self._record_claim(claim.review_id, held, claim.key)
         return held
 
     def refuse_claim(self, claim: ClaimInput) -> None:
@@ -163,7 +164,7 @@ class ReviewDesk:
         await self._opened(release.review_id)
         self.refuse_release(release)
         if self._claim is not None:
-            await self._record_claim(release.review_id, None)
+            await self._record_claim(release.review_id, None, release.key)
 
     def refuse_release(self, release: ReleaseInput) -> None:
         """The `release` validator."""
@@ -218,6 +219,7 @@ class ReviewDesk:
             comment=decision.comment,
             reviewer=decision.reviewer,
             reviewer_id=self._decision.reviewer_id if self._decision is not None else None,
+            reviewer_key=self._decision.reviewer_key if self._decision is not None else None,
             decided_at=workflow.now(),
             deadline_path=self._deadline_path,
         )
@@ -257,7 +259,7 @@ class ReviewDesk:
         if held is not None and held.claimant != who and held.expires_at > workflow.now():
             raise _claimed(review_id, held)
 
-    async def _record_claim(self, review_id: str, held: Claim | None) -> None:
+    async def _record_claim(self, review_id: str, held: Claim | None, key: str | None) -> None:
         self._claim = held
         self._claims += 1
         if self.pending is not None and self.pending.review_id == review_id:
@@ -265,6 +267,7 @@ class ReviewDesk:
         record = ClaimRecord(
             review_id=review_id,
             claimant=None if held is None else held.claimant,
+            key=key,
             expires_at=None if held is None else held.expires_at,
             version=self._claims,
         )

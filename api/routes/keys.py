@@ -16,7 +16,7 @@ router = APIRouter(prefix="/v1/keys", tags=["keys"], dependencies=[require("admi
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create(body: KeyCreate, session: SessionDep) -> KeyCreated:
     """Create a key; keep `key` now, it is never shown again."""
-    row, key = await create_key(session, body.role, body.name)
+    row, key = await create_key(session, body.role, body.name, body.principal)
     return KeyCreated(**KeyView.model_validate(row, from_attributes=True).model_dump(), key=key)
 
 

@@ -169,7 +169,10 @@ async def claim(
     lease = min(body.lease_s or settings.review_claim_lease_s, settings.review_claim_lease_s)
     await _update(
         review_id,
-        runs.claim(row.run_id, ClaimInput(review_id=review_id, claimant=claimant, lease_s=lease)),
+        runs.claim(
+            row.run_id,
+            ClaimInput(review_id=review_id, claimant=claimant, lease_s=lease, key=principal.key_id),
+        ),
     )
     # The Update returns once the workflow has written the claim to the queue.
     await session.refresh(row)
@@ -190,7 +193,9 @@ async def release(
     _refuse_foreign_claim(row, claimant)
     await _update(
         review_id,
-        runs.release(row.run_id, ReleaseInput(review_id=review_id, claimant=claimant)),
+        runs.release(
+            row.run_id, ReleaseInput(review_id=review_id, claimant=claimant, key=principal.key_id)
+        ),
     )
 
 
@@ -210,8 +215,9 @@ async def decide(
             f"review {review_id!r}: action_hash {decision.action_hash} is not the pending "
             f"action's ({row.action_hash}); read the review again",
         )
-    # Who decides is the caller's key, never what the body says (open mode: the body's name).
-    who: dict[str, Any] = {"reviewer_id": principal.id}
+    # Who decides is the caller's principal, never what the body says (open mode: the body's
+    # name); the key it used goes to the audit trail with it.
+    who: dict[str, Any] = {"reviewer_id": principal.id, "reviewer_key": principal.key_id}
     if principal.id is not None:
         who["reviewer"] = principal.name
     _refuse_foreign_claim(row, principal.id or decision.reviewer)
@@ -250,6 +256,7 @@ async def grade(
         note=body.note,
         reviewer=reviewer,
         reviewer_id=principal.id,
+        reviewer_key=principal.key_id,
     )
     await agent_quality(session, settings, graded.agent)
     return review_view(graded, settings, datetime.now(UTC))
@@ -285,7 +292,7 @@ async def _pending_row(session: SessionDep, review_id: str) -> ReviewRow:
 
 
 def _identity(principal: Principal, reviewer: str | None) -> str:
-    """Who acts: the caller's key; in open mode, the name the request gives."""
+    """Who acts: the caller's principal (any of its keys); in open mode, the name given."""
     if principal.id is not None:
         return principal.id
     if reviewer is None:

@@ -97,7 +97,12 @@ async def start_run(
         f"{run_id}:started",
         "run.started",
         principal.id,
-        {"agent": spec.name, "submitter": principal.name, REQUEST_DIGEST: admission.request_digest},
+        {
+            "agent": spec.name,
+            "submitter": principal.name,
+            "key": principal.key_id,
+            REQUEST_DIGEST: admission.request_digest,
+        },
     )
     return started
 
@@ -171,7 +176,8 @@ async def cancel_run(
     if description.status != WorkflowExecutionStatus.RUNNING:
         raise RunNotRunning(f"run {run_id!r} has already ended")
     await runs.cancel(run_id)
-    await audit.append(run_id, f"{run_id}:cancel", "run.cancel_requested", principal.id, {})
+    key = {"key": principal.key_id}
+    await audit.append(run_id, f"{run_id}:cancel", "run.cancel_requested", principal.id, key)
     return await run_view(runs, run_id, settings)
 
 

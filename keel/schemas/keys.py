@@ -4,22 +4,29 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field, field_validator
 
-from keel.keys import Role
+from keel.keys import PrincipalId, Role
 
 __all__ = ["KeyCreate", "KeyCreated", "KeyList", "KeyView"]
 
 
 class KeyCreate(BaseModel):
-    """`POST /v1/keys`: a new key's role and a name saying whose it is."""
+    """`POST /v1/keys`: a new key's role, whose key it is, and a label."""
 
     role: Role
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, description="A label for the key.")
+    principal: PrincipalId | None = Field(
+        default=None,
+        description="The person or service holding the key: all keys of one principal are "
+        "one identity for self-approval and claims. Omitted: a principal of its own, named "
+        "by the key's id.",
+    )
 
 
 class KeyView(BaseModel):
     """A key without its secret."""
 
     id: str
+    principal: str
     name: str
     role: Role
     created_at: datetime

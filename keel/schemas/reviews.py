@@ -199,12 +199,15 @@ class DecisionInput(ReviewDecision):
     review_id: str
     action_hash: str | None = Field(default=None, description="Refused unless it is current.")
     reviewer_id: str | None = Field(
-        default=None, description="The deciding key's id, set by the API from the caller."
+        default=None, description="The deciding principal's id, set by the API from the caller."
+    )
+    reviewer_key: str | None = Field(
+        default=None, description="The id of the key the principal decided with (the API's)."
     )
 
     @property
     def decider(self) -> str | None:
-        """Who decides, as claims name them: the key's id, else the name given (open mode)."""
+        """Who decides, as claims name them: the principal's id, else the name given (open)."""
         return self.reviewer_id or self.reviewer
 
 
@@ -225,6 +228,7 @@ class ClaimInput(BaseModel):
     review_id: str
     claimant: str = Field(min_length=1, max_length=200)
     lease_s: float = Field(gt=0)
+    key: str | None = Field(default=None, description="The claimant's key (the API's).")
 
 
 class ReleaseInput(BaseModel):
@@ -232,6 +236,7 @@ class ReleaseInput(BaseModel):
 
     review_id: str
     claimant: str | None
+    key: str | None = Field(default=None, description="The claimant's key (the API's).")
 
 
 class ClaimRecord(BaseModel):
@@ -239,6 +244,7 @@ class ClaimRecord(BaseModel):
 
     review_id: str
     claimant: str | None
+    key: str | None = Field(default=None, description="The key that claimed or released it.")
     expires_at: datetime | None
     version: int = Field(ge=1, description="Only a newer record overwrites the row.")
 
@@ -264,7 +270,8 @@ class CloseReviewInput(BaseModel):
     )
     comment: str | None = None
     reviewer: str | None = None
-    reviewer_id: str | None = Field(default=None, description="The deciding key's id.")
+    reviewer_id: str | None = Field(default=None, description="The deciding principal's id.")
+    reviewer_key: str | None = Field(default=None, description="The key it decided with.")
     decided_at: datetime
     deadline_path: ExpiryPath | None = Field(
         default=None, description="Set when the deadline, not a person, decided."

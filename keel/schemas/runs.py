@@ -78,7 +78,9 @@ class RunInput(BaseModel):
     budget_usd: float | None = Field(default=None, gt=0, description="Model spend allowed.")
     budget_action: Literal["escalate", "fail"] = "escalate"
     submitted_by: str | None = Field(
-        default=None, description="The id of the API key that started the run (None: open)."
+        default=None,
+        description="The principal that started the run (None: open); a key's id on runs "
+        "started before principals, which is that key's principal's id.",
     )
     history: HistoryLimits = Field(
         default_factory=HistoryLimits, description="When the run continues as new."
@@ -180,7 +182,8 @@ class RunSummary(BaseModel):
     closed_at: datetime | None = None
     cost_usd: float = Field(default=0.0, description="Model spend (search attribute KeelCostUsd).")
     submitted_by: str | None = Field(
-        default=None, description="The key that started it (search attribute KeelSubmitter)."
+        default=None,
+        description="The principal that started it (search attribute KeelSubmitter).",
     )
     ui_url: str
 

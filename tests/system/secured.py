@@ -32,9 +32,12 @@ async def keel(stack: Stack, *args: str, **env: str) -> subprocess.CompletedProc
     return subprocess.CompletedProcess(args, process.returncode or 0, out.decode(), err.decode())
 
 
-async def create_key(stack: Stack, role: str, name: str) -> dict[str, Any]:
+async def create_key(
+    stack: Stack, role: str, name: str, principal: str | None = None
+) -> dict[str, Any]:
     """`keel keys create`, on the stack's database: the bootstrap path, no API key needed."""
-    done = await keel(stack, "--json", "keys", "create", "--role", role, "--name", name)
+    whose = () if principal is None else ("--principal", principal)
+    done = await keel(stack, "--json", "keys", "create", "--role", role, "--name", name, *whose)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 

@@ -146,7 +146,9 @@ async def test_a_sampled_answer_is_graded_once_by_someone_else_and_becomes_a_lab
             < kinds.index("review.graded")
         )
         [graded_entry] = [e for e in entries if e.kind == "review.graded"]
+        # The key's principal (a key created without one is its own), and the key itself.
         assert graded_entry.actor == audited.keys["reviewer"]["id"]
+        assert graded_entry.data["reviewer_key"] == audited.keys["reviewer"]["id"]
         assert graded_entry.data["grade"] == "wrong" and graded_entry.data["sampling_rate"] == RATE
 
         quality = (await reviewer.get("/v1/agents/support/quality")).json()

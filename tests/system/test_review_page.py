@@ -40,11 +40,12 @@ PERSONAL = "I'm ana.lopez@example.com: how do I share a note with a colleague?"
 SLOW = 180.0
 
 
-async def _key(http: httpx.AsyncClient, role: str, admin: str | None = None) -> str:
+async def _key(
+    http: httpx.AsyncClient, role: str, admin: str | None = None, principal: str | None = None
+) -> str:
     headers = {"Authorization": f"Bearer {admin}"} if admin else {}
-    response = await http.post(
-        "/v1/keys", json={"role": role, "name": f"page-{role}"}, headers=headers
-    )
+    body = {"role": role, "name": f"page-{role}", "principal": principal}
+    response = await http.post("/v1/keys", json=body, headers=headers)
     assert response.status_code == 201, response.text
     return response.json()["key"]
 
@@ -81,7 +82,8 @@ async def test_a_reviewer_signs_in_approves_one_review_and_edits_another(make_st
     async with httpx.AsyncClient(base_url=stack.api_url, timeout=30) as anonymous:
         admin = await _key(anonymous, "admin")  # the first key ends open mode
         submitter = await _key(anonymous, "submitter", admin)
-        reviewer = await _key(anonymous, "reviewer", admin)
+        # A person's key: the page learns its claims are Robin's, not the key's.
+        reviewer = await _key(anonymous, "reviewer", admin, principal="robin")
     async with (
         _client(stack, submitter) as http,
         _client(stack, reviewer) as reviews,

@@ -1,15 +1,18 @@
 """The SQL database, on SQLite and on a real PostgreSQL: units of work commit whole or not
 at all, and a database made by an earlier Keel gains the columns it lacks."""
 
+import hashlib
 import uuid
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, func, insert, select
 
 from keel.db import Database, create_engine, init_db, session_factory
+from keel.keys import create_key, list_keys, resolve_key
 from keel.labels import agent_labels, grade_label, observations
 from keel.tables import ReviewRow, StepRow
 
@@ -125,3 +128,47 @@ def _graded_audit() -> ReviewRow:
         deadline=now,
         decided_at=now,
     )
+
+
+# `api_keys` as Keel made it before principals: two keys, one name.
+_OLD_API_KEYS = """CREATE TABLE api_keys (
+    id VARCHAR(40) PRIMARY KEY, name VARCHAR(200) NOT NULL, role VARCHAR(20) NOT NULL,
+    secret_sha256 VARCHAR(64) NOT NULL, created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    revoked_at TIMESTAMP WITH TIME ZONE)"""
+_OLD_KEYS = """INSERT INTO api_keys VALUES
+    ('a0a0a0a0a0a0', 'ana', 'admin', 'x', '2026-11-01 00:00:00+00', NULL),
+    ('b1b1b1b1b1b1', 'ana', 'reviewer', 'y', '2026-11-02 00:00:00+00', NULL)"""
+_LATE_KEY = """INSERT INTO api_keys (id, name, role, secret_sha256, created_at)
+    VALUES ('c2c2c2c2c2c2', 'late', 'reviewer', '{digest}', '2026-11-03 00:00:00+00')"""
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_keys_from_before_principals_are_each_their_own_principal(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    async with _fresh_database(backend, tmp_path, request) as url:
+        engine = create_engine(url)
+        try:
+            async with engine.begin() as conn:
+                await conn.exec_driver_sql(_OLD_API_KEYS)
+                await conn.exec_driver_sql(_OLD_KEYS)
+            await init_db(engine)
+            await init_db(engine)  # and again: nothing left to add
+            async with session_factory(engine)() as session:
+                added, _ = await create_key(session, "reviewer", "ana's phone", "a0a0a0a0a0a0")
+                keys = [(row.id, row.principal) for row in await list_keys(session)]
+            # An older Keel still running during the upgrade writes a key with no principal.
+            digest = hashlib.sha256(b"c2c2c2c2c2c2:s").hexdigest()
+            async with engine.begin() as conn:
+                await conn.exec_driver_sql(_LATE_KEY.format(digest=digest))
+            database = Database(engine)
+            late = await database.run(partial(resolve_key, key="keel_c2c2c2c2c2c2_s"))
+            await database.dispose()
+        finally:
+            await engine.dispose()
+    assert keys == [
+        ("a0a0a0a0a0a0", "a0a0a0a0a0a0"),
+        ("b1b1b1b1b1b1", "b1b1b1b1b1b1"),
+        (added.id, "a0a0a0a0a0a0"),
+    ]
+    assert late is not None and late.principal == "c2c2c2c2c2c2"

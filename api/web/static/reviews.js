@@ -6,6 +6,8 @@ const KEY = "keel.reviewerKey";
 const NAME = "keel.reviewerName";
 const AUTO_NEXT = "keel.autoNext";
 const QUEUE_REFRESH_MS = 5000;
+// Who the API says holds this page's claims (the key's principal), learnt from the first claim.
+const CLAIMANT = "keel.claimant";
 const DONE = new Set(["completed", "rejected", "failed", "cancelled"]);
 
 const $ = (id) => document.getElementById(id);
@@ -150,6 +152,7 @@ async function signIn(event) {
   const key = $("key").value.trim();
   const name = $("reviewer-name").value.trim();
   sessionStorage.setItem(KEY, key);
+  sessionStorage.removeItem(CLAIMANT);
   if (name) sessionStorage.setItem(NAME, name);
   else sessionStorage.removeItem(NAME);
   try {
@@ -169,6 +172,7 @@ async function signIn(event) {
 function signOut(announce = true) {
   sessionStorage.removeItem(KEY);
   sessionStorage.removeItem(NAME);
+  sessionStorage.removeItem(CLAIMANT);
   renderWho();
   show("sign-in");
   if (announce) notice("Signed out.");
@@ -423,6 +427,9 @@ function reasonText(review) {
 }
 
 function myClaimant() {
+  const learnt = sessionStorage.getItem(CLAIMANT);
+  if (learnt) return learnt;
+  // Until then: a key created without a principal is its own, named by the key id.
   const key = sessionStorage.getItem(KEY) || "";
   return key.startsWith("keel_") ? key.split("_")[1] : sessionStorage.getItem(NAME);
 }
@@ -460,6 +467,7 @@ async function claimReview() {
     showProblem(err);
     return;
   }
+  if (current.claim) sessionStorage.setItem(CLAIMANT, current.claim.claimant);
   notice("Claimed.");
   renderReview(current);
 }
