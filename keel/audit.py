@@ -3,8 +3,10 @@
 An entry is `seq, run_id, kind, actor, data, at, prev_hash`; its `hash` is the SHA-256 of
 those fields as canonical JSON (sorted keys, no spaces, UTF-8). The first entry of a run
 chains to `GENESIS`. Changing, inserting or deleting an entry in the middle breaks every
-later link, and `verify_trail` names the first one. (Dropping the newest entries leaves a
-valid, shorter chain: the chain proves the order and content of what it holds.)
+later link, and `verify_trail` names the first one. Dropping the newest entries leaves a
+valid, shorter chain, and so does recomputing every hash of a rewritten run: the chain proves
+the order and content of what it holds, and `keel.audit_anchor` checks it against the head
+that Temporal's history of the run recorded as it ended.
 
 Writes are idempotent on a key (workflow run id + activity id, or the run id + an event):
 an activity retried after writing finds its entry. Parallel writers on one run serialise on
@@ -32,7 +34,7 @@ from sqlmodel.sql.expression import Select
 from temporalio import activity
 
 from keel.db import Database
-from keel.schemas.audit import AUDIT_APPEND, AuditAppend, AuditEntry
+from keel.schemas.audit import AUDIT_APPEND, AuditAppend, AuditEntry, AuditHead
 from keel.tables import AuditRow
 
 __all__ = [
@@ -43,7 +45,6 @@ __all__ = [
     "entry_hash",
     "read_trail",
     "verify_trail",
-    "verify_trails",
 ]
 
 GENESIS = "0" * 64
@@ -155,8 +156,8 @@ def _chained(entry: AuditAppend, head: tuple[int, str] | None, at: datetime) -> 
     return AuditRow(key=entry.key, hash=entry_hash(**fields), **fields)
 
 
-def _append_batch(conn: Connection, entries: Sequence[AuditAppend]) -> None:
-    """Chain `entries` onto their runs' heads and insert them in one statement.
+def _append_batch(conn: Connection, entries: Sequence[AuditAppend]) -> list[AuditHead]:
+    """Chain `entries` onto their runs' heads and insert them in one statement; their places.
 
     A unit of work for `Database.run`. Raises `IntegrityError` (nothing written) when a key
     exists or another writer moved a head meanwhile.
@@ -170,6 +171,7 @@ def _append_batch(conn: Connection, entries: Sequence[AuditAppend]) -> None:
         heads[entry.run_id] = (row.seq, row.hash)
         values.append(row.model_dump(exclude={"id"}))
     conn.execute(_INSERT, values)
+    return [AuditHead(seq=value["seq"], hash=value["hash"]) for value in values]
 
 
 async def read_trail(session: AsyncSession, run_id: str) -> list[AuditEntry]:
@@ -207,26 +209,6 @@ def verify_trail(entries: list[AuditEntry]) -> AuditBreak | None:
     return None
 
 
-async def verify_trails(
-    session: AsyncSession, run_id: str | None = None
-) -> tuple[int, int, list[AuditBreak]]:
-    """Verify one run's chain, or every run's: (runs, entries, first break of each bad run)."""
-    if run_id is not None:
-        run_ids = [run_id]
-    else:
-        run_ids = list(
-            await session.exec(select(AuditRow.run_id).distinct().order_by(col(AuditRow.run_id)))
-        )
-    entries, breaks = 0, list[AuditBreak]()
-    for run in run_ids:
-        trail = await read_trail(session, run)
-        entries += len(trail)
-        broken = verify_trail(trail)
-        if broken is not None:
-            breaks.append(broken)
-    return len(run_ids), entries, breaks
-
-
 def _entry(row: AuditRow) -> AuditEntry:
     return AuditEntry(
         seq=row.seq,
@@ -243,15 +225,15 @@ def _entry(row: AuditRow) -> AuditEntry:
 @dataclass
 class _Pending:
     entry: AuditAppend
-    written: asyncio.Future[None]
+    written: asyncio.Future[AuditHead]
 
-    def settle(self, error: BaseException | None = None) -> None:
+    def settle(self, outcome: AuditHead | BaseException) -> None:
         if self.written.done():  # its caller stopped waiting
             return
-        if error is None:
-            self.written.set_result(None)
+        if isinstance(outcome, AuditHead):
+            self.written.set_result(outcome)
         else:
-            self.written.set_exception(error)
+            self.written.set_exception(outcome)
 
 
 class AuditLog:
@@ -271,19 +253,22 @@ class AuditLog:
 
     async def append(
         self, run_id: str, key: str, kind: str, actor: str | None, data: dict[str, Any]
-    ) -> None:
-        """Append an entry, once per `key`; returns when it is committed."""
+    ) -> AuditHead:
+        """Append an entry, once per `key`; its place in the chain, once it is committed."""
         entry = AuditAppend(run_id=run_id, key=key, kind=kind, actor=actor, data=data)
         pending = _Pending(entry, asyncio.get_running_loop().create_future())
         self._pending.append(pending)
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_batches())
-        await pending.written
+        return await pending.written
 
     @activity.defn(name=AUDIT_APPEND)
-    async def append_activity(self, entry: AuditAppend) -> None:
-        """Append an entry a workflow asks for (idempotent on its key)."""
-        await self.append(entry.run_id, entry.key, entry.kind, entry.actor, entry.data)
+    async def append_activity(self, entry: AuditAppend) -> AuditHead:
+        """Append an entry a workflow asks for (idempotent on its key); its place in the chain.
+
+        A retry that finds its entry returns that entry's place, so the result is the same.
+        """
+        return await self.append(entry.run_id, entry.key, entry.kind, entry.actor, entry.data)
 
     async def _write_batches(self) -> None:
         try:
@@ -300,25 +285,25 @@ class AuditLog:
     async def _write(self, batch: list[_Pending]) -> None:
         entries = [pending.entry for pending in batch]
         try:
-            await self._database.run(partial(_append_batch, entries=entries))
+            heads = await self._database.run(partial(_append_batch, entries=entries))
         except Exception:
             # A key written before, another writer's entry on one of the runs, or one entry
             # that cannot be written: each entry alone, with an outcome of its own.
             await self._one_by_one(batch)
             return
-        for pending in batch:
-            pending.settle()
+        for pending, head in zip(batch, heads, strict=True):
+            pending.settle(head)
 
     async def _one_by_one(self, batch: list[_Pending]) -> None:
         async with self._database.sessions() as session:
             for pending in batch:
                 entry = pending.entry
                 try:
-                    await append_audit(
+                    row = await append_audit(
                         session, entry.run_id, entry.key, entry.kind, entry.actor, entry.data
                     )
                 except Exception as err:
                     await session.rollback()
                     pending.settle(err)
                 else:
-                    pending.settle()
+                    pending.settle(AuditHead(seq=row.seq, hash=row.hash))

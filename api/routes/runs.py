@@ -20,6 +20,7 @@ from api.run_views import describe_run, run_summary, run_view, status_query
 from keel.admission import admit
 from keel.agents import AgentSpec, agent_catalog
 from keel.audit import read_trail
+from keel.audit_anchor import read_anchor, verify_run
 from keel.errors import (
     BadPageToken,
     IdempotencyKeyReused,
@@ -226,6 +227,11 @@ async def run_events_stream(
 async def run_audit(
     run_id: str, runs: RunClientDep, session: SessionDep, principal: _Auditor
 ) -> AuditTrail:
-    """The run's hash-chained audit trail, in chain order (`keel audit verify` checks it)."""
+    """The run's hash-chained audit trail, in chain order, verified as by `keel audit verify`.
+
+    The chain is recomputed and compared with the anchor Temporal's history of the run holds.
+    """
     await _visible(runs, run_id, principal)
-    return AuditTrail(run_id=run_id, entries=await read_trail(session, run_id))
+    entries = await read_trail(session, run_id)
+    verification = verify_run(run_id, entries, await read_anchor(runs, run_id))
+    return AuditTrail(run_id=run_id, entries=entries, verification=verification)

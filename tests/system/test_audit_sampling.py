@@ -136,14 +136,21 @@ async def test_a_sampled_answer_is_graded_once_by_someone_else_and_becomes_a_lab
             "wrong-review-kind",
         )
 
-        trail = (await admin.get(f"/v1/runs/{sampled['run_id']}/audit")).json()["entries"]
-        entries = [AuditEntry.model_validate(e) for e in trail]
+        trail = (await admin.get(f"/v1/runs/{sampled['run_id']}/audit")).json()
+        entries = [AuditEntry.model_validate(e) for e in trail["entries"]]
         assert verify_trail(entries) is None
         kinds = [e.kind for e in entries]
         assert (
             kinds.index("audit.sampled")
             < kinds.index("run.finished")
             < kinds.index("review.graded")
+        )
+        # The run's anchor is its `run.finished` entry: the grade came after the run ended.
+        finished = kinds.index("run.finished") + 1
+        assert trail["verification"]["verdict"] == "ok"
+        assert trail["verification"]["detail"] == (
+            f"anchored at entry {finished}; {len(entries) - finished} later entries chained, "
+            "not anchored"
         )
         [graded_entry] = [e for e in entries if e.kind == "review.graded"]
         assert graded_entry.actor == audited.keys["reviewer"]["id"]

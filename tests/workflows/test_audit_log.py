@@ -9,6 +9,7 @@ import pytest
 
 from keel.audit import AuditLog, append_audit, read_trail, verify_trail
 from keel.db import Database, create_engine, init_db, session_factory
+from keel.schemas.audit import AuditHead
 
 
 def _database(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
@@ -57,9 +58,12 @@ async def test_batched_appends_race_another_writer_and_repeat_keys(
     audit = AuditLog(database)
     runs = [f"run-{uuid.uuid4().hex}" for _ in range(4)]
 
+    heads: dict[str, set[tuple[int, str]]] = {}
+
     async def batched(n: int) -> None:
-        run_id = runs[n % 4]
-        await audit.append(run_id, f"{run_id}:batched-{n % 20}", "model.call", None, {"n": n})
+        run_id, key = runs[n % 4], f"{runs[n % 4]}:batched-{n % 20}"
+        head = await audit.append(run_id, key, "model.call", None, {"n": n})
+        heads.setdefault(key, set()).add((head.seq, head.hash))
 
     async def elsewhere(n: int) -> None:  # another process's writer, with its own sessions
         run_id = runs[n % 4]
@@ -78,6 +82,10 @@ async def test_batched_appends_race_another_writer_and_repeat_keys(
         # Five batched keys and three of the other writer's per run, each written once.
         assert [e.seq for e in trail] == list(range(1, 9))
         assert sum(e.kind == "model.call" for e in trail) == 5
+    # Each append returns its entry's place in the chain, the same for a repeated key.
+    written = {(e.seq, e.hash) for trail in trails for e in trail}
+    assert all(len(places) == 1 and places <= written for places in heads.values())
+    assert len(heads) == 20
 
 
 async def test_an_entry_that_cannot_be_written_fails_only_its_caller(tmp_path: Path) -> None:
@@ -99,5 +107,5 @@ async def test_an_entry_that_cannot_be_written_fails_only_its_caller(tmp_path: P
     finally:
         await database.dispose()
     assert isinstance(bad, ValueError) and "Out of range float" in str(bad)
-    assert good == [None, None, None]
     assert sorted(e.data["x"] for e in trail) == [0, 1, 2] and verify_trail(trail) is None
+    assert good == [AuditHead(seq=e.seq, hash=e.hash) for e in trail]
