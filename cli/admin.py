@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from keel.audit_anchor import verify_audit
+from keel.audit_checkpoint import Checkpoints
 from keel.db import create_engine, init_db, session_factory
 from keel.keys import ROLES, create_key, list_keys, revoke_key
 from keel.run_client import RunClient
@@ -100,13 +101,14 @@ async def _revoke(session: AsyncSession, args: argparse.Namespace) -> int:
     return 0
 
 
-_FAILED = ("broken", "truncated", "rechained")
+_FAILED = ("broken", "forged", "truncated", "rechained")
 
 
 async def _verify(session: AsyncSession, settings: Settings, args: argparse.Namespace) -> int:
     runs = RunClient(await connect(settings))
-    verdicts = await verify_audit(session, runs, settings.task_queue, args.run_id)
-    if args.run_id is not None and verdicts[0].entries == 0 and verdicts[0].anchor is None:
+    checkpoints = Checkpoints.from_settings(settings)
+    verdicts = await verify_audit(session, runs, checkpoints, settings.task_queue, args.run_id)
+    if args.run_id is not None and verdicts[0].verdict == "unanchored" and not verdicts[0].entries:
         print(f"keel: run {args.run_id} has no audit trail", file=sys.stderr)
         return 1
     if args.json:

@@ -5,15 +5,17 @@ those fields as canonical JSON (sorted keys, no spaces, UTF-8). The first entry 
 chains to `GENESIS`. Changing, inserting or deleting an entry in the middle breaks every
 later link, and `verify_trail` names the first one. Dropping the newest entries leaves a
 valid, shorter chain, and so does recomputing every hash of a rewritten run: the chain proves
-the order and content of what it holds, and `keel.audit_anchor` checks it against the head
-that Temporal's history of the run recorded as it ended.
+the order and content of what it holds, and `keel.audit_anchor` checks it against the heads
+recorded outside the database: in Temporal's history of the run as it ended, and in the
+run's signed checkpoint (`keel.audit_checkpoint`).
 
 Writes are idempotent on a key (workflow run id + activity id, or the run id + an event):
 an activity retried after writing finds its entry. Parallel writers on one run serialise on
 the unique `(run_id, seq)`: the loser of a race reads the new head and tries again.
 
 A process appends through one `AuditLog`, which writes the entries of concurrent callers
-together: one query for the heads of their runs, one insert and one commit per batch.
+together: one query for the heads of their runs, one insert and one commit per batch, then
+one signed checkpoint per run of the batch.
 """
 
 import asyncio
@@ -33,6 +35,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import Select
 from temporalio import activity
 
+from keel.audit_checkpoint import Checkpoints
 from keel.db import Database
 from keel.schemas.audit import AUDIT_APPEND, AuditAppend, AuditEntry, AuditHead
 from keel.tables import AuditRow
@@ -239,15 +242,17 @@ class _Pending:
 class AuditLog:
     """Appends to audit trails; also the `audit.append` activity.
 
-    An append returns once its entry is committed. Entries that arrive while a batch is
+    An append returns once its entry is committed and its run's signed checkpoint
+    (`keel.audit_checkpoint`) moved to it. Entries that arrive while a batch is
     being written form the next batch, so concurrent runs share round trips to the
     database. A batch that fails (a key written before, another process's entry on one of
     its runs, an entry that cannot be written) is written again entry by entry with
     `append_audit`, which resolves the first two and fails only the callers of the third.
     """
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, checkpoints: Checkpoints) -> None:
         self._database = database
+        self.checkpoints = checkpoints
         self._pending: list[_Pending] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -284,26 +289,34 @@ class AuditLog:
 
     async def _write(self, batch: list[_Pending]) -> None:
         entries = [pending.entry for pending in batch]
+        outcomes: list[AuditHead | BaseException]
         try:
-            heads = await self._database.run(partial(_append_batch, entries=entries))
+            outcomes = [*await self._database.run(partial(_append_batch, entries=entries))]
         except Exception:
             # A key written before, another writer's entry on one of the runs, or one entry
             # that cannot be written: each entry alone, with an outcome of its own.
-            await self._one_by_one(batch)
-            return
-        for pending, head in zip(batch, heads, strict=True):
-            pending.settle(head)
+            outcomes = await self._one_by_one(entries)
+        # Checkpoints before callers go on: an append has returned only once it is signed.
+        newest: dict[str, AuditHead] = {}
+        for entry, outcome in zip(entries, outcomes, strict=True):
+            head = newest.get(entry.run_id)
+            if isinstance(outcome, AuditHead) and (head is None or outcome.seq > head.seq):
+                newest[entry.run_id] = outcome
+        await asyncio.to_thread(self.checkpoints.record, newest.items())
+        for pending, outcome in zip(batch, outcomes, strict=True):
+            pending.settle(outcome)
 
-    async def _one_by_one(self, batch: list[_Pending]) -> None:
+    async def _one_by_one(self, entries: list[AuditAppend]) -> list[AuditHead | BaseException]:
+        outcomes: list[AuditHead | BaseException] = []
         async with self._database.sessions() as session:
-            for pending in batch:
-                entry = pending.entry
+            for entry in entries:
                 try:
                     row = await append_audit(
                         session, entry.run_id, entry.key, entry.kind, entry.actor, entry.data
                     )
                 except Exception as err:
                     await session.rollback()
-                    pending.settle(err)
+                    outcomes.append(err)
                 else:
-                    pending.settle(AuditHead(seq=row.seq, hash=row.hash))
+                    outcomes.append(AuditHead(seq=row.seq, hash=row.hash))
+        return outcomes

@@ -1,5 +1,6 @@
 """`/v1/runs`: start runs, read them, list them, cancel them."""
 
+import asyncio
 import base64
 import binascii
 import json
@@ -20,7 +21,7 @@ from api.run_views import describe_run, run_summary, run_view, status_query
 from keel.admission import admit
 from keel.agents import AgentSpec, agent_catalog
 from keel.audit import read_trail
-from keel.audit_anchor import read_anchor, verify_run
+from keel.audit_anchor import read_anchor, read_checkpoint, verify_run
 from keel.errors import (
     BadPageToken,
     IdempotencyKeyReused,
@@ -225,7 +226,7 @@ async def run_events_stream(
 
 @router.get("/{run_id}/audit")
 async def run_audit(
-    run_id: str, runs: RunClientDep, session: SessionDep, principal: _Auditor
+    run_id: str, runs: RunClientDep, session: SessionDep, audit: AuditDep, principal: _Auditor
 ) -> AuditTrail:
     """The run's hash-chained audit trail, in chain order, verified as by `keel audit verify`.
 
@@ -233,5 +234,6 @@ async def run_audit(
     """
     await _visible(runs, run_id, principal)
     entries = await read_trail(session, run_id)
-    verification = verify_run(run_id, entries, await read_anchor(runs, run_id))
+    checkpoint = await asyncio.to_thread(read_checkpoint, audit.checkpoints, run_id)
+    verification = verify_run(run_id, entries, await read_anchor(runs, run_id), checkpoint)
     return AuditTrail(run_id=run_id, entries=entries, verification=verification)

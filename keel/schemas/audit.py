@@ -10,6 +10,7 @@ __all__ = [
     "AUDIT_ANCHOR",
     "AUDIT_APPEND",
     "AuditAppend",
+    "AuditCheckpoint",
     "AuditEntry",
     "AuditHead",
     "AuditTrail",
@@ -58,10 +59,20 @@ class AuditHead(BaseModel):
     hash: str
 
 
-Verdict = Literal["ok", "broken", "truncated", "rechained", "unanchored"]
-"""A run's trail: `ok` (its chain holds and matches its anchor), `broken` (a link does not
-hold), `truncated` (it ends before its anchored entry), `rechained` (the anchored entry's
-hash differs), `unanchored` (a valid chain with no anchor to compare it with)."""
+class AuditCheckpoint(BaseModel):
+    """A run's newest entry, signed: `mac` is an HMAC-SHA256 of (run id, seq, hash)."""
+
+    run_id: str
+    seq: int
+    hash: str
+    mac: str
+
+
+Verdict = Literal["ok", "broken", "forged", "truncated", "rechained", "unanchored"]
+"""A run's trail: `ok` (its chain holds and matches its anchor and its checkpoint), `broken`
+(a link does not hold), `forged` (its checkpoint's signature does not hold), `truncated` (it
+ends before its anchored or checkpointed entry), `rechained` (that entry's hash differs),
+`unanchored` (a valid chain with neither to compare it with)."""
 
 
 class AuditVerdict(BaseModel):
@@ -73,7 +84,10 @@ class AuditVerdict(BaseModel):
     anchor: AuditHead | None = Field(
         description="The run's `run.finished` entry as Temporal's history of the run holds it."
     )
-    detail: str = Field(description="Where the chain breaks, or what the anchor covers.")
+    checkpoint: AuditHead | None = Field(
+        description="The run's newest entry as its signed checkpoint holds it."
+    )
+    detail: str = Field(description="Where the chain breaks, or what the anchors cover.")
 
 
 class AuditTrail(BaseModel):

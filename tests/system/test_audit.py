@@ -13,7 +13,9 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from keel.audit import GENESIS, entry_hash, verify_trail
-from keel.schemas.audit import AuditEntry
+from keel.audit_checkpoint import Checkpoints
+from keel.schemas.audit import AuditEntry, AuditHead
+from keel.settings import Settings
 from keel.testing.stack import wait_status
 from tests.conftest import UNSURE
 from tests.system.secured import Secured, keel
@@ -72,13 +74,15 @@ async def test_a_reviewed_run_leaves_a_verifiable_chain(secured: Secured) -> Non
         "verdict": "ok",
         "entries": len(entries),
         "anchor": {"seq": finished.seq, "hash": finished.hash},
-        "detail": f"anchored at entry {finished.seq}",
+        "checkpoint": {"seq": finished.seq, "hash": finished.hash},
+        "detail": f"anchored at entry {finished.seq}; checkpoint at entry {finished.seq}",
     }
     verified = await keel(secured.stack, "audit", "verify", run_id)
     assert verified.returncode == 0, verified.stdout + verified.stderr
-    assert f"ok          {run_id}  {len(entries)} entries; anchored at entry {finished.seq}\n" in (
-        verified.stdout
-    )
+    assert (
+        f"ok          {run_id}  {len(entries)} entries; anchored at entry {finished.seq}; "
+        f"checkpoint at entry {finished.seq}\n"
+    ) in verified.stdout
     assert f"1 run(s), {len(entries)} entries checked: 1 ok" in verified.stdout
 
 
@@ -123,8 +127,8 @@ async def test_deleting_a_finished_runs_newest_entries_is_found_as_truncation(
     truncated = await keel(secured.stack, "audit", "verify", run_id)
     assert truncated.returncode == 1
     assert (
-        f"TRUNCATED   {run_id}  {last - 2} entries; Temporal anchored entry {last} as the run "
-        f"ended; the trail ends at {last - 2}"
+        f"TRUNCATED   {run_id}  {last - 2} entries; entry {last} is the one Temporal anchored "
+        f"as the run ended; the trail ends at {last - 2}"
     ) in truncated.stdout
 
     # Every entry gone: the run is still verified, from Temporal's list of the stack's runs.
@@ -160,22 +164,11 @@ async def test_rewriting_a_decider_and_every_hash_is_found_as_rechaining(
     )
 
 
-async def test_runs_without_an_anchor_are_reported_unanchored_not_broken(
+async def test_a_run_temporal_lost_is_still_checked_and_one_with_no_record_is_unanchored(
     secured: Secured, temporal_client: Client
 ) -> None:
-    async with secured.client("submitter") as submitter:
-        started = await submitter.post("/v1/runs", json={"agent": "support", "input": UNSURE})
-        terminated = started.json()["run_id"]
-        await wait_status(submitter, terminated, {"awaiting_review"})
-    # Terminated: the run ends with no `run.finished` entry and no anchor, as runs that
-    # ended before anchors existed.
-    await temporal_client.get_workflow_handle(terminated).terminate(reason="test")
-    verified = await keel(secured.stack, "audit", "verify", terminated)
-    assert verified.returncode == 0, verified.stdout
-    assert f"unanchored  {terminated}" in verified.stdout
-    assert "ended without an anchor (terminated, or started before anchors)" in verified.stdout
-
-    # Temporal removes a closed run after its namespace's retention period.
+    # Temporal removes a closed run after its namespace's retention period; its signed
+    # checkpoint is still there.
     forgotten = await reviewed_run(secured)
     await temporal_client.workflow_service.delete_workflow_execution(
         DeleteWorkflowExecutionRequest(
@@ -186,8 +179,56 @@ async def test_runs_without_an_anchor_are_reported_unanchored_not_broken(
     await _gone(temporal_client, forgotten)
     verified = await keel(secured.stack, "audit", "verify", forgotten)
     assert verified.returncode == 0, verified.stdout
-    assert f"unanchored  {forgotten}" in verified.stdout
-    assert "Temporal has no such run" in verified.stdout
+    assert f"ok          {forgotten}" in verified.stdout
+    assert "Temporal has no such run (past the namespace's retention?); checkpoint at entry" in (
+        verified.stdout
+    )
+    _rechain(secured.stack.db_file, forgotten, "UPDATE audit SET actor = NULL")
+    rechained = await keel(secured.stack, "audit", "verify", forgotten)
+    assert rechained.returncode == 1
+    assert f"RECHAINED   {forgotten}" in rechained.stdout
+    assert "is not the one the signed checkpoint holds" in rechained.stdout
+
+    # A checkpoint made without Keel's key (over the re-chained head) is found as forged.
+    checkpoints = Checkpoints.from_settings(Settings(data_dir=secured.stack.data_dir))
+    found = checkpoints.read(forgotten)
+    assert found is not None
+    with sqlite3.connect(secured.stack.db_file) as db:
+        seq, digest = db.execute(
+            "SELECT seq, hash FROM audit WHERE run_id = ? ORDER BY seq DESC LIMIT 1", (forgotten,)
+        ).fetchone()
+    head = AuditHead(seq=seq, hash=digest)
+    forged = Checkpoints(b"not keel's key, 32 bytes or more", checkpoints.directory)
+    _checkpoint_file(checkpoints, forgotten).write_text(
+        forged.sign(forgotten, head).model_dump_json()
+    )
+    verified = await keel(secured.stack, "audit", "verify", forgotten)
+    assert verified.returncode == 1
+    assert f"FORGED      {forgotten}" in verified.stdout
+
+    async with secured.client("submitter") as submitter:
+        started = await submitter.post("/v1/runs", json={"agent": "support", "input": UNSURE})
+        old = started.json()["run_id"]
+        await wait_status(submitter, old, {"awaiting_review"})
+    # Terminated, the run ends with no `run.finished` entry and no anchor; without its
+    # checkpoint too, it is as a run from before anchors and checkpoints.
+    await temporal_client.get_workflow_handle(old).terminate(reason="test")
+    _checkpoint_file(checkpoints, old).unlink()
+    verified = await keel(secured.stack, "audit", "verify", old)
+    assert verified.returncode == 0, verified.stdout
+    assert f"unanchored  {old}" in verified.stdout
+    assert (
+        "ended without an anchor (terminated, or started before anchors); no checkpoint"
+    ) in verified.stdout
+
+
+def _checkpoint_file(checkpoints: Checkpoints, run_id: str) -> Path:
+    [path] = [
+        path
+        for path in checkpoints.directory.glob("*.json")
+        if json.loads(path.read_text())["run_id"] == run_id
+    ]
+    return path
 
 
 async def _gone(client: Client, run_id: str) -> None:
@@ -202,9 +243,12 @@ async def _gone(client: Client, run_id: str) -> None:
         await asyncio.sleep(0.1)
 
 
-def _rechain(db_file: Path, run_id: str) -> None:
-    """Recompute every hash of a run's trail, as a writer of the database could."""
+def _rechain(db_file: Path, run_id: str, change: str | None = None) -> None:
+    """Change a run's entries (`change`, an UPDATE of table `audit`, limited to the run), then
+    recompute every hash of its trail, as a writer of the database could."""
     with sqlite3.connect(db_file) as db:
+        if change is not None:
+            db.execute(f"{change} WHERE run_id = ?", (run_id,))
         rows = db.execute(
             "SELECT seq, kind, actor, data, at FROM audit WHERE run_id = ? ORDER BY seq",
             (run_id,),

@@ -1,5 +1,6 @@
 """The hash-chained audit trail's writers, on SQLite and on a real PostgreSQL: racing,
-batched and repeated appends keep one chain; an entry that cannot be written fails alone."""
+batched and repeated appends keep one chain and sign each run's head; an entry that cannot
+be written fails alone."""
 
 import asyncio
 import uuid
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from keel.audit import AuditLog, append_audit, read_trail, verify_trail
+from keel.audit_checkpoint import Checkpoints
 from keel.db import Database, create_engine, init_db, session_factory
 from keel.schemas.audit import AuditHead
 
@@ -55,7 +57,8 @@ async def test_batched_appends_race_another_writer_and_repeat_keys(
     database = Database(create_engine(_database(backend, tmp_path, request)))
     await init_db(database.engine)
     sessions = database.sessions
-    audit = AuditLog(database)
+    checkpoints = Checkpoints(b"k" * 32, tmp_path / "checkpoints")
+    audit = AuditLog(database, checkpoints)
     runs = [f"run-{uuid.uuid4().hex}" for _ in range(4)]
 
     heads: dict[str, set[tuple[int, str]]] = {}
@@ -86,12 +89,19 @@ async def test_batched_appends_race_another_writer_and_repeat_keys(
     written = {(e.seq, e.hash) for trail in trails for e in trail}
     assert all(len(places) == 1 and places <= written for places in heads.values())
     assert len(heads) == 20
+    # Each run's checkpoint holds the newest entry this process wrote on it.
+    for run_id, trail in zip(runs, trails, strict=True):
+        mine = [e for e in trail if e.kind == "model.call"]
+        found = checkpoints.read(run_id)
+        assert found is not None and checkpoints.signed(found)
+        assert (found.seq, found.hash) == (mine[-1].seq, mine[-1].hash)
 
 
 async def test_an_entry_that_cannot_be_written_fails_only_its_caller(tmp_path: Path) -> None:
     database = Database(create_engine(f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}"))
     await init_db(database.engine)
-    audit = AuditLog(database)
+    checkpoints = Checkpoints(b"k" * 32, tmp_path / "checkpoints")
+    audit = AuditLog(database, checkpoints)
     run_id = f"run-{uuid.uuid4().hex}"
     try:
         bad, *good = await asyncio.gather(
@@ -109,3 +119,4 @@ async def test_an_entry_that_cannot_be_written_fails_only_its_caller(tmp_path: P
     assert isinstance(bad, ValueError) and "Out of range float" in str(bad)
     assert sorted(e.data["x"] for e in trail) == [0, 1, 2] and verify_trail(trail) is None
     assert good == [AuditHead(seq=e.seq, hash=e.hash) for e in trail]
+    assert checkpoints.read(run_id) == checkpoints.sign(run_id, good[-1])
