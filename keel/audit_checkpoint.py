@@ -8,10 +8,13 @@ moved back to an older entry. A writer of Keel's database can neither forge one 
 nor delete one (not in the database), so a trail that ends before its checkpoint has lost
 entries, those appended after the run ended included.
 
-Two processes appending to one run at the same moment may leave its checkpoint at the older
-of their two entries: a checkpoint may lag its run's head, never run ahead of it.
+Writers take a lock on the directory (`flock`) to read, compare and replace, so the newest
+entry wins whatever order processes finish in; on a network file system without `flock`, two
+processes appending to one run at the same moment may leave its checkpoint at the older of
+their two entries. A checkpoint never runs ahead of its run's head.
 """
 
+import fcntl
 import hashlib
 import hmac
 import json
@@ -63,14 +66,18 @@ class Checkpoints:
     def record(self, heads: Iterable[tuple[str, AuditHead]]) -> None:
         """Move each run's checkpoint to its new head (blocking file I/O: run in a thread)."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        for run_id, head in heads:
-            current = self.read(run_id)
-            if current is not None and current.seq >= head.seq:
-                continue
-            path = self._path(run_id)
-            temporary = path.with_suffix(f".{secrets.token_hex(4)}.tmp")
-            temporary.write_text(self.sign(run_id, head).model_dump_json())
-            temporary.replace(path)  # atomic: a reader sees the old checkpoint or the new one
+        # Processes sharing the directory read, compare and replace under one lock, so a
+        # slower writer's older head never replaces a newer one.
+        with (self.directory / ".lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            for run_id, head in heads:
+                current = self.read(run_id)
+                if current is not None and current.seq >= head.seq:
+                    continue
+                path = self._path(run_id)
+                temporary = path.with_suffix(f".{secrets.token_hex(4)}.tmp")
+                temporary.write_text(self.sign(run_id, head).model_dump_json())
+                temporary.replace(path)  # atomic: a reader sees the old checkpoint or the new
 
     def read(self, run_id: str) -> AuditCheckpoint | None:
         """`run_id`'s checkpoint, signed or not; None when it has none."""

@@ -2,6 +2,7 @@
 and a key file created once, readable by its owner alone."""
 
 import asyncio
+import random
 import stat
 from pathlib import Path
 
@@ -62,3 +63,16 @@ async def test_the_key_file_is_created_once_mode_0600(tmp_path: Path) -> None:
     )
     assert configured.directory == tmp_path and not (tmp_path / "other").exists()
     assert not configured.signed(signed)
+
+
+async def test_concurrent_writers_leave_the_newest_head(tmp_path: Path) -> None:
+    # Each writer has its own `Checkpoints`, as processes sharing the directory do; heads
+    # arrive in any order.
+    writers = [Checkpoints(KEY, tmp_path) for _ in range(8)]
+    seqs = list(range(1, 201))
+    random.Random(7).shuffle(seqs)
+    await asyncio.gather(
+        *(asyncio.to_thread(writers[seq % 8].record, [("run-1", head(seq))]) for seq in seqs)
+    )
+    found = writers[0].read("run-1")
+    assert found is not None and found.seq == 200
