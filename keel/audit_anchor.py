@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
-from temporalio.client import WorkflowExecutionStatus
+from temporalio.client import WorkflowExecutionDescription, WorkflowExecutionStatus
 
 from keel.audit import read_trail, verify_trail
 from keel.audit_checkpoint import Checkpoints
@@ -37,6 +37,7 @@ from keel.tables import AuditRow
 __all__ = [
     "Anchor",
     "Checkpoint",
+    "anchor_of",
     "read_anchor",
     "read_checkpoint",
     "verify_audit",
@@ -56,7 +57,11 @@ class Anchor:
 
 async def read_anchor(runs: RunClient, run_id: str) -> Anchor:
     """The anchor Temporal's history of `run_id` holds (its latest run, after continue-as-new)."""
-    description = await runs.describe(run_id)
+    return await anchor_of(await runs.describe(run_id))
+
+
+async def anchor_of(description: WorkflowExecutionDescription | None) -> Anchor:
+    """The anchor in a run's description (`RunClient.describe`; None: no such run)."""
     if description is None:
         return Anchor(None, "Temporal has no such run (past the namespace's retention?)")
     if description.status == WorkflowExecutionStatus.RUNNING:

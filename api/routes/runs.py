@@ -21,7 +21,7 @@ from api.run_views import describe_run, run_summary, run_view, status_query
 from keel.admission import admit
 from keel.agents import AgentSpec, agent_catalog
 from keel.audit import read_trail
-from keel.audit_anchor import read_anchor, read_checkpoint, verify_run
+from keel.audit_anchor import anchor_of, read_checkpoint, verify_run
 from keel.errors import (
     BadPageToken,
     IdempotencyKeyReused,
@@ -232,8 +232,8 @@ async def run_audit(
 
     The chain is recomputed and compared with the anchor Temporal's history of the run holds.
     """
-    await _visible(runs, run_id, principal)
+    anchor = await anchor_of(await _visible(runs, run_id, principal))
     entries = await read_trail(session, run_id)
     checkpoint = await asyncio.to_thread(read_checkpoint, audit.checkpoints, run_id)
-    verification = verify_run(run_id, entries, await read_anchor(runs, run_id), checkpoint)
+    verification = verify_run(run_id, entries, anchor, checkpoint)
     return AuditTrail(run_id=run_id, entries=entries, verification=verification)
