@@ -3,7 +3,8 @@
 They need no API and no key: whoever can open the database (`KEEL_DATABASE_URL`, or the
 SQLite file in `KEEL_DATA_DIR`) already holds everything a key protects, and the first
 admin key has to come from somewhere. Over HTTP, admins manage keys at `/v1/keys`.
-`keel audit verify` also reads each run's anchor from Temporal (`keel.audit_anchor`).
+`keel audit verify` also reads each run's anchor from Temporal and its signed checkpoint
+(`keel.audit_anchor`).
 """
 
 import argparse
@@ -44,8 +45,8 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     checks = audit.add_subparsers(dest="audit_command", required=True)
     verify = checks.add_parser(
         "verify",
-        help="recompute hash chains and compare them with their anchors in Temporal; "
-        "exit 1 when one is broken, truncated or re-chained",
+        help="recompute hash chains and compare them with their anchors in Temporal and their "
+        "signed checkpoints; exit 1 when one is broken, forged, truncated or re-chained",
     )
     verify.add_argument("run_id", nargs="?", help="one run (default: every run)")
 

@@ -155,7 +155,7 @@ class AgentWorkflow:
             info.workflow_id, info.run_id, status, self._context.router.ledger.total_usd, answer
         )
         options = AUDIT_APPEND_OPTIONS.for_local_activity()
-        if not workflow.patched(_AUDIT_ANCHOR_PATCH):  # a run that started before anchors
+        if not workflow.patched(_AUDIT_ANCHOR_PATCH):  # replaying a run that ended before anchors
             await workflow.execute_local_activity(AUDIT_APPEND, entry, **options)
             return
         head = await workflow.execute_local_activity(

@@ -230,7 +230,8 @@ async def run_audit(
 ) -> AuditTrail:
     """The run's hash-chained audit trail, in chain order, verified as by `keel audit verify`.
 
-    The chain is recomputed and compared with the anchor Temporal's history of the run holds.
+    The chain is recomputed and compared with the anchor Temporal's history of the run holds
+    and with the run's signed checkpoint.
     """
     anchor = await anchor_of(await _visible(runs, run_id, principal))
     entries = await read_trail(session, run_id)
