@@ -14,6 +14,7 @@ from api.quality import publish_all
 from api.routes import agents, collections, keys, reviews, runs, tools
 from api.web.pages import install_pages
 from keel.audit import AuditLog
+from keel.audit_checkpoint import Checkpoints
 from keel.db import Database, create_engine, init_db
 from keel.settings import Settings
 from keel.temporal.connection import connect
@@ -32,7 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.db = database
         app.state.sessions = database.sessions
-        app.state.audit = AuditLog(database)
+        app.state.audit = AuditLog(database, Checkpoints.from_settings(settings))
         app.state.auth = AuthState(settings)
         app.state.temporal = await connect(settings)
         async with database.sessions() as session:

@@ -3,6 +3,8 @@
 They need no API and no key: whoever can open the database (`KEEL_DATABASE_URL`, or the
 SQLite file in `KEEL_DATA_DIR`) already holds everything a key protects, and the first
 admin key has to come from somewhere. Over HTTP, admins manage keys at `/v1/keys`.
+`keel audit verify` also reads each run's anchor from Temporal and its signed checkpoint
+(`keel.audit_anchor`).
 """
 
 import argparse
@@ -14,11 +16,15 @@ from collections.abc import Awaitable, Callable
 from pydantic import TypeAdapter, ValidationError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from keel.audit import verify_trails
+from keel.audit_anchor import verify_audit
+from keel.audit_checkpoint import Checkpoints
 from keel.db import create_engine, init_db, session_factory
 from keel.keys import ROLES, PrincipalId, create_key, list_keys, revoke_key
+from keel.run_client import RunClient
+from keel.schemas.audit import AuditVerdict
 from keel.schemas.keys import KeyCreated, KeyView
 from keel.settings import Settings
+from keel.temporal.connection import connect
 
 __all__ = ["COMMANDS", "add_parsers", "run"]
 
@@ -47,7 +53,11 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     revoke.add_argument("key_id")
     audit = sub.add_parser("audit", help="check audit trails")
     checks = audit.add_subparsers(dest="audit_command", required=True)
-    verify = checks.add_parser("verify", help="recompute hash chains; exit 1 at a broken link")
+    verify = checks.add_parser(
+        "verify",
+        help="recompute hash chains and compare them with their anchors in Temporal and their "
+        "signed checkpoints; exit 1 when one is broken, forged, truncated or re-chained",
+    )
     verify.add_argument("run_id", nargs="?", help="one run (default: every run)")
 
 
@@ -55,9 +65,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run a `keys` or `audit` command; its exit code."""
     if args.command == "keys":
         command = {"create": _create, "list": _list, "revoke": _revoke}[args.keys_command]
-    else:
-        command = _verify
-    return asyncio.run(_with_session(settings, lambda session: command(session, args)))
+        return asyncio.run(_with_session(settings, lambda session: command(session, args)))
+    return asyncio.run(_with_session(settings, lambda session: _verify(session, settings, args)))
 
 
 async def _with_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[int]]) -> int:
@@ -104,16 +113,33 @@ async def _revoke(session: AsyncSession, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _verify(session: AsyncSession, args: argparse.Namespace) -> int:
-    runs, entries, breaks = await verify_trails(session, args.run_id)
-    if args.run_id is not None and entries == 0:
+_FAILED = ("broken", "forged", "truncated", "rechained")
+
+
+async def _verify(session: AsyncSession, settings: Settings, args: argparse.Namespace) -> int:
+    runs = RunClient(await connect(settings))
+    checkpoints = Checkpoints.from_settings(settings)
+    verdicts = await verify_audit(session, runs, checkpoints, settings.task_queue, args.run_id)
+    if args.run_id is not None and verdicts[0].verdict == "unanchored" and not verdicts[0].entries:
         print(f"keel: run {args.run_id} has no audit trail", file=sys.stderr)
         return 1
-    for broken in breaks:
-        print(f"BROKEN  {broken}")
-    verdict = "ok" if not breaks else f"{len(breaks)} broken"
-    print(f"{verdict}: {runs} run(s), {entries} entries checked")
-    return 1 if breaks else 0
+    if args.json:
+        print(json.dumps([v.model_dump(mode="json") for v in verdicts], indent=2))
+    else:
+        for verdict in verdicts:
+            name = verdict.verdict.upper() if verdict.verdict in _FAILED else verdict.verdict
+            print(f"{name:<10}  {verdict.run_id}  {verdict.entries} entries; {verdict.detail}")
+        print(_summary(verdicts))
+    return 1 if any(v.verdict in _FAILED for v in verdicts) else 0
+
+
+def _summary(verdicts: list[AuditVerdict]) -> str:
+    counts: dict[str, int] = {}
+    for verdict in verdicts:
+        counts[verdict.verdict] = counts.get(verdict.verdict, 0) + 1
+    entries = sum(v.entries for v in verdicts)
+    found = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
+    return f"{len(verdicts)} run(s), {entries} entries checked: {found or 'nothing to check'}"
 
 
 def _principal(value: str) -> str:

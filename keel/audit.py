@@ -3,15 +3,19 @@
 An entry is `seq, run_id, kind, actor, data, at, prev_hash`; its `hash` is the SHA-256 of
 those fields as canonical JSON (sorted keys, no spaces, UTF-8). The first entry of a run
 chains to `GENESIS`. Changing, inserting or deleting an entry in the middle breaks every
-later link, and `verify_trail` names the first one. (Dropping the newest entries leaves a
-valid, shorter chain: the chain proves the order and content of what it holds.)
+later link, and `verify_trail` names the first one. Dropping the newest entries leaves a
+valid, shorter chain, and so does recomputing every hash of a rewritten run: the chain proves
+the order and content of what it holds, and `keel.audit_anchor` checks it against the heads
+recorded outside the database: in Temporal's history of the run as it ended, and in the
+run's signed checkpoint (`keel.audit_checkpoint`).
 
 Writes are idempotent on a key (workflow run id + activity id, or the run id + an event):
 an activity retried after writing finds its entry. Parallel writers on one run serialise on
 the unique `(run_id, seq)`: the loser of a race reads the new head and tries again.
 
 A process appends through one `AuditLog`, which writes the entries of concurrent callers
-together: one query for the heads of their runs, one insert and one commit per batch.
+together: one query for the heads of their runs, one insert and one commit per batch, then
+one signed checkpoint per run of the batch.
 """
 
 import asyncio
@@ -31,8 +35,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import Select
 from temporalio import activity
 
+from keel.audit_checkpoint import Checkpoints
 from keel.db import Database
-from keel.schemas.audit import AUDIT_APPEND, AuditAppend, AuditEntry
+from keel.schemas.audit import AUDIT_APPEND, AuditAppend, AuditEntry, AuditHead
 from keel.tables import AuditRow
 
 __all__ = [
@@ -43,7 +48,6 @@ __all__ = [
     "entry_hash",
     "read_trail",
     "verify_trail",
-    "verify_trails",
 ]
 
 GENESIS = "0" * 64
@@ -155,8 +159,8 @@ def _chained(entry: AuditAppend, head: tuple[int, str] | None, at: datetime) -> 
     return AuditRow(key=entry.key, hash=entry_hash(**fields), **fields)
 
 
-def _append_batch(conn: Connection, entries: Sequence[AuditAppend]) -> None:
-    """Chain `entries` onto their runs' heads and insert them in one statement.
+def _append_batch(conn: Connection, entries: Sequence[AuditAppend]) -> list[AuditHead]:
+    """Chain `entries` onto their runs' heads and insert them in one statement; their places.
 
     A unit of work for `Database.run`. Raises `IntegrityError` (nothing written) when a key
     exists or another writer moved a head meanwhile.
@@ -170,6 +174,7 @@ def _append_batch(conn: Connection, entries: Sequence[AuditAppend]) -> None:
         heads[entry.run_id] = (row.seq, row.hash)
         values.append(row.model_dump(exclude={"id"}))
     conn.execute(_INSERT, values)
+    return [AuditHead(seq=value["seq"], hash=value["hash"]) for value in values]
 
 
 async def read_trail(session: AsyncSession, run_id: str) -> list[AuditEntry]:
@@ -207,26 +212,6 @@ def verify_trail(entries: list[AuditEntry]) -> AuditBreak | None:
     return None
 
 
-async def verify_trails(
-    session: AsyncSession, run_id: str | None = None
-) -> tuple[int, int, list[AuditBreak]]:
-    """Verify one run's chain, or every run's: (runs, entries, first break of each bad run)."""
-    if run_id is not None:
-        run_ids = [run_id]
-    else:
-        run_ids = list(
-            await session.exec(select(AuditRow.run_id).distinct().order_by(col(AuditRow.run_id)))
-        )
-    entries, breaks = 0, list[AuditBreak]()
-    for run in run_ids:
-        trail = await read_trail(session, run)
-        entries += len(trail)
-        broken = verify_trail(trail)
-        if broken is not None:
-            breaks.append(broken)
-    return len(run_ids), entries, breaks
-
-
 def _entry(row: AuditRow) -> AuditEntry:
     return AuditEntry(
         seq=row.seq,
@@ -243,47 +228,52 @@ def _entry(row: AuditRow) -> AuditEntry:
 @dataclass
 class _Pending:
     entry: AuditAppend
-    written: asyncio.Future[None]
+    written: asyncio.Future[AuditHead]
 
-    def settle(self, error: BaseException | None = None) -> None:
+    def settle(self, outcome: AuditHead | BaseException) -> None:
         if self.written.done():  # its caller stopped waiting
             return
-        if error is None:
-            self.written.set_result(None)
+        if isinstance(outcome, AuditHead):
+            self.written.set_result(outcome)
         else:
-            self.written.set_exception(error)
+            self.written.set_exception(outcome)
 
 
 class AuditLog:
     """Appends to audit trails; also the `audit.append` activity.
 
-    An append returns once its entry is committed. Entries that arrive while a batch is
+    An append returns once its entry is committed and its run's signed checkpoint
+    (`keel.audit_checkpoint`) moved to it. Entries that arrive while a batch is
     being written form the next batch, so concurrent runs share round trips to the
     database. A batch that fails (a key written before, another process's entry on one of
     its runs, an entry that cannot be written) is written again entry by entry with
     `append_audit`, which resolves the first two and fails only the callers of the third.
     """
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, checkpoints: Checkpoints) -> None:
         self._database = database
+        self.checkpoints = checkpoints
         self._pending: list[_Pending] = []
         self._writer: asyncio.Task[None] | None = None
 
     async def append(
         self, run_id: str, key: str, kind: str, actor: str | None, data: dict[str, Any]
-    ) -> None:
-        """Append an entry, once per `key`; returns when it is committed."""
+    ) -> AuditHead:
+        """Append an entry, once per `key`; its place in the chain, once it is committed."""
         entry = AuditAppend(run_id=run_id, key=key, kind=kind, actor=actor, data=data)
         pending = _Pending(entry, asyncio.get_running_loop().create_future())
         self._pending.append(pending)
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_batches())
-        await pending.written
+        return await pending.written
 
     @activity.defn(name=AUDIT_APPEND)
-    async def append_activity(self, entry: AuditAppend) -> None:
-        """Append an entry a workflow asks for (idempotent on its key)."""
-        await self.append(entry.run_id, entry.key, entry.kind, entry.actor, entry.data)
+    async def append_activity(self, entry: AuditAppend) -> AuditHead:
+        """Append an entry a workflow asks for (idempotent on its key); its place in the chain.
+
+        A retry that finds its entry returns that entry's place, so the result is the same.
+        """
+        return await self.append(entry.run_id, entry.key, entry.kind, entry.actor, entry.data)
 
     async def _write_batches(self) -> None:
         try:
@@ -299,26 +289,34 @@ class AuditLog:
 
     async def _write(self, batch: list[_Pending]) -> None:
         entries = [pending.entry for pending in batch]
+        outcomes: list[AuditHead | BaseException]
         try:
-            await self._database.run(partial(_append_batch, entries=entries))
+            outcomes = [*await self._database.run(partial(_append_batch, entries=entries))]
         except Exception:
             # A key written before, another writer's entry on one of the runs, or one entry
             # that cannot be written: each entry alone, with an outcome of its own.
-            await self._one_by_one(batch)
-            return
-        for pending in batch:
-            pending.settle()
+            outcomes = await self._one_by_one(entries)
+        # Checkpoints before callers go on: an append has returned only once it is signed.
+        newest: dict[str, AuditHead] = {}
+        for entry, outcome in zip(entries, outcomes, strict=True):
+            head = newest.get(entry.run_id)
+            if isinstance(outcome, AuditHead) and (head is None or outcome.seq > head.seq):
+                newest[entry.run_id] = outcome
+        await asyncio.to_thread(self.checkpoints.record, newest.items())
+        for pending, outcome in zip(batch, outcomes, strict=True):
+            pending.settle(outcome)
 
-    async def _one_by_one(self, batch: list[_Pending]) -> None:
+    async def _one_by_one(self, entries: list[AuditAppend]) -> list[AuditHead | BaseException]:
+        outcomes: list[AuditHead | BaseException] = []
         async with self._database.sessions() as session:
-            for pending in batch:
-                entry = pending.entry
+            for entry in entries:
                 try:
-                    await append_audit(
+                    row = await append_audit(
                         session, entry.run_id, entry.key, entry.kind, entry.actor, entry.data
                     )
                 except Exception as err:
                     await session.rollback()
-                    pending.settle(err)
+                    outcomes.append(err)
                 else:
-                    pending.settle()
+                    outcomes.append(AuditHead(seq=row.seq, hash=row.hash))
+        return outcomes

@@ -7,7 +7,7 @@ server, the worker and the API on loopback, state under `./.keel/`.
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, computed_field, model_validator
+from pydantic import Field, SecretStr, computed_field, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -80,6 +80,18 @@ class Settings(BaseSettings):
         default=None,
         description="The payload store; `<data_dir>/payloads` when unset. Workers and the API "
         "must share it.",
+    )
+    audit_key: SecretStr | None = Field(
+        default=None,
+        min_length=32,
+        description="Key that signs audit checkpoints (HMAC-SHA256), at least 32 characters; "
+        "`<data_dir>/audit.key`, created with mode 0600 on first use, when unset. Workers, the "
+        "API and `keel audit verify` must share it; Keel's database never holds it.",
+    )
+    audit_checkpoint_dir: Path | None = Field(
+        default=None,
+        description="Signed audit checkpoints, one file per run; `<data_dir>/audit-checkpoints` "
+        "when unset. Outside the database; workers and the API must share it.",
     )
     history_max_events: int = Field(
         default=HistoryLimits().max_events,

@@ -13,6 +13,7 @@ from langgraph.graph import StateGraph
 from temporalio.worker import Worker
 
 from keel.audit import AuditLog
+from keel.audit_checkpoint import Checkpoints
 from keel.db import Database, create_engine, init_db
 from keel.settings import Settings
 from keel.temporal.connection import connect, ensure_search_attributes, keel_data_converter
@@ -81,7 +82,7 @@ async def keel_worker(
     await publish_catalog(sessions, registry.catalog())
     retrieval = await RetrievalService.open(settings, engine, sessions)
     await ensure_quillpad(retrieval)  # the help centre `support` and `search_knowledge` read
-    audit = AuditLog(database)
+    audit = AuditLog(database, Checkpoints.from_settings(settings))
     queue = ReviewQueue(sessions, audit)
     step_journal = StepJournal(database)
     models.audit = audit

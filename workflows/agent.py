@@ -19,7 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.langgraph import graph
 
     from keel.errors import BudgetDenied
-    from keel.schemas.audit import AUDIT_APPEND, AuditAppend
+    from keel.schemas.audit import AUDIT_ANCHOR, AUDIT_APPEND, AuditAppend, AuditHead
     from keel.schemas.continuation import Carried
     from keel.schemas.reviews import (
         Claim,
@@ -55,6 +55,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.toolbox import Toolbox
 
 __all__ = ["AgentWorkflow"]
+
+_AUDIT_ANCHOR_PATCH = "audit-anchor"
+"""Runs from this patch on record their last audit entry's head in their memo."""
 
 
 @workflow.defn(name=AGENT_WORKFLOW)
@@ -151,9 +154,16 @@ class AgentWorkflow:
         entry = AuditAppend.run_finished(
             info.workflow_id, info.run_id, status, self._context.router.ledger.total_usd, answer
         )
-        await workflow.execute_local_activity(
-            AUDIT_APPEND, entry, **AUDIT_APPEND_OPTIONS.for_local_activity()
+        options = AUDIT_APPEND_OPTIONS.for_local_activity()
+        if not workflow.patched(_AUDIT_ANCHOR_PATCH):  # replaying a run that ended before anchors
+            await workflow.execute_local_activity(AUDIT_APPEND, entry, **options)
+            return
+        head = await workflow.execute_local_activity(
+            AUDIT_APPEND, entry, result_type=AuditHead, **options
         )
+        # The anchor: the chain's head, kept in the run's history where no writer of Keel's
+        # database can rewrite it (`keel audit verify` compares the trail with it).
+        workflow.upsert_memo({AUDIT_ANCHOR: head.model_dump()})
 
     @workflow.query(name=RUN_STATE_QUERY)
     def state(self) -> RunState:

@@ -1,5 +1,6 @@
 """`/v1/runs`: start runs, read them, list them, cancel them."""
 
+import asyncio
 import base64
 import binascii
 import json
@@ -20,6 +21,7 @@ from api.run_views import describe_run, run_summary, run_view, status_query
 from keel.admission import admit
 from keel.agents import AgentSpec, agent_catalog
 from keel.audit import read_trail
+from keel.audit_anchor import anchor_of, read_checkpoint, verify_run
 from keel.errors import (
     BadPageToken,
     IdempotencyKeyReused,
@@ -239,8 +241,15 @@ async def run_events_stream(
 
 @router.get("/{run_id}/audit")
 async def run_audit(
-    run_id: str, runs: RunClientDep, session: SessionDep, principal: _Auditor
+    run_id: str, runs: RunClientDep, session: SessionDep, audit: AuditDep, principal: _Auditor
 ) -> AuditTrail:
-    """The run's hash-chained audit trail, in chain order (`keel audit verify` checks it)."""
-    await _visible(runs, run_id, principal)
-    return AuditTrail(run_id=run_id, entries=await read_trail(session, run_id))
+    """The run's hash-chained audit trail, in chain order, verified as by `keel audit verify`.
+
+    The chain is recomputed and compared with the anchor Temporal's history of the run holds
+    and with the run's signed checkpoint.
+    """
+    anchor = await anchor_of(await _visible(runs, run_id, principal))
+    entries = await read_trail(session, run_id)
+    checkpoint = await asyncio.to_thread(read_checkpoint, audit.checkpoints, run_id)
+    verification = verify_run(run_id, entries, anchor, checkpoint)
+    return AuditTrail(run_id=run_id, entries=entries, verification=verification)

@@ -2,11 +2,21 @@
 
 import hashlib
 from datetime import datetime
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import BaseModel, Field, JsonValue
 
-__all__ = ["AUDIT_APPEND", "AuditAppend", "AuditEntry", "AuditTrail"]
+__all__ = [
+    "AUDIT_ANCHOR",
+    "AUDIT_APPEND",
+    "AuditAppend",
+    "AuditCheckpoint",
+    "AuditEntry",
+    "AuditHead",
+    "AuditTrail",
+    "AuditVerdict",
+    "Verdict",
+]
 
 
 class AuditAppend(BaseModel):
@@ -42,12 +52,54 @@ class AuditEntry(BaseModel):
     hash: str
 
 
+class AuditHead(BaseModel):
+    """An entry's place in its run's chain; `audit.append`'s result for the entry it wrote."""
+
+    seq: int
+    hash: str
+
+
+class AuditCheckpoint(BaseModel):
+    """A run's newest entry, signed: `mac` is an HMAC-SHA256 of (run id, seq, hash)."""
+
+    run_id: str
+    seq: int
+    hash: str
+    mac: str
+
+
+Verdict = Literal["ok", "broken", "forged", "truncated", "rechained", "unanchored"]
+"""A run's trail: `ok` (its chain holds and matches its anchor and its checkpoint), `broken`
+(a link does not hold), `forged` (its checkpoint's signature does not hold), `truncated` (it
+ends before its anchored or checkpointed entry), `rechained` (that entry's hash differs),
+`unanchored` (a valid chain with neither to compare it with)."""
+
+
+class AuditVerdict(BaseModel):
+    """What verifying one run's trail against its chain and its anchor found."""
+
+    run_id: str
+    verdict: Verdict
+    entries: int = Field(description="Entries the trail holds.")
+    anchor: AuditHead | None = Field(
+        description="The run's `run.finished` entry as Temporal's history of the run holds it."
+    )
+    checkpoint: AuditHead | None = Field(
+        description="The run's newest entry as its signed checkpoint holds it."
+    )
+    detail: str = Field(description="Where the chain breaks, or what the anchors cover.")
+
+
 class AuditTrail(BaseModel):
-    """`GET /v1/runs/{id}/audit`: a run's entries in chain order."""
+    """`GET /v1/runs/{id}/audit`: a run's entries in chain order, and their verification."""
 
     run_id: str
     entries: list[AuditEntry]
+    verification: AuditVerdict
 
 
 AUDIT_APPEND = "audit.append"
-"""Activity type that appends an entry to a run's audit trail."""
+"""Activity type that appends an entry to a run's audit trail; its result is the `AuditHead`."""
+
+AUDIT_ANCHOR = "audit_anchor"
+"""The memo key where a run, as it ends, records the `AuditHead` of its `run.finished` entry."""

@@ -136,14 +136,21 @@ async def test_a_sampled_answer_is_graded_once_by_someone_else_and_becomes_a_lab
             "wrong-review-kind",
         )
 
-        trail = (await admin.get(f"/v1/runs/{sampled['run_id']}/audit")).json()["entries"]
-        entries = [AuditEntry.model_validate(e) for e in trail]
+        trail = (await admin.get(f"/v1/runs/{sampled['run_id']}/audit")).json()
+        entries = [AuditEntry.model_validate(e) for e in trail["entries"]]
         assert verify_trail(entries) is None
         kinds = [e.kind for e in entries]
         assert (
             kinds.index("audit.sampled")
             < kinds.index("run.finished")
             < kinds.index("review.graded")
+        )
+        # Temporal anchors the `run.finished` entry; the grade came after the run ended, and
+        # the run's signed checkpoint holds it.
+        finished = kinds.index("run.finished") + 1
+        assert trail["verification"]["verdict"] == "ok"
+        assert trail["verification"]["detail"] == (
+            f"anchored at entry {finished}; checkpoint at entry {len(entries)}"
         )
         [graded_entry] = [e for e in entries if e.kind == "review.graded"]
         # The key's principal (a key created without one is its own), and the key itself.
@@ -171,6 +178,18 @@ async def test_a_sampled_answer_is_graded_once_by_someone_else_and_becomes_a_lab
             "SELECT review_id, source, weight, verdict, needed_person FROM labels"
         ).fetchall()
     assert (audit["id"], "audit", 1 / RATE, "wrong", 1) in labels
+
+    # Deleting the grade, appended after the run ended, is found by the checkpoint.
+    with sqlite3.connect(audited.stack.db_file) as db:
+        db.execute(
+            "DELETE FROM audit WHERE run_id = ? AND kind = 'review.graded'", (sampled["run_id"],)
+        )
+    verified = await keel(audited.stack, "audit", "verify", sampled["run_id"])
+    assert verified.returncode == 1
+    assert (
+        f"TRUNCATED   {sampled['run_id']}  {len(entries) - 1} entries; entry {len(entries)} is "
+        f"the one the signed checkpoint holds; the trail ends at {len(entries) - 1}"
+    ) in verified.stdout
 
     # Only the sampled run took the patched path (both replay: the `audited` fixture checks).
     history = await temporal_client.get_workflow_handle(sampled["run_id"]).fetch_history()
