@@ -236,7 +236,9 @@ class Settings(BaseSettings):
         origins = [f"{ui.scheme}://{ui.netloc}"]
         if ui.hostname in ("127.0.0.1", "localhost"):
             twin = "localhost" if ui.hostname == "127.0.0.1" else "127.0.0.1"
-            origins.append(f"{ui.scheme}://{twin}:{ui.port}" if ui.port else f"{ui.scheme}://{twin}")
+            origins.append(
+                f"{ui.scheme}://{twin}:{ui.port}" if ui.port else f"{ui.scheme}://{twin}"
+            )
         return origins
 
     @computed_field

@@ -18,8 +18,7 @@ __all__ = ["connect", "ensure_search_attributes", "keel_data_converter"]
 
 
 def keel_data_converter(settings: Settings) -> DataConverter:
-    """Pydantic payloads, encrypted when a keyring is configured; large ones in the payload
-    store every client and worker shares."""
+    """Pydantic payloads (encrypted when a keyring is configured), large ones in the store."""
     store = FilePayloadStore(settings.payload_dir or settings.data_dir / "payloads")
     keys = keyring(settings)
     codec = None if keys is None else EncryptionCodec(keys)

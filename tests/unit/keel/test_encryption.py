@@ -73,7 +73,10 @@ async def test_after_rotation_the_new_key_encrypts_and_the_old_one_still_decrypt
     rotated = EncryptionCodec(_rotated(old, "b"))
     [after] = await rotated.encode([Payload(data=b"after")])
     assert (before.metadata[KEY_ID], after.metadata[KEY_ID]) == (b"a", b"b")
-    assert await rotated.decode([before, after]) == [Payload(data=b"before"), Payload(data=b"after")]
+    assert await rotated.decode([before, after]) == [
+        Payload(data=b"before"),
+        Payload(data=b"after"),
+    ]
 
 
 async def test_a_payload_under_a_key_the_ring_lacks_names_that_key():
