@@ -20,4 +20,6 @@ class CodecPayload(BaseModel):
 class CodecPayloads(BaseModel):
     """The body of `POST /codec/encode` and `/codec/decode`, and of their answers."""
 
-    payloads: list[CodecPayload] = Field(description="Payloads, in order.")
+    payloads: list[CodecPayload] = Field(
+        default_factory=list[CodecPayload], description="Payloads, in order."
+    )
