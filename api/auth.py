@@ -15,6 +15,10 @@ name), and a write (any method but GET, HEAD and OPTIONS) that the browser marks
 from another site (`Sec-Fetch-Site` other than `same-origin` or `none`) or whose `Origin`
 is not the API's own. Clients outside a browser (the CLI, curl, SDKs) send neither header.
 
+The codec server (`/codec`, `api/routes/codec.py`) authenticates the same way, and an open
+API also takes its writes from the Temporal UI's origins (`KEEL_CODEC_ORIGINS`), the one page
+that calls it.
+
 Concurrent requests asking the database the same question (is there a key? which key is
 this?) share one query: a request that finds the query in flight takes its answer, which is
 at most that query's duration older than the request.
