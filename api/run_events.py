@@ -18,6 +18,7 @@ from temporalio.api.failure.v1 import Failure
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 from temporalio.converter import DataConverter, decode_typed_search_attributes
+from temporalio.exceptions import FailureError
 
 from keel.schemas.runs import RunEvent, RunStatus
 from keel.search_attributes import KEEL_COST_USD, KEEL_STATUS
@@ -171,8 +172,11 @@ async def _failure_message(converter: DataConverter, failure: Failure) -> str:
     copy = Failure()
     copy.CopyFrom(failure)
     error = await converter.decode_failure(copy)
-    cause = error.__cause__
-    return (str(cause) if cause is not None else "") or str(error)
+    return (error.__cause__ and _message(error.__cause__)) or _message(error)
+
+
+def _message(error: BaseException) -> str:
+    return error.message if isinstance(error, FailureError) else str(error)
 
 
 def sse(event: RunEvent) -> bytes:
