@@ -3,7 +3,7 @@
 Every payload a Keel client or worker sends to Temporal (workflow and activity inputs and
 results, Update arguments, memos, the summaries of workflows, activities and timers, failure
 messages) is serialised and encrypted whole, so Temporal's history, its UI and the payload
-store hold only ciphertext. An encrypted payload is
+store hold only their ciphertext. An encrypted payload is
 
     metadata: {encoding: binary/encrypted, encryption-key-id: <id>}
     data:     12-byte nonce + AES-256-GCM(serialised payload), the key id as associated data
@@ -100,7 +100,7 @@ class EncryptionCodec(PayloadCodec):
             plain = self._cipher(key_id).decrypt(
                 data[:_NONCE_BYTES], data[_NONCE_BYTES:], key_id.encode()
             )
-        except InvalidTag:
+        except (InvalidTag, ValueError):  # ValueError: too short to hold a nonce
             raise PayloadUndecryptable(
                 f"a payload encrypted under key {key_id!r} does not decrypt with that key: "
                 "it is damaged, or the keyring's key of that id is not the one that wrote it"

@@ -95,6 +95,9 @@ async def test_a_damaged_payload_or_another_key_of_the_same_id_is_refused():
         await codec.decode([damaged])
     with pytest.raises(PayloadUndecryptable):
         await EncryptionCodec(_ring("a", "a")).decode([sealed])
+    damaged.data = sealed.data[:5]
+    with pytest.raises(PayloadUndecryptable):
+        await codec.decode([damaged])
 
 
 async def test_failure_messages_are_encrypted_too(tmp_path: Path):
