@@ -1,4 +1,4 @@
-"""The FastAPI application: runs, reviews and agents under `/v1`."""
+"""The FastAPI application: runs, reviews and agents under `/v1`; the codec server at `/codec`."""
 
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
@@ -12,10 +12,12 @@ from api.limits import BodySizeLimit
 from api.problems import PROBLEM_RESPONSES, install_problem_handlers
 from api.quality import publish_all
 from api.routes import agents, collections, keys, reviews, runs, tools
+from api.routes.codec import install_codec_server
 from api.web.pages import install_pages
 from keel.audit import AuditLog
 from keel.audit_checkpoint import Checkpoints
 from keel.db import Database, create_engine, init_db
+from keel.encryption import EncryptionCodec, keyring
 from keel.settings import Settings
 from keel.temporal.connection import connect
 
@@ -36,6 +38,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.audit = AuditLog(database, Checkpoints.from_settings(settings))
         app.state.auth = AuthState(settings)
         app.state.temporal = await connect(settings)
+        keys = keyring(settings)
+        app.state.codec = None if keys is None else EncryptionCodec(keys)
         async with database.sessions() as session:
             await publish_all(session, settings)
         try:
@@ -61,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(keys.router)
     app.include_router(collections.router)
     install_pages(app)
+    install_codec_server(app, settings)
 
     # Request spans (the root of a run's trace when a run starts here) and HTTP metrics.
     FastAPIInstrumentor.instrument_app(app, excluded_urls="/healthz,/metrics")

@@ -18,6 +18,10 @@ name), and a write (any method but GET, HEAD and OPTIONS) that the browser marks
 from another site (`Sec-Fetch-Site` other than `same-origin` or `none`) or whose `Origin`
 is not the API's own. Clients outside a browser (the CLI, curl, SDKs) send neither header.
 
+The codec server (`/codec`, `api/routes/codec.py`) authenticates the same way, and an open
+API also takes its writes from the Temporal UI's origins (`KEEL_CODEC_ORIGINS`), the one page
+that calls it.
+
 Concurrent requests asking the database the same question (is there a key? which key is
 this?) share one query: a request that finds the query in flight takes its answer, which is
 at most that query's duration older than the request.
@@ -30,7 +34,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from datetime import timedelta
 from functools import partial
 from typing import Annotated, Any, Generic, TypeVar
@@ -65,6 +69,7 @@ __all__ = [
     "check_auth_mode",
     "refuse_own_run",
     "require",
+    "require_from_ui",
     "v1_guard",
 ]
 
@@ -161,6 +166,16 @@ async def authenticate(
     api_key: Annotated[str | None, Depends(_api_key)],
 ) -> Principal:
     """The request's principal; 401 without a valid key (unless open), 429 over the rate."""
+    return await _authenticate(request, response, bearer, api_key, trusted_origins=())
+
+
+async def _authenticate(
+    request: Request,
+    response: Response,
+    bearer: HTTPAuthorizationCredentials | None,
+    api_key: str | None,
+    trusted_origins: Collection[str],
+) -> Principal:
     cached: Principal | None = getattr(request.state, "principal", None)
     if cached is not None:
         return cached
@@ -181,7 +196,7 @@ async def authenticate(
                 retry_after=timedelta(seconds=max(1, math.ceil(wait))),
             )
     elif await _is_open(request):
-        _refuse_browser_reach(request)
+        _refuse_browser_reach(request, trusted_origins)
         principal = OPEN_PRINCIPAL
         response.headers["X-Keel-Auth"] = "open"
     else:
@@ -194,18 +209,18 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _SAME_SITE = frozenset({"same-origin", "none"})
 
 
-def _refuse_browser_reach(request: Request) -> None:
-    """403 for an open-mode request a web page could have made (module docstring)."""
+def _refuse_browser_reach(request: Request, trusted_origins: Collection[str]) -> None:
+    """403 for an open-mode request a web page could have made, unless from `trusted_origins`."""
     host = request.headers.get("host", "")
     if not is_loopback(urlsplit(f"//{host}").hostname or ""):
         raise OpenModeRefused(
             f"the API is open (no API key exists yet) and answers only to a loopback host, "
             f"not {host!r}: use http://127.0.0.1 or http://localhost, or create a key"
         )
-    if request.method in _SAFE_METHODS:
+    origin = request.headers.get("origin")
+    if request.method in _SAFE_METHODS or (origin is not None and origin in trusted_origins):
         return
     site = request.headers.get("sec-fetch-site")
-    origin = request.headers.get("origin")
     if (site is not None and site not in _SAME_SITE) or (
         origin is not None and urlsplit(origin).netloc != host
     ):
@@ -222,16 +237,41 @@ PrincipalDep = Annotated[Principal, Depends(authenticate)]
 
 def require(*roles: Role) -> Any:
     """A dependency: the principal, when its role is one of `roles` (admins always); else 403."""
-    allowed = {*roles, "admin"}
 
     async def _allowed(principal: PrincipalDep) -> Principal:
-        if principal.role not in allowed:
-            raise Forbidden(
-                f"role {principal.role!r} may not do this; it takes: {', '.join(sorted(allowed))}",
-            )
-        return principal
+        return _in_role(principal, roles)
 
     return Depends(_allowed)
+
+
+def require_from_ui(*roles: Role) -> Any:
+    """`require`, for the routes the Temporal UI calls from its own page (the codec server).
+
+    An open API takes writes from the UI's origins (`Settings.codec_cors_origins`) too: those
+    pages are the operator's own tool, and the CORS policy lets no other page read an answer.
+    """
+
+    async def _allowed(
+        request: Request,
+        response: Response,
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        api_key: Annotated[str | None, Depends(_api_key)],
+    ) -> Principal:
+        settings: Settings = request.app.state.settings
+        origins = settings.codec_cors_origins
+        principal = await _authenticate(request, response, bearer, api_key, origins)
+        return _in_role(principal, roles)
+
+    return Depends(_allowed)
+
+
+def _in_role(principal: Principal, roles: Collection[Role]) -> Principal:
+    allowed = {*roles, "admin"}
+    if principal.role not in allowed:
+        raise Forbidden(
+            f"role {principal.role!r} may not do this; it takes: {', '.join(sorted(allowed))}",
+        )
+    return principal
 
 
 async def refuse_own_run(runs: RunClient, run_id: str, principal: Principal) -> None:

@@ -4,7 +4,9 @@ The API long-polls the history (`wait_new_event`), so a client gets each step as
 Temporal records it, without polling the API. Activities are the steps (their type and the
 summary the workflow gave them); a local activity is recorded once it has ended, as a marker
 that gives both its start and its end. Search-attribute upserts carry status and cost
-changes; an accepted `decide` Update is a review decision.
+changes; an accepted `decide` Update is a review decision. Payloads (summaries, the
+decision) and failure messages are read through the client's data converter, which decrypts
+them when payloads are encrypted.
 """
 
 import json
@@ -12,9 +14,11 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 
 from temporalio.api.common.v1 import Payload
+from temporalio.api.failure.v1 import Failure
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
-from temporalio.converter import decode_typed_search_attributes
+from temporalio.converter import DataConverter, decode_typed_search_attributes
+from temporalio.exceptions import FailureError
 
 from keel.schemas.runs import RunEvent, RunStatus
 from keel.search_attributes import KEEL_COST_USD, KEEL_STATUS
@@ -58,7 +62,7 @@ async def run_events(client: Client, run_id: str) -> AsyncIterator[RunEvent]:
                 final = _CLOSED[kind] or (status if status == "rejected" else "completed")
                 yield RunEvent(type="run.finished", at=at, status=final)
                 return
-            for found in _translate(event, kind, at, steps):
+            for found in await _translate(client.data_converter, event, kind, at, steps):
                 status = found.status or status
                 yield found
         if execution is None:
@@ -71,27 +75,28 @@ async def _first_execution(client: Client, run_id: str) -> str | None:
     return description.raw_description.workflow_execution_info.first_run_id or None
 
 
-def _translate(
-    event: HistoryEvent, kind: str, at: datetime, steps: dict[int, str]
+async def _translate(
+    converter: DataConverter, event: HistoryEvent, kind: str, at: datetime, steps: dict[int, str]
 ) -> list[RunEvent]:
     if kind == "marker_recorded_event_attributes":
-        return _local_activity(event, at)
-    found = _translate_one(event, kind, at, steps)
+        return await _local_activity(converter, event, at)
+    found = await _translate_one(converter, event, kind, at, steps)
     return [] if found is None else [found]
 
 
-def _translate_one(
-    event: HistoryEvent, kind: str, at: datetime, steps: dict[int, str]
+async def _translate_one(
+    converter: DataConverter, event: HistoryEvent, kind: str, at: datetime, steps: dict[int, str]
 ) -> RunEvent | None:
     match kind:
         case "workflow_execution_started_event_attributes":
             if event.workflow_execution_started_event_attributes.continued_execution_run_id:
                 return None  # a continuation: the run started long before
-            return RunEvent(type="run.started", at=at, detail=_summary(event))
+            return RunEvent(type="run.started", at=at, detail=await _summary(converter, event))
         case "activity_task_scheduled_event_attributes":
             name = event.activity_task_scheduled_event_attributes.activity_type.name
             steps[event.event_id] = name
-            return RunEvent(type="step.started", at=at, step=name, detail=_summary(event))
+            detail = await _summary(converter, event)
+            return RunEvent(type="step.started", at=at, step=name, detail=detail)
         case "activity_task_completed_event_attributes":
             attrs = event.activity_task_completed_event_attributes
             name = steps.get(attrs.scheduled_event_id)
@@ -99,13 +104,13 @@ def _translate_one(
         case "activity_task_failed_event_attributes":
             attrs = event.activity_task_failed_event_attributes
             name = steps.get(attrs.scheduled_event_id)
-            failure = attrs.failure.cause.message or attrs.failure.message
+            failure = await _failure_message(converter, attrs.failure)
             return RunEvent(type="step.failed", at=at, step=name, detail=failure)
         case "workflow_execution_update_accepted_event_attributes":
             request = event.workflow_execution_update_accepted_event_attributes.accepted_request
             if request.input.name != "decide":
                 return None
-            decision = json.loads(request.input.args.payloads[0].data)
+            [decision] = await converter.decode(request.input.args.payloads[:1])
             detail = f"{decision.get('action')} {decision.get('review_id')}"
             return RunEvent(type="review.decided", at=at, detail=detail)
         case "upsert_workflow_search_attributes_event_attributes":
@@ -121,8 +126,13 @@ def _translate_one(
             return None
 
 
-def _local_activity(event: HistoryEvent, at: datetime) -> list[RunEvent]:
-    """A local activity's start and end, from the marker recorded when it ended (`at`)."""
+async def _local_activity(
+    converter: DataConverter, event: HistoryEvent, at: datetime
+) -> list[RunEvent]:
+    """A local activity's start and end, from the marker recorded when it ended (`at`).
+
+    The marker's `data` is the SDK core's own record (never encoded): its type and times.
+    """
     marker = event.marker_recorded_event_attributes
     payloads: Sequence[Payload] = (
         marker.details["data"].payloads if "data" in marker.details else []
@@ -135,11 +145,11 @@ def _local_activity(event: HistoryEvent, at: datetime) -> list[RunEvent]:
         type="step.started",
         at=_timestamp(data.get("original_schedule_time"), at),
         step=name,
-        detail=_summary(event),
+        detail=await _summary(converter, event),
     )
     ended = _timestamp(data.get("complete_time"), at)
     if marker.HasField("failure"):
-        failure = marker.failure.cause.message or marker.failure.message
+        failure = await _failure_message(converter, marker.failure)
         return [started, RunEvent(type="step.failed", at=ended, step=name, detail=failure)]
     return [started, RunEvent(type="step.finished", at=ended, step=name)]
 
@@ -150,9 +160,23 @@ def _timestamp(value: dict[str, int] | None, otherwise: datetime) -> datetime:
     return datetime.fromtimestamp(value.get("seconds", 0) + value.get("nanos", 0) / 1e9, UTC)
 
 
-def _summary(event: HistoryEvent) -> str | None:
-    data = event.user_metadata.summary.data
-    return json.loads(data) if data else None
+async def _summary(converter: DataConverter, event: HistoryEvent) -> str | None:
+    if not event.user_metadata.HasField("summary"):
+        return None
+    [summary] = await converter.decode([event.user_metadata.summary], [str])
+    return summary
+
+
+async def _failure_message(converter: DataConverter, failure: Failure) -> str:
+    """What failed: the failure's cause when it has one (an activity's own error)."""
+    copy = Failure()
+    copy.CopyFrom(failure)
+    error = await converter.decode_failure(copy)
+    return (error.__cause__ and _message(error.__cause__)) or _message(error)
+
+
+def _message(error: BaseException) -> str:
+    return error.message if isinstance(error, FailureError) else str(error)
 
 
 def sse(event: RunEvent) -> bytes:

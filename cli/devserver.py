@@ -49,6 +49,8 @@ class DevServer:
     ui_port: int | None = 8233
     tuned: bool = True
     log_file: Path | None = None
+    ui_codec_endpoint: str | None = None
+    """The codec server the UI sends payloads to for decoding (Keel's API's `/codec`)."""
     http_port: int = field(default_factory=free_port)
     """Temporal's HTTP API, which Keel does not use: a free port, never one derived and taken."""
     _process: asyncio.subprocess.Process | None = field(default=None, init=False, repr=False)
@@ -79,6 +81,8 @@ class DevServer:
             cmd.append("--headless")
         else:
             cmd += ["--ui-port", str(self.ui_port), "--ui-disable-news-fetch"]
+            if self.ui_codec_endpoint:
+                cmd += ["--ui-codec-endpoint", self.ui_codec_endpoint]
         for key in search_attributes.ALL:
             cmd += ["--search-attribute", f"{key.name}={_SA_TYPES[key.indexed_value_type]}"]
         if self.tuned:

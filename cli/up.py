@@ -23,6 +23,7 @@ import uvicorn
 
 from cli.devserver import DevServer
 from keel.db import create_engine, init_db
+from keel.encryption import KEY_FILE, create_key_file, keyring
 from keel.errors import KeelUserError
 from keel.net import port_in_use
 from keel.settings import Settings
@@ -150,6 +151,8 @@ async def run_up(settings: Settings) -> None:
 
     host, _, port = settings.temporal_address.rpartition(":")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.payload_keyring is None and create_key_file(settings.data_dir / KEY_FILE):
+        log.warning("payload encryption: created a key in %s", settings.data_dir / KEY_FILE)
     server = DevServer(
         db_file=settings.data_dir / "temporal.db",
         ip=host,
@@ -157,6 +160,7 @@ async def run_up(settings: Settings) -> None:
         ui_port=settings.temporal_ui_port,
         tuned=settings.temporal_dev_tuned,
         log_file=settings.data_dir / "temporal.log",
+        ui_codec_endpoint=_codec_endpoint(settings),
     )
     from api.auth import check_auth_mode
 
@@ -225,8 +229,27 @@ def _print_banner(settings: Settings, server: DevServer, auth_open: bool) -> Non
         f"  Temporal     {server.address}   (dev server, {tuning}; state in {server.db_file})\n"
         f"  Worker       task queue {settings.task_queue!r}\n"
         f"  Database     {settings.sql_url}\n"
-        f"  Auth         {auth}\n\n"
+        f"  Auth         {auth}\n"
+        f"  Payloads     {_encryption(settings)}\n\n"
         f'Try:  keel run support "How do I reset my password?" --wait\n'
         "Ctrl-C stops everything.\n",
         flush=True,
     )
+
+
+def _encryption(settings: Settings) -> str:
+    keys = keyring(settings)
+    if keys is None:
+        return "in clear (no payload keyring)"
+    where = "KEEL_PAYLOAD_KEYRING" if settings.payload_keyring else settings.data_dir / KEY_FILE
+    return (
+        f"encrypted, key {keys.current!r} ({where});\n"
+        f"               the UI decodes them through {_codec_endpoint(settings)}"
+    )
+
+
+def _codec_endpoint(settings: Settings) -> str | None:
+    """The API's codec server, when payloads are encrypted."""
+    from api.routes.codec import router
+
+    return None if keyring(settings) is None else f"{settings.api_base_url}{router.prefix}"

@@ -63,7 +63,9 @@ KeelError                                     (the base; never raised)
     │   ├── ModelNotFound           no  502  model-not-found         HTTP 404
     │   └── QuotaExceeded           no  502  quota-exceeded          429 insufficient_quota
     ├── TemporalUnavailable         yes 503  temporal-unavailable    Temporal or no worker answered
-    └── PayloadMissing              yes 500  payload-missing         a payload's bytes are gone
+    ├── PayloadMissing              yes 500  payload-missing         a payload's bytes are gone
+    ├── UnknownPayloadKey           yes 422  unknown-payload-key     encrypted under a key not held
+    └── PayloadUndecryptable        yes 422  payload-undecryptable   the key does not open it
 ```
 
 Not failures of Keel, so not here: `tools.registry.ToolError` (a tool's answer to the
@@ -109,6 +111,7 @@ __all__ = [
     "OpenModeRefused",
     "PayloadMissing",
     "PayloadTooLarge",
+    "PayloadUndecryptable",
     "PermissionDenied",
     "ProviderError",
     "ProviderTimeout",
@@ -131,6 +134,7 @@ __all__ = [
     "UnknownEmbedding",
     "UnknownIngestion",
     "UnknownKey",
+    "UnknownPayloadKey",
     "UnknownReview",
     "UnknownRoute",
     "UnknownRun",
@@ -494,3 +498,14 @@ class TemporalUnavailable(KeelRunError, code="temporal-unavailable", status=503)
 
 class PayloadMissing(KeelRunError, code="payload-missing"):
     """A history refers to a payload its store does not have (or has damaged)."""
+
+
+class UnknownPayloadKey(KeelRunError, code="unknown-payload-key", status=422):
+    """A payload was encrypted under a key id this process's keyring does not have.
+
+    Retried: once the key is added to every worker's keyring, the run goes on.
+    """
+
+
+class PayloadUndecryptable(KeelRunError, code="payload-undecryptable", status=422):
+    """An encrypted payload does not open with the key its id names: damaged, or a wrong key."""

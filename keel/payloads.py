@@ -7,8 +7,12 @@ external storage (`temporalio.converter.ExternalStorage`): a payload of at least
 history holds a reference (`json/protobuf`, `ExternalStorageReference`: the store's name
 and the payload's SHA-256) in its place. Every client and worker reads it back before
 decoding, so workflows, activities, the API and the CLI see the value itself. Smaller
-payloads are untouched: the Temporal UI shows them as plain JSON, and a large one as its
-reference.
+payloads stay in the history: the Temporal UI shows them as they are (plain JSON, or
+ciphertext its codec server decodes), and a large one as its reference.
+
+With a payload codec (`keel.encryption`), Temporal's SDK applies the codec first and the
+store second: what the store keeps is the encrypted payload, and only the reference (the
+store's name, a digest, a size) is in clear in the history.
 
 The store is a `StorageDriver`, the SDK's object-storage interface (`store` a batch of
 payloads, get one claim each; `retrieve` them by claim). `FilePayloadStore` keeps them
@@ -32,7 +36,9 @@ from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import (
     DataConverter,
+    DefaultFailureConverterWithEncodedAttributes,
     ExternalStorage,
+    PayloadCodec,
     StorageDriver,
     StorageDriverClaim,
     StorageDriverRetrieveContext,
@@ -120,8 +126,22 @@ class FilePayloadStore(StorageDriver):
 
 
 def data_converter(
-    store: StorageDriver, offload_bytes: int, base: DataConverter = pydantic_data_converter
+    store: StorageDriver,
+    offload_bytes: int,
+    base: DataConverter = pydantic_data_converter,
+    codec: PayloadCodec | None = None,
 ) -> DataConverter:
-    """`base` (pydantic) with payloads of at least `offload_bytes` kept in `store`."""
+    """`base` (pydantic) with payloads of at least `offload_bytes` kept in `store`.
+
+    With `codec`, every payload goes through it, and so do failures' messages and stack
+    traces (Temporal keeps those in clear otherwise).
+    """
     storage = ExternalStorage(drivers=[store], payload_size_threshold=offload_bytes)
-    return dataclasses.replace(base, external_storage=storage)
+    if codec is None:
+        return dataclasses.replace(base, external_storage=storage)
+    return dataclasses.replace(
+        base,
+        external_storage=storage,
+        payload_codec=codec,
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )

@@ -6,6 +6,7 @@ server, the worker and the API on loopback, state under `./.keel/`.
 
 from pathlib import Path
 from typing import Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, computed_field, model_validator
 from pydantic_settings import (
@@ -16,6 +17,7 @@ from pydantic_settings import (
 )
 
 from keel.schemas.continuation import HistoryLimits
+from keel.schemas.encryption import PayloadKeyring
 from keel.schemas.guards import GuardSettings
 from keel.schemas.policy import EscalationSettings
 from keel.schemas.routing import JUDGE_ROUTE, Deployment, Price, Route
@@ -39,8 +41,13 @@ It answers in a millisecond on the worker itself, so it is called as a local act
 class Settings(BaseSettings):
     """Where Keel's parts listen and keep their state."""
 
+    # An error names the setting and what is wrong, never the value: settings hold secrets.
     model_config = SettingsConfigDict(
-        env_prefix="KEEL_", toml_file="keel.toml", extra="forbid", validate_default=True
+        env_prefix="KEEL_",
+        toml_file="keel.toml",
+        extra="forbid",
+        validate_default=True,
+        hide_input_in_errors=True,
     )
 
     data_dir: Path = Field(default=Path(".keel"), description="Embedded state lives here.")
@@ -92,6 +99,17 @@ class Settings(BaseSettings):
         default=None,
         description="Signed audit checkpoints, one file per run; `<data_dir>/audit-checkpoints` "
         "when unset. Outside the database; workers and the API must share it.",
+    )
+    payload_keyring: PayloadKeyring | None = Field(
+        default=None,
+        description="Keys that encrypt every Temporal payload (AES-256-GCM), as JSON: "
+        '`{"current": "<id>", "keys": {"<id>": "<base64 of 32 bytes>"}}`. Unset: the key file '
+        "`<data_dir>/payload-keys.json` (`keel up` writes one); without that, no encryption.",
+    )
+    codec_origins: list[str] = Field(
+        default_factory=list,
+        description="Browser origins allowed to call the codec server (`/codec`, CORS): the "
+        "Temporal UI's. Empty: the origin of the UI address (and its `localhost` twin).",
     )
     history_max_events: int = Field(
         default=HistoryLimits().max_events,
@@ -219,6 +237,21 @@ class Settings(BaseSettings):
             return self.temporal_ui_url.rstrip("/")
         host = self.temporal_address.rsplit(":", 1)[0]
         return f"http://{host}:{self.temporal_ui_port}"
+
+    @computed_field
+    @property
+    def codec_cors_origins(self) -> list[str]:
+        """The origins the codec server answers: `codec_origins`, or the Temporal UI's."""
+        if self.codec_origins:
+            return [origin.rstrip("/") for origin in self.codec_origins]
+        ui = urlsplit(self.ui_url)
+        origins = [f"{ui.scheme}://{ui.netloc}"]
+        if ui.hostname in ("127.0.0.1", "localhost"):
+            twin = "localhost" if ui.hostname == "127.0.0.1" else "127.0.0.1"
+            origins.append(
+                f"{ui.scheme}://{twin}:{ui.port}" if ui.port else f"{ui.scheme}://{twin}"
+            )
+        return origins
 
     @computed_field
     @property

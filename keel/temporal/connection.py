@@ -7,6 +7,7 @@ from temporalio.converter import DataConverter
 from temporalio.service import RPCError, RPCStatusCode
 
 from keel import search_attributes
+from keel.encryption import EncryptionCodec, keyring
 from keel.errors import KeelUserError
 from keel.net import answers
 from keel.payloads import FilePayloadStore, data_converter
@@ -17,9 +18,11 @@ __all__ = ["connect", "ensure_search_attributes", "keel_data_converter"]
 
 
 def keel_data_converter(settings: Settings) -> DataConverter:
-    """Pydantic payloads; large ones in the payload store every client and worker shares."""
+    """Pydantic payloads (encrypted when a keyring is configured), large ones in the store."""
     store = FilePayloadStore(settings.payload_dir or settings.data_dir / "payloads")
-    return data_converter(store, settings.payload_offload_bytes)
+    keys = keyring(settings)
+    codec = None if keys is None else EncryptionCodec(keys)
+    return data_converter(store, settings.payload_offload_bytes, codec=codec)
 
 
 async def connect(settings: Settings, plugin: KeelPlugin | None = None) -> Client:

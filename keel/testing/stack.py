@@ -10,13 +10,15 @@ import sys
 import tempfile
 import uuid
 import warnings
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+from google.protobuf.message import Message
+from temporalio.api.common.v1 import Payload
 from temporalio.client import WorkflowHistory
 
 from keel.net import free_port
@@ -225,6 +227,26 @@ def local_activities(history: WorkflowHistory) -> list[str]:
             for payload in marker.details["data"].payloads:
                 types.append(json.loads(payload.data)["activity_type"])
     return types
+
+
+def payloads_in(*messages: Message) -> list[Payload]:
+    """Every payload in protobuf messages (history events), however deep, as stored."""
+    return [payload for message in messages for payload in _payloads(message)]
+
+
+def _payloads(message: Message) -> Iterator[Payload]:
+    if isinstance(message, Payload):
+        yield message
+        return
+    for descriptor, value in message.ListFields():
+        if descriptor.message_type is None:
+            continue
+        if descriptor.is_repeated:
+            items = value.values() if descriptor.message_type.GetOptions().map_entry else value
+            for item in items:
+                yield from _payloads(item)
+        else:
+            yield from _payloads(value)
 
 
 @contextmanager

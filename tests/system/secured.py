@@ -70,9 +70,11 @@ class Secured:
 
 
 @asynccontextmanager
-async def secured_stack(temporal: DevServer, data_dir: Path) -> AsyncIterator[Secured]:
+async def secured_stack(
+    temporal: DevServer, data_dir: Path, **settings: str
+) -> AsyncIterator[Secured]:
     """A worker and an API that require keys; one key per role, and a second submitter."""
-    stack = Stack(temporal.address, data_dir, {"KEEL_AUTH": "required"})
+    stack = Stack(temporal.address, data_dir, {"KEEL_AUTH": "required", **settings})
     try:
         keys = await create_keys(stack, {**{role: role for role in ROLES}, "other": "submitter"})
         await stack.start_worker()

@@ -6,29 +6,12 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
 
-from keel.testing.stack import wait_status
+from keel.testing.stack import payloads_in, wait_status
 
 OFFLOAD = 128 * 1024
 FIVE_MB = 5 * 1024 * 1024
-
-
-def _payloads(message: object) -> Iterator[Payload]:
-    """Every payload inside a protobuf message, however deep."""
-    if isinstance(message, Payload):
-        yield message
-        return
-    for field, value in message.ListFields():  # type: ignore[attr-defined]
-        if field.message_type is None:
-            continue
-        if field.is_repeated:
-            items = value.values() if field.message_type.GetOptions().map_entry else value
-            for item in items:
-                yield from _payloads(item)
-        else:
-            yield from _payloads(value)
 
 
 class _BigPage(http.server.BaseHTTPRequestHandler):
@@ -77,7 +60,7 @@ async def test_a_run_reading_a_5_mb_document_completes_with_a_small_history(
     assert "All work and no play" in done["result"]["answer"]
 
     history = await temporal_client.get_workflow_handle(run_id).fetch_history()
-    payloads = [p for event in history.events for p in _payloads(event)]
+    payloads = payloads_in(*history.events)
     assert max(p.ByteSize() for p in payloads) < OFFLOAD, "a large payload stayed in history"
     assert sum(p.ByteSize() for p in payloads) < 256 * 1024
     # The document itself went through as the tool's result (the `local` model that read it

@@ -4,6 +4,7 @@ import asyncio
 import os
 import signal
 import socket
+import stat
 import subprocess
 from pathlib import Path
 
@@ -67,9 +68,23 @@ async def test_up_serves_stops_cleanly_and_resumes_in_flight_runs(tmp_path):
         assert f"http://127.0.0.1:{up.api_port}" in banner
         assert f"Temporal UI  http://127.0.0.1:{up.ui_port}" in banner
         assert "Auth         OPEN: no API key exists" in banner  # loudly, on loopback only
+        assert "Payloads     encrypted" in banner
+        key_file = tmp_path / ".keel" / "payload-keys.json"
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+        key = key_file.read_bytes()
+        codec = f"http://127.0.0.1:{up.api_port}/codec"
         async with httpx.AsyncClient(timeout=30) as http:
             ui = await http.get(f"http://127.0.0.1:{up.ui_port}/")
             assert ui.status_code == 200 and "<html" in ui.text.lower()
+            # The UI sends payloads to the API's codec server, which takes its page's calls.
+            ui_settings = await http.get(f"http://127.0.0.1:{up.ui_port}/api/v1/settings")
+            assert ui_settings.json()["Codec"]["Endpoint"] == codec
+            ui_origin = {"Origin": f"http://127.0.0.1:{up.ui_port}", "Sec-Fetch-Site": "same-site"}
+            decoded = await http.post(f"{codec}/decode", json={"payloads": []}, headers=ui_origin)
+            assert decoded.status_code == 200, decoded.text
+            elsewhere = {"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"}
+            refused = await http.post(f"{codec}/decode", json={"payloads": []}, headers=elsewhere)
+            assert refused.status_code == 403, refused.text
         async with httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{up.api_port}", timeout=30
         ) as http:
@@ -90,6 +105,7 @@ async def test_up_serves_stops_cleanly_and_resumes_in_flight_runs(tmp_path):
     assert (tmp_path / ".keel" / "keel.db").exists()
 
     await up.start()  # same data directory: the run waiting for review is still there
+    assert key_file.read_bytes() == key  # and the key that encrypted it
     try:
         async with httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{up.api_port}", timeout=30
