@@ -8,7 +8,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from api.auth import AuthState, v1_guard
-from api.limits import BodySizeLimit
+from api.limits import BodyLimits
 from api.problems import PROBLEM_RESPONSES, install_problem_handlers
 from api.quality import publish_all
 from api.routes import agents, collections, keys, reviews, runs, tools
@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=[Depends(v1_guard)],
     )
     install_problem_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
+    app.add_middleware(BodyLimits, max_bytes=settings.api_max_body_bytes)
     app.include_router(runs.router)
     app.include_router(reviews.router)
     app.include_router(agents.router)

@@ -17,6 +17,7 @@ KeelError                                     (the base; never raised)
 └── KeelRunError          yes    500   internal-error        a failure at run time, unclassified
     ├── InvalidRequest              no  422  validation-error        the request breaks its schema
     ├── MalformedRequest            no  400  bad-request             the request cannot be read
+    │   └── BodyTooDeep             no  400  body-too-deep           JSON nested past the limit
     ├── RouteNotFound               no  404  not-found               no such path
     ├── MethodNotAllowed            no  405  method-not-allowed      not with this method
     ├── PayloadTooLarge             no  413  payload-too-large       the body is over the limit
@@ -83,6 +84,7 @@ __all__ = [
     "AuthenticationFailed",
     "BadPageToken",
     "BadRequest",
+    "BodyTooDeep",
     "BudgetDenied",
     "BudgetExceeded",
     "CircuitOpen",
@@ -285,6 +287,10 @@ class InvalidRequest(KeelRunError, code="validation-error", status=422, retryabl
 
 class MalformedRequest(KeelRunError, code="bad-request", status=400, retryable=False):
     """The request cannot be read at all."""
+
+
+class BodyTooDeep(MalformedRequest, code="body-too-deep"):
+    """A JSON body (or JSON Lines row) nests deeper than `keel.json_depth.MAX_JSON_DEPTH`."""
 
 
 class RouteNotFound(KeelRunError, code="not-found", status=404, retryable=False):
