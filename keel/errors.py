@@ -23,7 +23,7 @@ KeelError                                     (the base; never raised)
     ├── PayloadTooLarge             no  413  payload-too-large       the body is over the limit
     ├── Unauthorized                no  401  unauthorized            no valid API key
     ├── Forbidden                   no  403  forbidden               the key's role may not
-    ├── RateLimitExceeded           no  429  rate-limited            a key is over its rate
+    ├── RateLimitExceeded           no  429  rate-limited            a key or address over its rate
     ├── BadPageToken                no  400  bad-page-token          not a page token we gave
     ├── UnknownAgent                no  404  unknown-agent           no agent has the name
     ├── InvalidInput                no  422  invalid-input           not the agent's input
@@ -318,7 +318,10 @@ class OpenModeRefused(KeelRunError, code="open-mode-refused", status=403, retrya
 
 
 class RateLimitExceeded(KeelRunError, code="rate-limited", status=429, retryable=False):
-    """An API key is over its request rate (the API's own limit, not a provider's)."""
+    """A key or client address is over its rate, or its budget of failed authentications.
+
+    The API's own limits, not a provider's.
+    """
 
 
 class BadPageToken(KeelRunError, code="bad-page-token", status=400, retryable=False):

@@ -121,6 +121,24 @@ class Settings(BaseSettings):
     api_rate_burst: int = Field(
         default=60, ge=1, description="Requests a key may send at once before 429s start."
     )
+    api_address_rate_per_s: float = Field(
+        default=100.0,
+        gt=0,
+        description="Requests per second each client address may sustain without a key (open "
+        "mode), in each API process.",
+    )
+    api_address_rate_burst: int = Field(
+        default=200, ge=1, description="Keyless requests an address may send at once."
+    )
+    api_failed_auth_limit: int = Field(
+        default=50,
+        ge=1,
+        description="Failed authentications (401) a client address may make in a window; after "
+        "them it gets 429 until the window ends. Shared by API processes on one database.",
+    )
+    api_failed_auth_window_s: float = Field(
+        default=60.0, gt=0, description="The window of `api_failed_auth_limit`."
+    )
     database_url: str = Field(default="", description="SQLAlchemy async URL; SQLite when empty.")
     otel_endpoint: str = Field(
         default="",

@@ -12,6 +12,7 @@ from keel.schemas.reviews import Grade, ReviewKind, ReviewStatus
 __all__ = [
     "ApiKeyRow",
     "AuditRow",
+    "AuthFailureRow",
     "LabelRow",
     "ReviewRow",
     "StepRow",
@@ -140,6 +141,19 @@ class ApiKeyRow(SQLModel, table=True):
     secret_sha256: str = Field(max_length=64)
     created_at: datetime = _utc(nullable=False)
     revoked_at: datetime | None = _utc(nullable=True)
+
+
+class AuthFailureRow(SQLModel, table=True):
+    """Failed authentications of one client address in its current window (`keel.auth_failures`).
+
+    Shared by every API process on the database; a row is rewritten in place, never added to.
+    """
+
+    __tablename__ = "auth_failures"  # pyright: ignore[reportAssignmentType]
+
+    address: str = Field(primary_key=True, max_length=64)
+    window_start: float = Field(description="When the window began, in seconds since the epoch.")
+    failures: int
 
 
 class AuditRow(SQLModel, table=True):

@@ -9,7 +9,7 @@ import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
 from keel.schemas.reviews import DecisionInput
-from keel.testing.stack import eventually, wait_status
+from keel.testing.stack import Stack, eventually, wait_status
 from tests.conftest import CONFIDENT, UNSURE
 from tests.system.secured import Secured, create_key, create_keys, keel
 from workflows.agent import AgentWorkflow
@@ -248,3 +248,78 @@ async def test_an_open_api_refuses_what_a_web_page_could_send(make_stack: Any) -
         keys = await create_keys(stack, {"ana": "admin"})
         keyed = {"X-API-Key": keys["ana"]["key"], "Host": f"keel.internal:{port}"}
         assert (await http.get("/v1/keys", headers=keyed)).status_code == 200
+
+
+def _from(address: str, **headers: str) -> dict[str, str]:
+    """Headers of a request from `address` (uvicorn trusts `X-Forwarded-For` from loopback)."""
+    return {"X-Forwarded-For": address, **headers}
+
+
+async def test_a_flood_with_a_bad_key_gets_429_and_spares_other_addresses(make_stack: Any) -> None:
+    stack = make_stack(KEEL_AUTH="required")  # the default budget: 50 failures a minute
+    keys = await create_keys(stack, {"ana": "reviewer"})
+    await stack.start_api()
+    bad = _from("203.0.113.7", **{"X-API-Key": "keel_000000000000_guessed"})
+    async with httpx.AsyncClient(base_url=stack.api_url) as http:
+        answers = [await http.get("/v1/agents", headers=bad) for _ in range(500)]
+        assert [a.status_code for a in answers] == [401] * 50 + [429] * 450
+        over = assert_problem(answers[50], 429, "rate-limited")
+        assert "203.0.113.7 failed to authenticate over 50 times" in over["detail"]
+        assert 1 <= int(answers[-1].headers["retry-after"]) <= 60
+        # The flooding address is refused whatever it sends; another address is not.
+        good = {"X-API-Key": keys["ana"]["key"]}
+        flooder = await http.get("/v1/agents", headers=_from("203.0.113.7", **good))
+        assert_problem(flooder, 429, "rate-limited")
+        assert (await http.get("/v1/agents", headers=_from("198.51.100.9", **good))).is_success
+        assert_problem(
+            await http.get("/v1/agents", headers=_from("2001:db8::1")), 401, "unauthorized"
+        )
+
+
+async def test_an_open_api_limits_each_address_and_its_failures(make_stack: Any) -> None:
+    stack = make_stack(
+        KEEL_API_ADDRESS_RATE_PER_S="0.2",
+        KEEL_API_ADDRESS_RATE_BURST="3",
+        KEEL_API_FAILED_AUTH_LIMIT="3",
+    )
+    await stack.start_api()
+    async with httpx.AsyncClient(base_url=stack.api_url) as http:
+        answers = [await http.get("/v1/agents", headers=_from("192.0.2.1")) for _ in range(4)]
+        assert [a.status_code for a in answers] == [200, 200, 200, 429]
+        assert answers[0].headers["x-keel-auth"] == "open"
+        assert (
+            "192.0.2.1 is over the keyless rate"
+            in assert_problem(answers[-1], 429, "rate-limited")["detail"]
+        )
+        assert answers[-1].headers["retry-after"] in ("4", "5")
+        assert (await http.get("/v1/agents", headers=_from("192.0.2.2"))).status_code == 200
+        # A bad key fails in open mode too, and a flood of them is refused.
+        bad = _from("192.0.2.3", **{"X-API-Key": "keel_000000000000_guessed"})
+        answers = [await http.get("/v1/agents", headers=bad) for _ in range(5)]
+        assert [a.status_code for a in answers] == [401, 401, 401, 429, 429]
+
+
+async def test_apis_sharing_a_database_share_the_failure_budget(make_stack: Any) -> None:
+    first = make_stack(KEEL_AUTH="required", KEEL_API_FAILED_AUTH_LIMIT="4")
+    second = Stack(first.temporal_address, first.data_dir, first.settings, first.task_queue)
+    keys = await create_keys(first, {"ana": "reviewer"})
+    try:
+        await first.start_api()
+        await second.start_api()
+        bad = _from("203.0.113.8", **{"X-API-Key": "keel_000000000000_guessed"})
+        async with (
+            httpx.AsyncClient(base_url=first.api_url) as one,
+            httpx.AsyncClient(base_url=second.api_url) as two,
+        ):
+            statuses = [
+                (await http.get("/v1/agents", headers=bad)).status_code
+                for http in (one, two, one, two)
+            ]
+            assert statuses == [401, 401, 401, 401]
+            # Four failures across both: the fifth, on either, is over the shared budget.
+            assert_problem(await one.get("/v1/agents", headers=bad), 429, "rate-limited")
+            assert_problem(await two.get("/v1/agents", headers=bad), 429, "rate-limited")
+            good = _from("198.51.100.10", **{"X-API-Key": keys["ana"]["key"]})
+            assert (await two.get("/v1/agents", headers=good)).status_code == 200
+    finally:
+        second.stop_all()
