@@ -7,7 +7,7 @@ from fastapi import Depends, FastAPI, Response
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from api.auth import AuthState, v1_guard
+from api.auth import AuthState, require, v1_guard
 from api.limits import BodyLimits
 from api.problems import PROBLEM_RESPONSES, install_problem_handlers
 from api.quality import publish_all
@@ -64,7 +64,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Request spans (the root of a run's trace when a run starts here) and HTTP metrics.
     FastAPIInstrumentor.instrument_app(app, excluded_urls="/healthz,/metrics")
 
-    @app.get("/metrics", include_in_schema=False)
+    # An operator's (or admin's) key whenever keys are required; open mode answers on loopback.
+    @app.get("/metrics", include_in_schema=False, dependencies=[require("operator")])
     async def metrics() -> Response:
         """Prometheus exposition of this process's OpenTelemetry metrics."""
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -149,8 +149,16 @@ class Settings(BaseSettings):
         default=None,
         ge=1,
         le=65535,
-        description="`keel worker` serves Prometheus metrics on this port (on KEEL_API_HOST); "
-        "the API always serves them at /metrics.",
+        description="`keel worker` serves Prometheus metrics on this port (on KEEL_API_HOST), "
+        "without a key.",
+    )
+    api_metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="`keel api` and `keel up` also serve Prometheus metrics on this port (on "
+        "KEEL_API_HOST), without a key: for a scraper on a private network. /metrics on the "
+        "API's own port takes an operator key whenever keys are required.",
     )
     review_threshold: float = Field(
         default=0.6, ge=0.0, le=1.0, description="Confidence below which a run escalates."

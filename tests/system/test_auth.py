@@ -8,6 +8,7 @@ import httpx
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
+from keel.net import free_port
 from keel.schemas.reviews import DecisionInput
 from keel.testing.stack import Stack, eventually, wait_status
 from tests.conftest import CONFIDENT, UNSURE
@@ -323,3 +324,35 @@ async def test_apis_sharing_a_database_share_the_failure_budget(make_stack: Any)
             assert (await two.get("/v1/agents", headers=good)).status_code == 200
     finally:
         second.stop_all()
+
+
+async def test_metrics_take_an_operator_key_when_keys_are_required(make_stack: Any) -> None:
+    private = free_port()
+    stack = make_stack(KEEL_AUTH="required", KEEL_API_METRICS_PORT=str(private))
+    keys = await create_keys(stack, {role: role for role in ("operator", "admin", "reviewer")})
+    await stack.start_api()
+    async with httpx.AsyncClient(base_url=stack.api_url) as http:
+        assert_problem(await http.get("/metrics"), 401, "unauthorized")
+        reviewer = {"X-API-Key": keys["reviewer"]["key"]}
+        assert_problem(await http.get("/metrics", headers=reviewer), 403, "forbidden")
+        for role in ("operator", "admin"):
+            scraped = await http.get("/metrics", headers={"X-API-Key": keys[role]["key"]})
+            assert (
+                scraped.status_code == 200 and "python_gc_objects_collected_total" in scraped.text
+            )
+        # The private port, for a scraper on a private network, takes no key.
+        assert (
+            "python_gc_objects_collected_total"
+            in (await http.get(f"http://127.0.0.1:{private}/metrics")).text
+        )
+
+
+async def test_metrics_stay_open_in_open_mode_on_loopback_only(make_stack: Any) -> None:
+    stack = make_stack()
+    await stack.start_api()
+    port = stack.api_url.rpartition(":")[2]
+    async with httpx.AsyncClient(base_url=stack.api_url) as http:
+        scraped = await http.get("/metrics")
+        assert "python_gc_objects_collected_total" in scraped.text
+        rebound = await http.get("/metrics", headers={"Host": f"evil.example:{port}"})
+        assert_problem(rebound, 403, "open-mode-refused")
