@@ -8,6 +8,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from api.auth import AuthState, require, v1_guard
+from api.cors import install_cors
 from api.limits import BodyLimits
 from api.problems import PROBLEM_RESPONSES, install_problem_handlers
 from api.quality import publish_all
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_problem_handlers(app)
     app.add_middleware(BodyLimits, max_bytes=settings.api_max_body_bytes)
+    install_cors(app, settings.cors_origins)  # outermost: refusals get CORS headers too
     app.include_router(runs.router)
     app.include_router(reviews.router)
     app.include_router(agents.router)

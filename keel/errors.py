@@ -23,6 +23,8 @@ KeelError                                     (the base; never raised)
     ├── PayloadTooLarge             no  413  payload-too-large       the body is over the limit
     ├── Unauthorized                no  401  unauthorized            no valid API key
     ├── Forbidden                   no  403  forbidden               the key's role may not
+    ├── OpenModeRefused             no  403  open-mode-refused       what a web page could send
+    ├── CrossOriginRefused          no  403  cross-origin-refused    a preflight CORS does not allow
     ├── RateLimitExceeded           no  429  rate-limited            a key or address over its rate
     ├── BadPageToken                no  400  bad-page-token          not a page token we gave
     ├── UnknownAgent                no  404  unknown-agent           no agent has the name
@@ -92,6 +94,7 @@ __all__ = [
     "CollectionExists",
     "ContentFiltered",
     "ContextLengthExceeded",
+    "CrossOriginRefused",
     "Forbidden",
     "IdempotencyKeyReused",
     "IngestionStarted",
@@ -315,6 +318,10 @@ class Forbidden(KeelRunError, code="forbidden", status=403, retryable=False):
 
 class OpenModeRefused(KeelRunError, code="open-mode-refused", status=403, retryable=False):
     """An open API (no key yet) refuses a non-loopback `Host` and writes from another site."""
+
+
+class CrossOriginRefused(KeelRunError, code="cross-origin-refused", status=403, retryable=False):
+    """A CORS preflight from an origin (or for a method or header) `KEEL_CORS_ORIGINS` lacks."""
 
 
 class RateLimitExceeded(KeelRunError, code="rate-limited", status=429, retryable=False):

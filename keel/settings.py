@@ -6,8 +6,9 @@ server, the worker and the API on loopback, state under `./.keel/`.
 
 from pathlib import Path
 from typing import Literal, Self
+from urllib.parse import urlsplit
 
-from pydantic import Field, computed_field, model_validator
+from pydantic import Field, computed_field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -139,6 +140,11 @@ class Settings(BaseSettings):
     api_failed_auth_window_s: float = Field(
         default=60.0, gt=0, description="The window of `api_failed_auth_limit`."
     )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins (`https://app.example.com`) whose pages may call the API from a "
+        "browser (CORS). None by default: no CORS headers, preflights refused.",
+    )
     database_url: str = Field(default="", description="SQLAlchemy async URL; SQLite when empty.")
     otel_endpoint: str = Field(
         default="",
@@ -198,6 +204,22 @@ class Settings(BaseSettings):
     review_claim_lease_s: float = Field(
         default=300.0, gt=0, description="How long a reviewer's claim holds a review."
     )
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins_are_origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            parts = urlsplit(origin)
+            if (
+                parts.scheme not in ("http", "https")
+                or not parts.hostname
+                or origin != (f"{parts.scheme}://{parts.netloc}")
+            ):
+                raise ValueError(
+                    f"{origin!r} is not an origin: write scheme://host[:port], as a browser "
+                    "sends it (no path, no trailing slash, no wildcard)"
+                )
+        return origins
 
     @model_validator(mode="after")
     def _routes_name_deployments(self) -> Self:

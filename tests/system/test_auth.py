@@ -356,3 +356,55 @@ async def test_metrics_stay_open_in_open_mode_on_loopback_only(make_stack: Any) 
         assert "python_gc_objects_collected_total" in scraped.text
         rebound = await http.get("/metrics", headers={"Host": f"evil.example:{port}"})
         assert_problem(rebound, 403, "open-mode-refused")
+
+
+def _preflight(origin: str, method: str = "POST") -> dict[str, str]:
+    return {
+        "Origin": origin,
+        "Access-Control-Request-Method": method,
+        "Access-Control-Request-Headers": "authorization, content-type",
+    }
+
+
+async def test_without_cors_origins_no_page_of_another_site_reads_or_preflights(
+    make_stack: Any,
+) -> None:
+    stack = make_stack(KEEL_AUTH="required")
+    keys = await create_keys(stack, {"ana": "admin"})
+    await stack.start_api()
+    async with httpx.AsyncClient(base_url=stack.api_url) as http:
+        for path in ("/v1/runs", "/v1/keys", "/healthz"):
+            refused = await http.options(path, headers=_preflight("https://app.example"))
+            assert_problem(refused, 405, "method-not-allowed")
+            assert not [h for h in refused.headers if h.startswith("access-control-")]
+        keyed = {"Origin": "https://app.example", "X-API-Key": keys["ana"]["key"]}
+        answered = await http.get("/v1/agents", headers=keyed)
+        assert answered.status_code == 200
+        assert not [h for h in answered.headers if h.startswith("access-control-")]
+
+
+async def test_cors_origins_allow_exactly_those_origins(make_stack: Any) -> None:
+    app = "https://app.example"
+    stack = make_stack(KEEL_AUTH="required", KEEL_CORS_ORIGINS=json.dumps([app]))
+    keys = await create_keys(stack, {"ana": "admin"})
+    await stack.start_api()
+    async with httpx.AsyncClient(base_url=stack.api_url) as http:
+        allowed = await http.options("/v1/runs", headers=_preflight(app))
+        assert allowed.status_code == 200
+        assert allowed.headers["access-control-allow-origin"] == app
+        assert "authorization" in allowed.headers["access-control-allow-headers"].lower()
+        assert "access-control-allow-credentials" not in allowed.headers
+        for origin, method in ((app, "TRACE"), ("https://evil.example", "POST")):
+            refused = await http.options("/v1/runs", headers=_preflight(origin, method))
+            assert_problem(refused, 403, "cross-origin-refused")
+            assert "access-control-allow-origin" not in refused.headers
+
+        keyed = {"X-API-Key": keys["ana"]["key"]}
+        read = await http.get("/v1/agents", headers={"Origin": app, **keyed})
+        assert read.status_code == 200 and read.headers["access-control-allow-origin"] == app
+        assert "Retry-After" in read.headers["access-control-expose-headers"]
+        # Its page can read a problem too; another site's page can read nothing.
+        unauthorized = await http.get("/v1/agents", headers={"Origin": app})
+        assert unauthorized.headers["access-control-allow-origin"] == app
+        other = await http.get("/v1/agents", headers={"Origin": "https://evil.example", **keyed})
+        assert "access-control-allow-origin" not in other.headers
