@@ -169,7 +169,7 @@ async def authenticate(
         return cached
     state: AuthState = request.app.state.auth
     address = client_address(request)
-    _refuse_over_rate(state.failures.wait(address), f"{address} failed to authenticate too often")
+    _refuse_over_rate(state.failures.wait(address), _too_many_failures(state, address))
     token = bearer.credentials if bearer is not None else api_key
     if token:
         row = await _resolve(request, token)
@@ -183,7 +183,7 @@ async def authenticate(
         )
     elif await _is_open(request):
         _refuse_over_rate(
-            state.addresses.take(f"address {address}"),
+            state.addresses.take(address),
             f"{address} is over the keyless rate of {state.addresses.rate:g}/s",
         )
         _refuse_browser_reach(request)
@@ -207,12 +207,13 @@ async def _failed(request: Request, address: str, why: str) -> NoReturn:
     """401, or 429 once the failure puts `address` over its budget of failures."""
     state: AuthState = request.app.state.auth
     wait = await state.failures.fail(request.app.state.db, address)
-    _refuse_over_rate(
-        wait,
-        f"{address} failed to authenticate over {state.failures.limit} times in "
-        f"{state.failures.window_s:g} s",
-    )
+    _refuse_over_rate(wait, _too_many_failures(state, address))
     raise Unauthorized(why)
+
+
+def _too_many_failures(state: AuthState, address: str) -> str:
+    limit, window_s = state.failures.limit, state.failures.window_s
+    return f"{address} failed to authenticate over {limit} times in {window_s:g} s"
 
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
