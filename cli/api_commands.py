@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from cli import ingestion
-from keel.errors import InvalidDocument, KeelError, kind_of_problem
+from keel.errors import BodyTooDeep, InvalidDocument, KeelError, kind_of_problem
 from keel.schemas.retrieval import LOCAL_EMBEDDING, TORCH_EMBEDDING
 from keel.schemas.runs import TERMINAL_STATUSES
 from keel.settings import Settings
@@ -306,7 +306,7 @@ def _cmd_ingest(api: _Api, args: argparse.Namespace) -> int:
             printer=printer,
             embedding=args.embedding,
         )
-    except (InvalidDocument, FileNotFoundError) as err:
+    except (InvalidDocument, BodyTooDeep, FileNotFoundError) as err:
         raise ApiError(str(err)) from err
     return 0 if view["status"] == "completed" else 1
 
