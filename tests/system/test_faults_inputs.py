@@ -67,14 +67,15 @@ async def test_malformed_start_bodies_are_422(http, content, content_type):
 
 
 def _every_route() -> list[tuple[str, str]]:
-    """Each (method, path) the API serves, path parameters filled: later routes included."""
+    """Each JSON route, path parameters filled: every operation of the app's OpenAPI schema
+    (a route added later too), and the app's own routes outside it (/metrics, /healthz)."""
     app = create_app(Settings())
     routes = {
         (method.upper(), path)
         for path, operations in app.openapi()["paths"].items()
         for method in operations
     }
-    for route in app.routes:  # those outside the schema (/metrics, the review page)
+    for route in app.routes:
         methods: set[str] = getattr(route, "methods", None) or set()
         routes |= {(method, getattr(route, "path", "")) for method in methods}
     return sorted((m, re.sub(r"\{[^}]+\}", "x", path)) for m, path in routes if m != "HEAD")
