@@ -210,11 +210,8 @@ class Settings(BaseSettings):
     def _origins_are_origins(cls, origins: list[str]) -> list[str]:
         for origin in origins:
             parts = urlsplit(origin)
-            if (
-                parts.scheme not in ("http", "https")
-                or not parts.hostname
-                or origin != (f"{parts.scheme}://{parts.netloc}")
-            ):
+            exact = f"{parts.scheme}://{parts.netloc}"
+            if parts.scheme not in ("http", "https") or not parts.hostname or origin != exact:
                 raise ValueError(
                     f"{origin!r} is not an origin: write scheme://host[:port], as a browser "
                     "sends it (no path, no trailing slash, no wildcard)"

@@ -146,7 +146,8 @@ class ApiKeyRow(SQLModel, table=True):
 class AuthFailureRow(SQLModel, table=True):
     """Failed authentications of one client address in its current window (`keel.auth_failures`).
 
-    Shared by every API process on the database; a row is rewritten in place, never added to.
+    Shared by every API process on the database: one row per address, rewritten in place by
+    each failure; rows of ended windows are deleted now and then.
     """
 
     __tablename__ = "auth_failures"  # pyright: ignore[reportAssignmentType]
