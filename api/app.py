@@ -7,8 +7,9 @@ from fastapi import Depends, FastAPI, Response
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from api.auth import AuthState, v1_guard
-from api.limits import BodySizeLimit
+from api.auth import AuthState, require, v1_guard
+from api.cors import install_cors
+from api.limits import BodyLimits
 from api.problems import PROBLEM_RESPONSES, install_problem_handlers
 from api.quality import publish_all
 from api.routes import agents, collections, keys, reviews, runs, tools
@@ -57,7 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=[Depends(v1_guard)],
     )
     install_problem_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
+    app.add_middleware(BodyLimits, max_bytes=settings.api_max_body_bytes)
+    install_cors(app, settings.cors_origins)  # outermost: refusals get CORS headers too
     app.include_router(runs.router)
     app.include_router(reviews.router)
     app.include_router(agents.router)
@@ -70,7 +72,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Request spans (the root of a run's trace when a run starts here) and HTTP metrics.
     FastAPIInstrumentor.instrument_app(app, excluded_urls="/healthz,/metrics")
 
-    @app.get("/metrics", include_in_schema=False)
+    # An operator's (or admin's) key whenever keys are required; open mode answers on loopback.
+    @app.get("/metrics", include_in_schema=False, dependencies=[require("operator")])
     async def metrics() -> Response:
         """Prometheus exposition of this process's OpenTelemetry metrics."""
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -26,8 +26,12 @@ Concurrent requests asking the database the same question (is there a key? which
 this?) share one query: a request that finds the query in flight takes its answer, which is
 at most that query's duration older than the request.
 
-Rate limits are a token bucket per key in each API process (`KEEL_API_RATE_PER_S`, burst
-`KEEL_API_RATE_BURST`): with N API processes a key may reach N times the rate.
+Rate limits, each answered with 429 and `Retry-After`: a token bucket per key in each API
+process (`KEEL_API_RATE_PER_S`, burst `KEEL_API_RATE_BURST`: with N API processes a key may
+reach N times the rate); the same per client address for keyless requests in open mode
+(`KEEL_API_ADDRESS_RATE_*`); and a budget of failed authentications per client address
+(`KEEL_API_FAILED_AUTH_*`), counted in the database and so shared by every API process on it
+(`api.throttle`). An address over that budget is refused before its key is looked up.
 """
 
 import asyncio
@@ -37,13 +41,14 @@ import time
 from collections.abc import Awaitable, Callable, Collection
 from datetime import timedelta
 from functools import partial
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Request, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
+from api.throttle import FailureBudget, client_address
 from keel.db import Database, create_engine, init_db
 from keel.errors import (
     Forbidden,
@@ -140,6 +145,12 @@ class AuthState:
         # Keys are never deleted, so once required, always required.
         self.required = settings.auth == "required" or not is_loopback(settings.api_host)
         self.buckets = TokenBucket(settings.api_rate_per_s, settings.api_rate_burst)
+        self.addresses = TokenBucket(
+            settings.api_address_rate_per_s, settings.api_address_rate_burst
+        )
+        self.failures = FailureBudget(
+            settings.api_failed_auth_limit, settings.api_failed_auth_window_s
+        )
         self.any_key: _Shared[bool] = _Shared()
         self.keys: _Shared[ApiKeyRow | None] = _Shared()
 
@@ -165,7 +176,7 @@ async def authenticate(
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     api_key: Annotated[str | None, Depends(_api_key)],
 ) -> Principal:
-    """The request's principal; 401 without a valid key (unless open), 429 over the rate."""
+    """The request's principal; 401 without a valid key (unless open), 429 over a rate."""
     return await _authenticate(request, response, bearer, api_key, trusted_origins=())
 
 
@@ -179,30 +190,55 @@ async def _authenticate(
     cached: Principal | None = getattr(request.state, "principal", None)
     if cached is not None:
         return cached
+    state: AuthState = request.app.state.auth
+    address = client_address(request)
+    _refuse_over_rate(state.failures.wait(address), _too_many_failures(state, address))
     token = bearer.credentials if bearer is not None else api_key
     if token:
         row = await _resolve(request, token)
         if row is None:
-            raise Unauthorized("the API key is unknown or revoked")
-        request.app.state.auth.required = True
+            await _failed(request, address, "the API key is unknown or revoked")
+        state.required = True
         # The role column is a plain string: the model checks it is a `Role`.
         principal = Principal.model_validate(
             {"id": row.principal, "key_id": row.id, "name": row.name, "role": row.role}
         )
-        wait = request.app.state.auth.buckets.take(row.id)
-        if wait > 0:
-            raise RateLimitExceeded(
-                f"key {row.id} is over its rate of {request.app.state.auth.buckets.rate:g}/s",
-                retry_after=timedelta(seconds=max(1, math.ceil(wait))),
-            )
+        _refuse_over_rate(
+            state.buckets.take(row.id), f"key {row.id} is over its rate of {state.buckets.rate:g}/s"
+        )
     elif await _is_open(request):
+        _refuse_over_rate(
+            state.addresses.take(address),
+            f"{address} is over the keyless rate of {state.addresses.rate:g}/s",
+        )
         _refuse_browser_reach(request, trusted_origins)
         principal = OPEN_PRINCIPAL
         response.headers["X-Keel-Auth"] = "open"
     else:
-        raise Unauthorized("an API key is required: send 'Authorization: Bearer <key>'")
+        await _failed(
+            request, address, "an API key is required: send 'Authorization: Bearer <key>'"
+        )
     request.state.principal = principal
     return principal
+
+
+def _refuse_over_rate(wait: float, why: str) -> None:
+    """429 when there is a `wait` (seconds) before the next request may pass."""
+    if wait > 0:
+        raise RateLimitExceeded(why, retry_after=timedelta(seconds=max(1, math.ceil(wait))))
+
+
+async def _failed(request: Request, address: str, why: str) -> NoReturn:
+    """401, or 429 once the failure puts `address` over its budget of failures."""
+    state: AuthState = request.app.state.auth
+    wait = await state.failures.fail(request.app.state.db, address)
+    _refuse_over_rate(wait, _too_many_failures(state, address))
+    raise Unauthorized(why)
+
+
+def _too_many_failures(state: AuthState, address: str) -> str:
+    limit, window_s = state.failures.limit, state.failures.window_s
+    return f"{address} failed to authenticate over {limit} times in {window_s:g} s"
 
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

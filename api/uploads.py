@@ -83,7 +83,7 @@ async def read_documents(request: Request) -> list[DocumentIn]:
 
 def _from_json(body: bytes) -> list[DocumentIn]:
     try:
-        # pydantic's parser refuses nesting past 200 levels, where `json` would recurse.
+        # Nesting was checked before the route ran (`api.limits`).
         value = from_json(body)
     except ValueError as err:
         raise InvalidRequest(f"the body is not JSON: {err}") from err

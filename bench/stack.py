@@ -96,11 +96,16 @@ async def embedded_stack(
     """`workers` worker processes and an API process on `server`, their state in a
     temporary directory."""
     with tempfile.TemporaryDirectory(prefix="keel-bench-stack-") as tmp:
-        # The default workflow cache, as `keel up` runs it (tests replay every task).
+        # The default workflow cache, as `keel up` runs it (tests replay every task). Every
+        # client is one keyless address here: the bench measures the engine, not its limits.
         stack = Stack(
             server.address,
             Path(tmp),
-            {"KEEL_WORKER_MAX_CACHED_WORKFLOWS": str(Settings().worker_max_cached_workflows)}
+            {
+                "KEEL_WORKER_MAX_CACHED_WORKFLOWS": str(Settings().worker_max_cached_workflows),
+                "KEEL_API_ADDRESS_RATE_PER_S": "1e6",
+                "KEEL_API_ADDRESS_RATE_BURST": "1000000",
+            }
             | settings,
         )
         try:

@@ -14,7 +14,7 @@ from typing import Any
 
 from cli import ingestion
 from cli.api_client import Api, ApiError, resolve_review
-from keel.errors import InvalidDocument
+from keel.errors import BodyTooDeep, InvalidDocument
 from keel.schemas.retrieval import LOCAL_EMBEDDING, TORCH_EMBEDDING
 from keel.schemas.runs import TERMINAL_STATUSES
 from keel.settings import Settings
@@ -243,7 +243,7 @@ def _cmd_ingest(api: Api, args: argparse.Namespace) -> int:
             printer=printer,
             embedding=args.embedding,
         )
-    except (InvalidDocument, FileNotFoundError) as err:
+    except (InvalidDocument, BodyTooDeep, FileNotFoundError) as err:
         raise ApiError(str(err)) from err
     return 0 if view["status"] == "completed" else 1
 

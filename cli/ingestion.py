@@ -64,6 +64,7 @@ def ingest(
 
     Raises:
         keel.errors.InvalidDocument: A file cannot be read as documents, or two give one id.
+        keel.errors.BodyTooDeep: A JSON Lines row nests too deep to read.
         FileNotFoundError: A path does not exist, or holds no supported file.
 
     """

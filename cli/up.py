@@ -136,7 +136,7 @@ async def run_api(settings: Settings) -> None:
     server = _api_server(settings)
     await check_auth_mode(settings)  # warns when open; refuses to run open off loopback
     stop = _stop_on_signals()
-    async with telemetry(settings, "api"):
+    async with telemetry(settings, "api", metrics_port=settings.api_metrics_port):
         serving = asyncio.create_task(server.serve())
         try:
             await _until_stopped(stop, serving)
@@ -175,7 +175,7 @@ async def run_up(settings: Settings) -> None:
     stop = _stop_on_signals()
     worker_stop = asyncio.Event()
     try:
-        async with telemetry(settings, "up"):
+        async with telemetry(settings, "up", metrics_port=settings.api_metrics_port):
             polling = asyncio.Event()
             worker = asyncio.create_task(run_worker(settings, worker_stop, polling))
             serving = asyncio.create_task(api.serve())

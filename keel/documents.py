@@ -20,8 +20,9 @@ document without an ``id`` is ``<file name>:<line number>``. Every document's me
 records the file it came from (``source``) and the file's format (``file_format``).
 
 A file that cannot become documents raises `keel.errors.InvalidDocument` (empty, not text in
-a known encoding, an invalid line), or its `UnsupportedMediaType` (none of the formats above);
-the message starts with the file's name.
+a known encoding, an invalid line), or its `UnsupportedMediaType` (none of the formats above),
+or `BodyTooDeep` (a JSON Lines row nested past `keel.json_depth.MAX_JSON_DEPTH`); the message
+starts with the file's name.
 """
 
 import re
@@ -33,6 +34,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, JsonValue, ValidationError
 
 from keel.errors import InvalidDocument, UnsupportedMediaType
+from keel.json_depth import check_depth
 from keel.schemas.retrieval import DocumentFormat, DocumentIn
 
 __all__ = [
@@ -115,6 +117,7 @@ def parse_file(name: str, data: bytes, media_type: str | None = None) -> list[Do
     Raises:
         UnsupportedMediaType: The file is in no format Keel reads.
         InvalidDocument: The file is empty, undecodable, or holds an invalid document.
+        BodyTooDeep: A JSON Lines row nests too deep to read.
 
     """
     fmt = file_format(name, media_type)
@@ -227,8 +230,8 @@ def _jsonl(name: str, text: str) -> Iterator[DocumentIn]:
         if not line.strip():
             continue
         where = f"line {number}: "
+        check_depth(line.encode(), f"{name}: line {number}")
         try:
-            # Parsed by pydantic: a line nested too deep is an error, not a RecursionError.
             row = _JsonLine.model_validate_json(line)
         except ValidationError as err:
             raise unreadable(name, f"{where}{_first_error(err)}") from err

@@ -17,12 +17,15 @@ KeelError                                     (the base; never raised)
 └── KeelRunError          yes    500   internal-error        a failure at run time, unclassified
     ├── InvalidRequest              no  422  validation-error        the request breaks its schema
     ├── MalformedRequest            no  400  bad-request             the request cannot be read
+    │   └── BodyTooDeep             no  400  body-too-deep           JSON nested past the limit
     ├── RouteNotFound               no  404  not-found               no such path
     ├── MethodNotAllowed            no  405  method-not-allowed      not with this method
     ├── PayloadTooLarge             no  413  payload-too-large       the body is over the limit
     ├── Unauthorized                no  401  unauthorized            no valid API key
     ├── Forbidden                   no  403  forbidden               the key's role may not
-    ├── RateLimitExceeded           no  429  rate-limited            a key is over its rate
+    ├── OpenModeRefused             no  403  open-mode-refused       what a web page could send
+    ├── CrossOriginRefused          no  403  cross-origin-refused    a preflight CORS does not allow
+    ├── RateLimitExceeded           no  429  rate-limited            a key or address over its rate
     ├── BadPageToken                no  400  bad-page-token          not a page token we gave
     ├── UnknownAgent                no  404  unknown-agent           no agent has the name
     ├── InvalidInput                no  422  invalid-input           not the agent's input
@@ -85,6 +88,7 @@ __all__ = [
     "AuthenticationFailed",
     "BadPageToken",
     "BadRequest",
+    "BodyTooDeep",
     "BudgetDenied",
     "BudgetExceeded",
     "CircuitOpen",
@@ -92,6 +96,7 @@ __all__ = [
     "CollectionExists",
     "ContentFiltered",
     "ContextLengthExceeded",
+    "CrossOriginRefused",
     "Forbidden",
     "IdempotencyKeyReused",
     "IngestionStarted",
@@ -291,6 +296,10 @@ class MalformedRequest(KeelRunError, code="bad-request", status=400, retryable=F
     """The request cannot be read at all."""
 
 
+class BodyTooDeep(MalformedRequest, code="body-too-deep"):
+    """A JSON body (or JSON Lines row) nests deeper than `keel.json_depth.MAX_JSON_DEPTH`."""
+
+
 class RouteNotFound(KeelRunError, code="not-found", status=404, retryable=False):
     """No such path."""
 
@@ -315,8 +324,15 @@ class OpenModeRefused(KeelRunError, code="open-mode-refused", status=403, retrya
     """An open API (no key yet) refuses a non-loopback `Host` and writes from another site."""
 
 
+class CrossOriginRefused(KeelRunError, code="cross-origin-refused", status=403, retryable=False):
+    """A CORS preflight from an origin (or for a method or header) `KEEL_CORS_ORIGINS` lacks."""
+
+
 class RateLimitExceeded(KeelRunError, code="rate-limited", status=429, retryable=False):
-    """An API key is over its request rate (the API's own limit, not a provider's)."""
+    """A key or client address is over its rate, or its budget of failed authentications.
+
+    The API's own limits, not a provider's.
+    """
 
 
 class BadPageToken(KeelRunError, code="bad-page-token", status=400, retryable=False):

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, computed_field, model_validator
+from pydantic import Field, SecretStr, computed_field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -151,6 +151,29 @@ class Settings(BaseSettings):
     api_rate_burst: int = Field(
         default=60, ge=1, description="Requests a key may send at once before 429s start."
     )
+    api_address_rate_per_s: float = Field(
+        default=100.0,
+        gt=0,
+        description="Requests per second each client address may sustain without a key (open "
+        "mode), in each API process.",
+    )
+    api_address_rate_burst: int = Field(
+        default=200, ge=1, description="Keyless requests an address may send at once."
+    )
+    api_failed_auth_limit: int = Field(
+        default=50,
+        ge=1,
+        description="Failed authentications (401) a client address may make in a window; after "
+        "them it gets 429 until the window ends. Shared by API processes on one database.",
+    )
+    api_failed_auth_window_s: float = Field(
+        default=60.0, gt=0, description="The window of `api_failed_auth_limit`."
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins (`https://app.example.com`) whose pages may call the API from a "
+        "browser (CORS). None by default: no CORS headers, preflights refused.",
+    )
     database_url: str = Field(default="", description="SQLAlchemy async URL; SQLite when empty.")
     otel_endpoint: str = Field(
         default="",
@@ -161,8 +184,16 @@ class Settings(BaseSettings):
         default=None,
         ge=1,
         le=65535,
-        description="`keel worker` serves Prometheus metrics on this port (on KEEL_API_HOST); "
-        "the API always serves them at /metrics.",
+        description="`keel worker` serves Prometheus metrics on this port (on KEEL_API_HOST), "
+        "without a key.",
+    )
+    api_metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="`keel api` and `keel up` also serve Prometheus metrics on this port (on "
+        "KEEL_API_HOST), without a key: for a scraper on a private network. /metrics on the "
+        "API's own port takes an operator key whenever keys are required.",
     )
     review_threshold: float = Field(
         default=0.6, ge=0.0, le=1.0, description="Confidence below which a run escalates."
@@ -202,6 +233,19 @@ class Settings(BaseSettings):
     review_claim_lease_s: float = Field(
         default=300.0, gt=0, description="How long a reviewer's claim holds a review."
     )
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins_are_origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            parts = urlsplit(origin)
+            exact = f"{parts.scheme}://{parts.netloc}"
+            if parts.scheme not in ("http", "https") or not parts.hostname or origin != exact:
+                raise ValueError(
+                    f"{origin!r} is not an origin: write scheme://host[:port], as a browser "
+                    "sends it (no path, no trailing slash, no wildcard)"
+                )
+        return origins
 
     @model_validator(mode="after")
     def _routes_name_deployments(self) -> Self:

@@ -13,6 +13,7 @@ __all__ = [
     "BACKFILL_FROM",
     "ApiKeyRow",
     "AuditRow",
+    "AuthFailureRow",
     "LabelRow",
     "ReviewRow",
     "StepRow",
@@ -155,6 +156,20 @@ class ApiKeyRow(SQLModel, table=True):
     secret_sha256: str = Field(max_length=64)
     created_at: datetime = _utc(nullable=False)
     revoked_at: datetime | None = _utc(nullable=True)
+
+
+class AuthFailureRow(SQLModel, table=True):
+    """Failed authentications of one client address in its current window (`keel.auth_failures`).
+
+    Shared by every API process on the database: one row per address, rewritten in place by
+    each failure; rows of ended windows are deleted now and then.
+    """
+
+    __tablename__ = "auth_failures"  # pyright: ignore[reportAssignmentType]
+
+    address: str = Field(primary_key=True, max_length=64)
+    window_start: float = Field(description="When the window began, in seconds since the epoch.")
+    failures: int
 
 
 class AuditRow(SQLModel, table=True):

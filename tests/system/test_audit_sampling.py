@@ -164,7 +164,7 @@ async def test_a_sampled_answer_is_graded_once_by_someone_else_and_becomes_a_lab
         assert quality["lower"] == pytest.approx(0.025)
         _problem(await reviewer.get("/v1/agents/nobody/quality"), 404, "unknown-agent")
         _problem(await submitter.get("/v1/agents/support/quality"), 403, "forbidden")
-        metrics = (await submitter.get("/metrics")).text
+        metrics = (await admin.get("/metrics")).text  # /metrics takes an operator or admin
         for bound in ("estimate", "lower", "upper"):
             gauge = rf'keel_wrong_sent_rate{{agent="support",bound="{bound}"[^}}]*}} (\S+)'
             found = re.search(gauge, metrics)

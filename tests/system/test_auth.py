@@ -8,8 +8,9 @@ import httpx
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
+from keel.net import free_port
 from keel.schemas.reviews import DecisionInput
-from keel.testing.stack import eventually, wait_status
+from keel.testing.stack import Stack, eventually, wait_status
 from tests.conftest import CONFIDENT, UNSURE
 from tests.system.secured import Secured, create_key, create_keys, keel
 from workflows.agent import AgentWorkflow
@@ -248,3 +249,162 @@ async def test_an_open_api_refuses_what_a_web_page_could_send(make_stack: Any) -
         keys = await create_keys(stack, {"ana": "admin"})
         keyed = {"X-API-Key": keys["ana"]["key"], "Host": f"keel.internal:{port}"}
         assert (await http.get("/v1/keys", headers=keyed)).status_code == 200
+
+
+def _from(address: str, **headers: str) -> dict[str, str]:
+    """Headers of a request from `address` (uvicorn trusts `X-Forwarded-For` from loopback)."""
+    return {"X-Forwarded-For": address, **headers}
+
+
+async def test_a_flood_with_a_bad_key_gets_429_and_spares_other_addresses(make_stack: Any) -> None:
+    stack = make_stack(KEEL_AUTH="required")  # the default budget: 50 failures a minute
+    keys = await create_keys(stack, {"ana": "reviewer"})
+    await stack.start_api()
+    bad = _from("203.0.113.7", **{"X-API-Key": "keel_000000000000_guessed"})
+    async with httpx.AsyncClient(base_url=stack.api_url) as http:
+        answers = [await http.get("/v1/agents", headers=bad) for _ in range(500)]
+        assert [a.status_code for a in answers] == [401] * 50 + [429] * 450
+        over = assert_problem(answers[50], 429, "rate-limited")
+        assert "203.0.113.7 failed to authenticate over 50 times" in over["detail"]
+        assert 1 <= int(answers[-1].headers["retry-after"]) <= 60
+        # The flooding address is refused whatever it sends; another address is not.
+        good = {"X-API-Key": keys["ana"]["key"]}
+        flooder = await http.get("/v1/agents", headers=_from("203.0.113.7", **good))
+        assert_problem(flooder, 429, "rate-limited")
+        assert (await http.get("/v1/agents", headers=_from("198.51.100.9", **good))).is_success
+        assert_problem(
+            await http.get("/v1/agents", headers=_from("2001:db8::1")), 401, "unauthorized"
+        )
+
+
+async def test_an_open_api_limits_each_address_and_its_failures(make_stack: Any) -> None:
+    stack = make_stack(
+        KEEL_API_ADDRESS_RATE_PER_S="0.2",
+        KEEL_API_ADDRESS_RATE_BURST="3",
+        KEEL_API_FAILED_AUTH_LIMIT="3",
+    )
+    await stack.start_api()
+    async with httpx.AsyncClient(base_url=stack.api_url) as http:
+        answers = [await http.get("/v1/agents", headers=_from("192.0.2.1")) for _ in range(4)]
+        assert [a.status_code for a in answers] == [200, 200, 200, 429]
+        assert answers[0].headers["x-keel-auth"] == "open"
+        assert (
+            "192.0.2.1 is over the keyless rate"
+            in assert_problem(answers[-1], 429, "rate-limited")["detail"]
+        )
+        assert answers[-1].headers["retry-after"] in ("4", "5")
+        assert (await http.get("/v1/agents", headers=_from("192.0.2.2"))).status_code == 200
+        # A bad key fails in open mode too, and a flood of them is refused.
+        bad = _from("192.0.2.3", **{"X-API-Key": "keel_000000000000_guessed"})
+        answers = [await http.get("/v1/agents", headers=bad) for _ in range(5)]
+        assert [a.status_code for a in answers] == [401, 401, 401, 429, 429]
+
+
+async def test_apis_sharing_a_database_share_the_failure_budget(make_stack: Any) -> None:
+    first = make_stack(KEEL_AUTH="required", KEEL_API_FAILED_AUTH_LIMIT="4")
+    second = Stack(first.temporal_address, first.data_dir, first.settings, first.task_queue)
+    keys = await create_keys(first, {"ana": "reviewer"})
+    try:
+        await first.start_api()
+        await second.start_api()
+        bad = _from("203.0.113.8", **{"X-API-Key": "keel_000000000000_guessed"})
+        async with (
+            httpx.AsyncClient(base_url=first.api_url) as one,
+            httpx.AsyncClient(base_url=second.api_url) as two,
+        ):
+            statuses = [
+                (await http.get("/v1/agents", headers=bad)).status_code
+                for http in (one, two, one, two)
+            ]
+            assert statuses == [401, 401, 401, 401]
+            # Four failures across both: the fifth, on either, is over the shared budget.
+            assert_problem(await one.get("/v1/agents", headers=bad), 429, "rate-limited")
+            assert_problem(await two.get("/v1/agents", headers=bad), 429, "rate-limited")
+            good = _from("198.51.100.10", **{"X-API-Key": keys["ana"]["key"]})
+            assert (await two.get("/v1/agents", headers=good)).status_code == 200
+    finally:
+        second.stop_all()
+
+
+async def test_metrics_take_an_operator_key_when_keys_are_required(make_stack: Any) -> None:
+    private = free_port()
+    stack = make_stack(KEEL_AUTH="required", KEEL_API_METRICS_PORT=str(private))
+    keys = await create_keys(stack, {role: role for role in ("operator", "admin", "reviewer")})
+    await stack.start_api()
+    async with httpx.AsyncClient(base_url=stack.api_url) as http:
+        assert_problem(await http.get("/metrics"), 401, "unauthorized")
+        reviewer = {"X-API-Key": keys["reviewer"]["key"]}
+        assert_problem(await http.get("/metrics", headers=reviewer), 403, "forbidden")
+        for role in ("operator", "admin"):
+            scraped = await http.get("/metrics", headers={"X-API-Key": keys[role]["key"]})
+            assert (
+                scraped.status_code == 200 and "python_gc_objects_collected_total" in scraped.text
+            )
+        # The private port, for a scraper on a private network, takes no key.
+        assert (
+            "python_gc_objects_collected_total"
+            in (await http.get(f"http://127.0.0.1:{private}/metrics")).text
+        )
+
+
+async def test_metrics_stay_open_in_open_mode_on_loopback_only(make_stack: Any) -> None:
+    stack = make_stack()
+    await stack.start_api()
+    port = stack.api_url.rpartition(":")[2]
+    async with httpx.AsyncClient(base_url=stack.api_url) as http:
+        scraped = await http.get("/metrics")
+        assert "python_gc_objects_collected_total" in scraped.text
+        rebound = await http.get("/metrics", headers={"Host": f"evil.example:{port}"})
+        assert_problem(rebound, 403, "open-mode-refused")
+
+
+def _preflight(origin: str, method: str = "POST") -> dict[str, str]:
+    return {
+        "Origin": origin,
+        "Access-Control-Request-Method": method,
+        "Access-Control-Request-Headers": "authorization, content-type",
+    }
+
+
+async def test_without_cors_origins_no_page_of_another_site_reads_or_preflights(
+    make_stack: Any,
+) -> None:
+    stack = make_stack(KEEL_AUTH="required")
+    keys = await create_keys(stack, {"ana": "admin"})
+    await stack.start_api()
+    async with httpx.AsyncClient(base_url=stack.api_url) as http:
+        for path in ("/v1/runs", "/v1/keys", "/healthz"):
+            refused = await http.options(path, headers=_preflight("https://app.example"))
+            assert_problem(refused, 405, "method-not-allowed")
+            assert not [h for h in refused.headers if h.startswith("access-control-")]
+        keyed = {"Origin": "https://app.example", "X-API-Key": keys["ana"]["key"]}
+        answered = await http.get("/v1/agents", headers=keyed)
+        assert answered.status_code == 200
+        assert not [h for h in answered.headers if h.startswith("access-control-")]
+
+
+async def test_cors_origins_allow_exactly_those_origins(make_stack: Any) -> None:
+    app = "https://app.example"
+    stack = make_stack(KEEL_AUTH="required", KEEL_CORS_ORIGINS=json.dumps([app]))
+    keys = await create_keys(stack, {"ana": "admin"})
+    await stack.start_api()
+    async with httpx.AsyncClient(base_url=stack.api_url) as http:
+        allowed = await http.options("/v1/runs", headers=_preflight(app))
+        assert allowed.status_code == 200
+        assert allowed.headers["access-control-allow-origin"] == app
+        assert "authorization" in allowed.headers["access-control-allow-headers"].lower()
+        assert "access-control-allow-credentials" not in allowed.headers
+        for origin, method in ((app, "TRACE"), ("https://evil.example", "POST")):
+            refused = await http.options("/v1/runs", headers=_preflight(origin, method))
+            assert_problem(refused, 403, "cross-origin-refused")
+            assert "access-control-allow-origin" not in refused.headers
+
+        keyed = {"X-API-Key": keys["ana"]["key"]}
+        read = await http.get("/v1/agents", headers={"Origin": app, **keyed})
+        assert read.status_code == 200 and read.headers["access-control-allow-origin"] == app
+        assert "Retry-After" in read.headers["access-control-expose-headers"]
+        # Its page can read a problem too; another site's page can read nothing.
+        unauthorized = await http.get("/v1/agents", headers={"Origin": app})
+        assert unauthorized.headers["access-control-allow-origin"] == app
+        other = await http.get("/v1/agents", headers={"Origin": "https://evil.example", **keyed})
+        assert "access-control-allow-origin" not in other.headers

@@ -167,12 +167,13 @@ async def test_multipart_upload_of_every_format(http: httpx.AsyncClient) -> None
         (
             (
                 "deep.jsonl",
-                b'{"id": "d", "text": "t", "metadata": {"a": ' + b"[" * 10_000,
+                b'{"id": "d", "text": "t"}\n{"id": "e", "text": "t", "metadata": {"a": '
+                + b"[" * 10_000,
                 "application/jsonl",
             ),
-            422,
-            "invalid-document",
-            "recursion limit",
+            400,
+            "body-too-deep",
+            "deep.jsonl: line 2 nests 10002 levels",
         ),
     ],
 )
@@ -196,10 +197,10 @@ async def test_bad_requests_are_problems(http: httpx.AsyncClient) -> None:
     name = await _collection(http)
     url = f"/v1/collections/{name}/documents"
 
-    # Nested 10,000 deep: refused by the parser, never a RecursionError (500).
+    # Nested 10,000 deep: refused before it is parsed, never a RecursionError (500).
     deep = b"[" * 10_000 + b"]" * 10_000
     nested = await http.post(url, content=deep, headers={"content-type": "application/json"})
-    assert "recursion limit" in _problem(nested, 422, "validation-error")["detail"]
+    assert "nests 10000 levels" in _problem(nested, 400, "body-too-deep")["detail"]
     plain = await http.post(url, content=b"just words", headers={"content-type": "text/plain"})
     assert "multipart/form-data" in _problem(plain, 415, "unsupported-media-type")["detail"]
     empty = await http.post(url, json={"id": "e", "text": "   "})

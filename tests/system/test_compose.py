@@ -41,6 +41,7 @@ KEEL_SETTINGS = {
     "KEEL_DATA_DIR",
     "KEEL_OTEL_ENDPOINT",
     "KEEL_METRICS_PORT",
+    "KEEL_API_METRICS_PORT",
     "KEEL_AUTH",
 }
 # Neither image has a shell or an HTTP client to probe itself with.
@@ -291,7 +292,9 @@ def test_prometheus_scrapes_the_api_and_every_worker(services: dict[str, dict[st
     assert "./deploy/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in mounts
     config = yaml.safe_load(PROMETHEUS_CONFIG.read_text(encoding="utf-8"))
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    api_port = _env(services["api"])["KEEL_API_PORT"]
+    # Not the API's own port: its /metrics there takes an operator key.
+    api_port = _env(services["api"])["KEEL_API_METRICS_PORT"]
+    assert api_port in [str(p) for p in services["api"]["expose"]]
     assert jobs["keel-api"]["static_configs"][0]["targets"] == [f"api:{api_port}"]
     assert jobs["keel-api"].get("metrics_path", "/metrics") == "/metrics"
     worker_port = int(_env(services["worker"])["KEEL_METRICS_PORT"])

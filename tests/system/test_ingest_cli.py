@@ -85,6 +85,9 @@ async def test_ingest_refuses_unsupported_and_missing_files(stack: Stack, tmp_pa
     (docs / "again.jsonl").write_text('{"id": "tea", "text": "Steep for three minutes."}\n')
     twice = await keel(stack, "ingest", name, str(docs / "more.jsonl"), str(docs / "again.jsonl"))
     assert twice.returncode == 1 and "tea: this document id is given more than once" in twice.stderr
+    (docs / "deep.jsonl").write_text('{"text": "x", "metadata": {"a": ' + "[" * 100 + "\n")
+    deep = await keel(stack, "ingest", name, str(docs / "deep.jsonl"))
+    assert deep.returncode == 1 and "deep.jsonl: line 1 nests 102 levels" in deep.stderr
     # Nothing was sent: the collection was never created.
     listed = await keel(stack, "collections")
     assert name not in listed.stdout

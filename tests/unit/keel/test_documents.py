@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from keel.documents import find_files, html_text, parse_file
-from keel.errors import InvalidDocument, UnsupportedMediaType
+from keel.errors import BodyTooDeep, InvalidDocument, UnsupportedMediaType
 
 PAGE = """<!doctype html>
 <html><head><meta charset="windows-1252"><title>Sync &amp; you</title>
@@ -114,3 +114,9 @@ def test_find_files_walks_folders_for_supported_files(tmp_path: Path) -> None:
         find_files([tmp_path / "docs" / "deep" / "d.pdf"])
     with pytest.raises(FileNotFoundError):
         find_files([tmp_path / "missing"])
+
+
+def test_a_json_lines_row_nested_too_deep_is_refused_before_it_is_parsed() -> None:
+    row = b'{"id": "d", "text": "t", "metadata": {"a": ' + b"[" * 10_000 + b"]" * 10_000 + b"}}"
+    with pytest.raises(BodyTooDeep, match="rows.jsonl: line 2 nests 10002 levels"):
+        parse_file("rows.jsonl", b'{"text": "fine"}\n' + row)

@@ -205,3 +205,15 @@ def test_model_request_question_is_the_last_user_message() -> None:
         ]
     )
     assert request.question == "second"
+
+
+def test_cors_origins_are_none_by_default_and_must_be_origins(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Settings().cors_origins == []
+    monkeypatch.setenv("KEEL_CORS_ORIGINS", '["https://app.example", "http://localhost:3000"]')
+    assert Settings().cors_origins == ["https://app.example", "http://localhost:3000"]
+    for wrong in ("*", "https://app.example/", "app.example", "https://app.example/page"):
+        monkeypatch.setenv("KEEL_CORS_ORIGINS", f'["{wrong}"]')
+        with pytest.raises(ValidationError, match="is not an origin"):
+            Settings()
