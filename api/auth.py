@@ -1,4 +1,4 @@
-"""Who is calling: API keys resolved to a `Principal`, roles, open mode, per-key rate limits.
+"""Who is calling: API keys resolved to a `Principal`, roles, open mode, rate limits.
 
 A key belongs to a principal (a person or a service, `keel.keys`): self-approval and review
 claims compare principals, so no key of the submitter's principal decides its run.
@@ -26,12 +26,13 @@ Concurrent requests asking the database the same question (is there a key? which
 this?) share one query: a request that finds the query in flight takes its answer, which is
 at most that query's duration older than the request.
 
-Rate limits, each answered with 429 and `Retry-After`: a token bucket per key in each API
-process (`KEEL_API_RATE_PER_S`, burst `KEEL_API_RATE_BURST`: with N API processes a key may
-reach N times the rate); the same per client address for keyless requests in open mode
-(`KEEL_API_ADDRESS_RATE_*`); and a budget of failed authentications per client address
-(`KEEL_API_FAILED_AUTH_*`), counted in the database and so shared by every API process on it
-(`api.throttle`). An address over that budget is refused before its key is looked up.
+Rate limits, each answered with 429 and `Retry-After`: a token bucket per principal (all of
+its keys together) in each API process (`KEEL_API_RATE_PER_S`, burst `KEEL_API_RATE_BURST`:
+with N API processes a principal may reach N times the rate); the same per client address
+for keyless requests in open mode (`KEEL_API_ADDRESS_RATE_*`); and a budget of failed
+authentications per client address (`KEEL_API_FAILED_AUTH_*`), counted in the database and
+so shared by every API process on it (`api.throttle`). An address over that budget is
+refused before its key is looked up.
 """
 
 import asyncio
@@ -104,7 +105,7 @@ OPEN_PRINCIPAL = Principal(id=None, name="open", role="admin")
 
 
 class TokenBucket:
-    """Per-key token buckets: `rate` tokens a second, at most `burst` saved up."""
+    """Token buckets by name: `rate` tokens a second, at most `burst` saved up."""
 
     def __init__(self, rate: float, burst: int) -> None:
         self.rate, self.burst = rate, burst
@@ -204,7 +205,8 @@ async def _authenticate(
             {"id": row.principal, "key_id": row.id, "name": row.name, "role": row.role}
         )
         _refuse_over_rate(
-            state.buckets.take(row.id), f"key {row.id} is over its rate of {state.buckets.rate:g}/s"
+            state.buckets.take(principal.id or row.id),
+            f"principal {principal.id} (key {row.id}) is over its rate of {state.buckets.rate:g}/s",
         )
     elif await _is_open(request):
         _refuse_over_rate(

@@ -184,10 +184,12 @@ async def test_nobody_decides_a_review_on_their_own_run(
         await wait_status(admin, run_id, {"completed"})
 
 
-async def test_a_key_over_its_rate_gets_429_with_retry_after(make_stack: Any) -> None:
+async def test_a_principal_over_its_rate_gets_429_with_retry_after(make_stack: Any) -> None:
     stack = make_stack(KEEL_AUTH="required", KEEL_API_RATE_PER_S="0.2", KEEL_API_RATE_BURST="3")
     keys = await create_keys(stack, {"fast": "reviewer", "calm": "reviewer"})
     fast, calm = keys["fast"], keys["calm"]
+    # A second key of the same principal draws on the same budget.
+    twin = await create_key(stack, "submitter", "fast, again", principal=fast["principal"])
     await stack.start_api()
     async with httpx.AsyncClient(base_url=stack.api_url) as http:
         answers = [
@@ -197,6 +199,8 @@ async def test_a_key_over_its_rate_gets_429_with_retry_after(make_stack: Any) ->
         assert_problem(answers[-1], 429, "rate-limited")
         # One token every 5 s, and the burst was spent a moment ago.
         assert answers[-1].headers["retry-after"] in ("4", "5")
+        again = await http.get("/v1/agents", headers={"X-API-Key": twin["key"]})
+        assert_problem(again, 429, "rate-limited")
         calm_answer = await http.get("/v1/agents", headers={"X-API-Key": calm["key"]})
         assert calm_answer.status_code == 200
 
