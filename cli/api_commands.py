@@ -19,7 +19,7 @@ from keel.schemas.retrieval import LOCAL_EMBEDDING, TORCH_EMBEDDING
 from keel.schemas.runs import TERMINAL_STATUSES
 from keel.settings import Settings
 
-__all__ = ["COMMANDS", "add_parsers", "follow", "print_run", "run"]
+__all__ = ["HANDLERS", "add_parsers", "follow", "print_run"]
 
 
 def print_run(run: dict[str, Any]) -> None:
@@ -324,7 +324,7 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     )
 
 
-_HANDLERS: dict[str, Callable[[Api, argparse.Namespace], int]] = {
+HANDLERS: dict[str, Callable[[Api, argparse.Namespace], int]] = {
     "run": _cmd_run,
     "runs": _cmd_runs,
     "reviews": _cmd_reviews,
@@ -335,16 +335,4 @@ _HANDLERS: dict[str, Callable[[Api, argparse.Namespace], int]] = {
     "collections": _cmd_collections,
     "search": _cmd_search,
 }
-
-COMMANDS = tuple(_HANDLERS)
-"""The top-level commands this module serves."""
-
-
-def run(args: argparse.Namespace, settings: Settings) -> int:
-    """Run one of `COMMANDS` against the API `settings` name; its exit code.
-
-    Raises:
-        ApiError: The API answered with a problem, or could not be reached.
-
-    """
-    return _HANDLERS[args.command](Api(settings.api_base_url, settings.api_key), args)
+"""The top-level commands this module serves, each with the API it talks to."""

@@ -17,7 +17,7 @@ import uvloop
 from pydantic import ValidationError
 
 from cli import admin, api_commands, calibrate, evaluate, run_commands
-from cli.api_client import ApiError
+from cli.api_client import Api, ApiError
 from keel.errors import KeelUserError
 from keel.settings import Settings
 
@@ -58,6 +58,8 @@ def _json_anywhere(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -
 
 
 _JSON_HELP = "print JSON rather than text"
+_API_HANDLERS = {**api_commands.HANDLERS, **run_commands.HANDLERS}
+"""The commands that talk to the API."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,10 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = Settings()
-        if args.command in api_commands.COMMANDS:
-            return api_commands.run(args, settings)
-        if args.command in run_commands.COMMANDS:
-            return run_commands.run(args, settings)
+        if args.command in _API_HANDLERS:
+            api = Api(settings.api_base_url, settings.api_key)
+            return _API_HANDLERS[args.command](api, args)
         if args.command in admin.COMMANDS:
             return admin.run(args, settings)
         if args.command == calibrate.COMMAND:

@@ -10,9 +10,8 @@ from collections.abc import Callable
 
 from cli.api_client import Api, resolve_review, resolve_run
 from cli.api_commands import follow, print_run
-from keel.settings import Settings
 
-__all__ = ["COMMANDS", "add_parsers", "run"]
+__all__ = ["HANDLERS", "add_parsers"]
 
 
 def _cmd_show(api: Api, args: argparse.Namespace) -> int:
@@ -75,21 +74,10 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     claim.add_argument("--reviewer", help="who claims (when the API runs without keys)")
 
 
-_HANDLERS: dict[str, Callable[[Api, argparse.Namespace], int]] = {
+HANDLERS: dict[str, Callable[[Api, argparse.Namespace], int]] = {
     "show": _cmd_show,
     "follow": _cmd_follow,
     "cancel": _cmd_cancel,
     "claim": _cmd_claim,
 }
-
-COMMANDS = tuple(_HANDLERS)
-"""The top-level commands this module serves."""
-
-
-def run(args: argparse.Namespace, settings: Settings) -> int:
-    """Run one of `COMMANDS` against the API `settings` name; its exit code.
-
-    Raises:
-        ApiError: The API answered with a problem, or could not be reached.
-    """
-    return _HANDLERS[args.command](Api(settings.api_base_url, settings.api_key), args)
+"""The top-level commands this module serves, each with the API it talks to."""

@@ -163,6 +163,19 @@ async def start_run(http: httpx.AsyncClient, question: str, **extra: Any) -> dic
     return response.json()
 
 
+async def approve_and_finish(http: httpx.AsyncClient, review: dict[str, Any]) -> dict[str, Any]:
+    """Approve a run's pending review (as the run view shows it); the run once it completes."""
+    decided = await http.post(
+        f"/v1/reviews/{review['review_id']}/decision",
+        json={"action": "approve", "action_hash": review["action_hash"]},
+    )
+    assert decided.status_code == 200, decided.text
+    run_id = review["review_id"].rpartition(".")[0]
+    done = await wait_status(http, run_id, {"completed"})
+    assert done["result"]["answer"] == review["proposed_answer"]
+    return done
+
+
 async def eventually(check: Any, timeout: float = 15.0) -> None:
     """Wait until `await check()` is true: Temporal's visibility catches up asynchronously."""
     deadline = asyncio.get_running_loop().time() + timeout

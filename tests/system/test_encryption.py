@@ -19,7 +19,7 @@ from keel.encryption import ENCODING, KEY_ID, EncryptionCodec
 from keel.schemas.encryption import PayloadKeyring
 from keel.settings import Settings
 from keel.temporal.connection import keel_data_converter
-from keel.testing.stack import Stack, payloads_in, start_run, wait_status
+from keel.testing.stack import Stack, approve_and_finish, payloads_in, start_run, wait_status
 from tests.conftest import UNSURE
 from tests.system.secured import Secured, secured_stack
 from tests.system.test_auth import assert_problem
@@ -208,13 +208,7 @@ async def test_after_a_rotation_a_run_in_flight_goes_on_under_the_new_key(
     await stack.start_api()
     async with httpx.AsyncClient(base_url=stack.api_url, timeout=30) as http:
         assert (await http.get(f"/v1/runs/{run_id}")).json()["status"] == "awaiting_review"
-        decided = await http.post(
-            f"/v1/reviews/{review['review_id']}/decision",
-            json={"action": "approve", "action_hash": review["action_hash"]},
-        )
-        assert decided.status_code == 200, decided.text
-        done = await wait_status(http, run_id, {"completed"})
-        assert done["result"]["answer"] == review["proposed_answer"]
+        await approve_and_finish(http, review)
         later = (await start_run(http, UNSURE))["run_id"]
         await wait_status(http, later, {"awaiting_review"})
 

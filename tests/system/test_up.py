@@ -13,7 +13,7 @@ import pytest
 
 from cli.up import MAX_RESTARTS
 from keel.net import free_port
-from keel.testing.stack import KEEL, start_run, wait_status
+from keel.testing.stack import KEEL, approve_and_finish, start_run, wait_status
 from tests.conftest import CONFIDENT, UNSURE
 
 
@@ -112,13 +112,7 @@ async def test_up_serves_stops_cleanly_and_resumes_in_flight_runs(tmp_path):
         ) as http:
             again = await wait_status(http, waiting, {"awaiting_review"})
             assert again["pending_review"]["review_id"] == review["review_id"]
-            decided = await http.post(
-                f"/v1/reviews/{review['review_id']}/decision",
-                json={"action": "approve", "action_hash": review["action_hash"]},
-            )
-            assert decided.status_code == 200, decided.text
-            finished = await wait_status(http, waiting, {"completed"})
-            assert finished["result"]["answer"] == review["proposed_answer"]
+            await approve_and_finish(http, review)
     finally:
         assert await up.interrupt() == 0, up.output
 

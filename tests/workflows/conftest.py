@@ -23,3 +23,12 @@ async def settings(temporal: DevServer, tmp_path: Path) -> AsyncIterator[Setting
     async with keel_worker(own) as worker:
         yield own
     await assert_runs_replay(own, worker.client)
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """The test's `backend` parameter as a database URL: a SQLite file of the test's own, or
+    the suite's real PostgreSQL."""
+    if backend == "postgresql":
+        return request.getfixturevalue("postgres_url")
+    return f"sqlite+aiosqlite:///{tmp_path / 'keel.db'}"

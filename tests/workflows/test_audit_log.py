@@ -14,17 +14,9 @@ from keel.db import Database, create_engine, init_db, session_factory
 from keel.schemas.audit import AuditHead
 
 
-def _database(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
-    if backend == "postgresql":
-        return request.getfixturevalue("postgres_url")
-    return f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}"
-
-
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-async def test_parallel_and_repeated_appends_keep_one_chain(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    engine = create_engine(_database(backend, tmp_path, request))
+async def test_parallel_and_repeated_appends_keep_one_chain(database_url: str) -> None:
+    engine = create_engine(database_url)
     await init_db(engine)
     sessions = session_factory(engine)
     run_id = f"run-{uuid.uuid4().hex}"
@@ -50,11 +42,11 @@ async def test_parallel_and_repeated_appends_keep_one_chain(
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 async def test_batched_appends_race_another_writer_and_repeat_keys(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+    database_url: str, tmp_path: Path
 ) -> None:
     """One process's `AuditLog` batches its callers' entries; another writer on the same
     runs, and keys sent twice (in one batch and across batches), still give one chain each."""
-    database = Database(create_engine(_database(backend, tmp_path, request)))
+    database = Database(create_engine(database_url))
     await init_db(database.engine)
     sessions = database.sessions
     checkpoints = Checkpoints(b"k" * 32, tmp_path / "checkpoints")

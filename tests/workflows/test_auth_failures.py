@@ -3,7 +3,6 @@
 import asyncio
 import uuid
 from functools import partial
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, select
@@ -15,15 +14,8 @@ from keel.tables import AuthFailureRow
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-async def test_failures_count_in_windows_shared_by_every_connection(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    url = (
-        request.getfixturevalue("postgres_url")
-        if backend == "postgresql"
-        else f"sqlite+aiosqlite:///{tmp_path / 'keel.db'}"
-    )
-    database = Database(create_engine(url))
+async def test_failures_count_in_windows_shared_by_every_connection(database_url: str) -> None:
+    database = Database(create_engine(database_url))
     await init_db(database.engine)
     flooder, other = f"flooder-{uuid.uuid4().hex[:8]}", f"other-{uuid.uuid4().hex[:8]}"
 

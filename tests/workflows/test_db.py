@@ -3,6 +3,7 @@ at all, and a database made by an earlier Keel gains the columns it lacks."""
 
 import hashlib
 import uuid
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from functools import partial
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keel.db import Database, create_engine, init_db, session_factory
 from keel.keys import create_key, list_keys, resolve_key
@@ -19,14 +21,9 @@ from keel.tables import ReviewRow, StepRow
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 async def test_a_unit_of_work_commits_whole_or_not_at_all(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+    backend: str, database_url: str, tmp_path: Path
 ) -> None:
-    url = (
-        request.getfixturevalue("postgres_url")
-        if backend == "postgresql"
-        else f"sqlite+aiosqlite:///{tmp_path / 'keel.db'}"
-    )
-    database = Database(create_engine(url))
+    database = Database(create_engine(database_url))
     await init_db(database.engine)
     run_id = f"run-{tmp_path.name}-{backend}"
     row = {"run_id": run_id, "activity": "a", "attempt": 1, "outcome": "completed"}
@@ -64,38 +61,44 @@ _OLD_LABEL = """INSERT INTO labels VALUES ('run-1.review-1', 'run-1', 'support',
 
 
 @asynccontextmanager
-async def _fresh_database(backend: str, tmp_path: Path, request: pytest.FixtureRequest):
-    """An empty database of its own on `backend`: its URL."""
+async def _upgraded(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, *old_schema: str
+) -> AsyncIterator[AsyncEngine]:
+    """A database of its own on `backend`, made by `old_schema` (SQL an earlier Keel ran), then
+    opened by this Keel twice (the second time finds nothing left to add): its engine."""
     if backend == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
-        return
-    server: str = request.getfixturevalue("postgres_url")
-    name = f"old_{uuid.uuid4().hex}"
-    admin = create_engine(server).execution_options(isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    await admin.dispose()
-    yield server.replace("/postgres?", f"/{name}?")
+        url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
+    else:
+        server: str = request.getfixturevalue("postgres_url")
+        name = f"old_{uuid.uuid4().hex}"
+        admin = create_engine(server).execution_options(isolation_level="AUTOCOMMIT")
+        async with admin.connect() as conn:
+            await conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        await admin.dispose()
+        url = server.replace("/postgres?", f"/{name}?")
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            for statement in old_schema:
+                await conn.exec_driver_sql(statement)
+        await init_db(engine)
+        await init_db(engine)
+        yield engine
+    finally:
+        await engine.dispose()
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 async def test_labels_from_before_audit_sampling_are_escalations_of_weight_one(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    async with _fresh_database(backend, tmp_path, request) as url:
-        engine = create_engine(url)
-        try:
-            async with engine.begin() as conn:
-                await conn.exec_driver_sql(_OLD_LABELS)
-                await conn.exec_driver_sql(_OLD_LABEL)
-            await init_db(engine)
-            await init_db(engine)  # and again: nothing left to add
-            async with session_factory(engine)() as session:
-                session.add(grade_label(_graded_audit()))
-                await session.commit()
-                labels = await agent_labels(session, "support")
-        finally:
-            await engine.dispose()
+    async with (
+        _upgraded(backend, tmp_path, request, _OLD_LABELS, _OLD_LABEL) as engine,
+        session_factory(engine)() as session,
+    ):
+        session.add(grade_label(_graded_audit()))
+        await session.commit()
+        labels = await agent_labels(session, "support")
     assert [(label.source, label.weight, label.verdict) for label in labels] == [
         ("escalation", 1.0, "reject"),
         ("audit", 20.0, "wrong"),
@@ -146,26 +149,17 @@ _LATE_KEY = """INSERT INTO api_keys (id, name, role, secret_sha256, created_at)
 async def test_keys_from_before_principals_are_each_their_own_principal(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    async with _fresh_database(backend, tmp_path, request) as url:
-        engine = create_engine(url)
-        try:
-            async with engine.begin() as conn:
-                await conn.exec_driver_sql(_OLD_API_KEYS)
-                await conn.exec_driver_sql(_OLD_KEYS)
-            await init_db(engine)
-            await init_db(engine)  # and again: nothing left to add
-            async with session_factory(engine)() as session:
-                added, _ = await create_key(session, "reviewer", "ana's phone", "a0a0a0a0a0a0")
-                keys = [(row.id, row.principal) for row in await list_keys(session)]
-            # An older Keel still running during the upgrade writes a key with no principal.
-            digest = hashlib.sha256(b"c2c2c2c2c2c2:s").hexdigest()
-            async with engine.begin() as conn:
-                await conn.exec_driver_sql(_LATE_KEY.format(digest=digest))
-            database = Database(engine)
-            late = await database.run(partial(resolve_key, key="keel_c2c2c2c2c2c2_s"))
-            await database.dispose()
-        finally:
-            await engine.dispose()
+    async with _upgraded(backend, tmp_path, request, _OLD_API_KEYS, _OLD_KEYS) as engine:
+        async with session_factory(engine)() as session:
+            added, _ = await create_key(session, "reviewer", "ana's phone", "a0a0a0a0a0a0")
+            keys = [(row.id, row.principal) for row in await list_keys(session)]
+        # An older Keel still running during the upgrade writes a key with no principal.
+        digest = hashlib.sha256(b"c2c2c2c2c2c2:s").hexdigest()
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql(_LATE_KEY.format(digest=digest))
+        database = Database(engine)
+        late = await database.run(partial(resolve_key, key="keel_c2c2c2c2c2c2_s"))
+        await database.dispose()
     assert keys == [
         ("a0a0a0a0a0a0", "a0a0a0a0a0a0"),
         ("b1b1b1b1b1b1", "b1b1b1b1b1b1"),
