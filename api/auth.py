@@ -66,6 +66,7 @@ from keel.settings import Settings
 from keel.tables import ApiKeyRow
 
 __all__ = [
+    "CODEC_COOKIE",
     "OPEN_PRINCIPAL",
     "AuthState",
     "Principal",
@@ -282,11 +283,17 @@ def require(*roles: Role) -> Any:
     return Depends(_allowed)
 
 
+CODEC_COOKIE = "keel_codec"
+"""The cookie that carries an operator's key to the codec server from the Temporal UI's page."""
+
+
 def require_from_ui(*roles: Role) -> Any:
     """`require`, for the routes the Temporal UI calls from its own page (the codec server).
 
     An open API takes writes from the UI's origins (`Settings.codec_cors_origins`) too: those
     pages are the operator's own tool, and the CORS policy lets no other page read an answer.
+    The UI sends no API key of its own, so a request without one may carry it in the
+    `CODEC_COOKIE` cookie instead (set by `POST /codec/session`).
     """
 
     async def _allowed(
@@ -297,7 +304,8 @@ def require_from_ui(*roles: Role) -> Any:
     ) -> Principal:
         settings: Settings = request.app.state.settings
         origins = settings.codec_cors_origins
-        principal = await _authenticate(request, response, bearer, api_key, origins)
+        key = api_key if bearer is not None or api_key else request.cookies.get(CODEC_COOKIE)
+        principal = await _authenticate(request, response, bearer, key, origins)
         return _in_role(principal, roles)
 
     return Depends(_allowed)

@@ -10,19 +10,27 @@ configure them with the endpoint `<API>/codec` (`temporal ... --codec-endpoint`,
 
 Only operators and admins may call it (no key: 401; another role: 403). Browsers may call
 it from the Temporal UI's origins only (`KEEL_CODEC_ORIGINS`): CORS is answered on these
-paths alone, and an open API (no key yet) takes the UI's calls but no other page's.
+paths alone, with credentials, and an open API (no key yet) takes the UI's calls but no other
+page's.
+
+The Temporal UI sends no Keel key. Where keys are required, an operator signs in once at
+`/codec` (the page posts the key to `POST /codec/session`), which keeps the key in an
+HttpOnly, SameSite=Strict cookie on the `/codec` path for `SESSION_S`; the UI sends it along
+when its codec setting "include cross-origin credentials" is on. `DELETE /codec/session`
+forgets it.
 """
 
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request, Response, status
 from google.protobuf import json_format
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.api.common.v1 import Payload, Payloads
 
-from api.auth import require_from_ui
+from api.auth import CODEC_COOKIE, Principal, require_from_ui
 from api.problems import problem_responses
 from keel.encryption import EncryptionCodec
 from keel.errors import (
@@ -33,10 +41,24 @@ from keel.errors import (
     Unauthorized,
     UnknownPayloadKey,
 )
-from keel.schemas.codec import CodecPayloads
+from keel.schemas.codec import CodecPayloads, CodecSession
 from keel.settings import Settings
 
-__all__ = ["CodecCors", "decode", "encode", "install_codec_server", "router"]
+__all__ = [
+    "SESSION_S",
+    "CodecCors",
+    "close_session",
+    "decode",
+    "encode",
+    "install_codec_server",
+    "open_session",
+    "router",
+]
+
+SESSION_S = 8 * 3600
+"""How long a browser keeps an operator's key for the codec server: a shift."""
+
+_Operator = Annotated[Principal, require_from_ui("operator")]
 
 router = APIRouter(
     prefix="/codec",
@@ -70,6 +92,39 @@ async def encode(body: CodecPayloads, codec: CodecDep) -> CodecPayloads:
     return _as_body(await codec.encode(_as_payloads(body).payloads))
 
 
+@router.post("/session")
+async def open_session(request: Request, response: Response, principal: _Operator) -> CodecSession:
+    """Keep the caller's key in a cookie, so the Temporal UI's page decodes as them."""
+    key = _presented_key(request)
+    if principal.id is None or key is None:  # open: the UI needs no key
+        return CodecSession(principal=None, role=principal.role)
+    response.set_cookie(
+        CODEC_COOKIE,
+        key,
+        max_age=SESSION_S,
+        path=router.prefix,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    expires_at = datetime.now(UTC) + timedelta(seconds=SESSION_S)
+    return CodecSession(principal=principal.id, role=principal.role, expires_at=expires_at)
+
+
+@router.delete("/session", status_code=status.HTTP_204_NO_CONTENT)
+async def close_session(response: Response) -> None:
+    """Forget the key this browser keeps for the codec server."""
+    response.delete_cookie(CODEC_COOKIE, path=router.prefix, httponly=True, samesite="strict")
+
+
+def _presented_key(request: Request) -> str | None:
+    """The key the request authenticated with: its header's, else its cookie's."""
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials:
+        return credentials
+    return request.headers.get("x-api-key") or request.cookies.get(CODEC_COOKIE)
+
+
 def _as_payloads(body: CodecPayloads) -> Payloads:
     try:
         return json_format.ParseDict(body.model_dump(), Payloads())
@@ -91,6 +146,7 @@ class CodecCors(CORSMiddleware):
             allow_origins=origins,
             allow_methods=["POST"],
             allow_headers=["authorization", "content-type", "x-namespace"],
+            allow_credentials=True,
         )
         self._api = app
 

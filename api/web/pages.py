@@ -1,7 +1,7 @@
-"""`/reviews`: the review page, static files with no build step.
+"""`/reviews` and `/codec`: the review page and the codec server's sign-in page, no build step.
 
-The page is public (it holds no data); everything it shows comes from the REST API, called
-from the browser with the reviewer's key as a bearer token.
+The pages are public (they hold no data); everything they show comes from the API, called
+from the browser with the reviewer's or operator's key.
 """
 
 from pathlib import Path
@@ -10,7 +10,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-__all__ = ["STATIC_DIR", "install_pages", "review_page", "router"]
+__all__ = ["STATIC_DIR", "codec_page", "install_pages", "review_page", "router"]
 
 STATIC_DIR = Path(__file__).parent / "static"
 """The page's HTML, CSS and JavaScript."""
@@ -35,7 +35,13 @@ async def review_page() -> FileResponse:
     return FileResponse(STATIC_DIR / "reviews.html", headers=_HEADERS)
 
 
+@router.get("/codec")
+async def codec_page() -> FileResponse:
+    """The codec server's sign-in page, for decrypted payloads in the Temporal UI."""
+    return FileResponse(STATIC_DIR / "codec.html", headers=_HEADERS)
+
+
 def install_pages(app: FastAPI) -> None:
-    """Serve the review page and its static files from `app`."""
+    """Serve the pages and their static files from `app`."""
     app.include_router(router)
     app.mount("/reviews/static", StaticFiles(directory=STATIC_DIR), name="review-static")

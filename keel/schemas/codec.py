@@ -1,8 +1,10 @@
 """The codec server's bodies: Temporal payloads in protobuf's JSON form (bytes as base64)."""
 
+from datetime import datetime
+
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["CodecPayload", "CodecPayloads"]
+__all__ = ["CodecPayload", "CodecPayloads", "CodecSession"]
 
 
 class CodecPayload(BaseModel):
@@ -22,4 +24,14 @@ class CodecPayloads(BaseModel):
 
     payloads: list[CodecPayload] = Field(
         default_factory=list[CodecPayload], description="Payloads, in order."
+    )
+
+
+class CodecSession(BaseModel):
+    """`POST /codec/session`: who the browser now decodes as, and until when."""
+
+    principal: str | None = Field(description="The key's principal; None while the API is open.")
+    role: str
+    expires_at: datetime | None = Field(
+        default=None, description="When the cookie ends; None when no cookie was needed (open)."
     )

@@ -4,12 +4,18 @@ the payload store, readable with the key, through the codec server, and across a
 import base64
 import json
 import os
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from google.protobuf import json_format
+from playwright.async_api import async_playwright, expect
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client, WorkflowHistory
 from temporalio.converter import DataConverter
@@ -21,8 +27,9 @@ from keel.settings import Settings
 from keel.temporal.connection import keel_data_converter
 from keel.testing.stack import Stack, approve_and_finish, payloads_in, start_run, wait_status
 from tests.conftest import UNSURE
-from tests.system.secured import Secured, secured_stack
+from tests.system.secured import Secured, create_keys, secured_stack
 from tests.system.test_auth import assert_problem
+from tests.system.test_review_page import CHROMIUM, LAUNCH_ARGS
 
 EMAIL = "jane.doe@example.com"
 QUESTION = f"How do I reset my password? Write to me at {EMAIL}"
@@ -221,3 +228,85 @@ async def test_after_a_rotation_a_run_in_flight_goes_on_under_the_new_key(
 
     assert key_ids(await raw.get_workflow_handle(run_id).fetch_history()) == {b"old", b"new"}
     assert key_ids(await raw.get_workflow_handle(later).fetch_history()) == {b"new"}
+
+
+@pytest.mark.timeout(300)
+async def test_an_operator_signed_in_once_decodes_from_the_ui_page_in_a_real_browser(
+    temporal: DevServer,
+    tmp_path: Path,
+    encrypted: Secured,
+    finished_run: str,
+    raw: Client,
+):
+    """The Temporal UI sends no key: the operator signs in at `/codec`, and the UI's page then
+    decodes with the cookie (what the UI does with "include cross-origin credentials" on)."""
+    history = await raw.get_workflow_handle(finished_run).fetch_history()
+    body = {"payloads": [json_format.MessageToDict(_started_input(history))]}
+    with _static_site(tmp_path) as ui_origin:
+        stack = Stack(
+            temporal.address,
+            tmp_path / "api",
+            {
+                "KEEL_AUTH": "required",
+                "KEEL_PAYLOAD_KEYRING": _keyring("2026-a", KEYS),
+                "KEEL_CODEC_ORIGINS": json.dumps([ui_origin]),
+            },
+        )
+        keys = await create_keys(stack, {"operator": "operator", "submitter": "submitter"})
+        await stack.start_api()
+        decode = f"""async (body) => {{
+            const r = await fetch("{stack.api_url}/codec/decode", {{
+                method: "POST", credentials: "include", body: JSON.stringify(body),
+                headers: {{"Content-Type": "application/json", "X-Namespace": "default"}},
+            }});
+            return [r.status, await r.text()];
+        }}"""
+        try:
+            async with async_playwright() as pw:
+                browser = await pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+                page = await browser.new_page()
+                await page.goto(ui_origin)
+                status, _ = await page.evaluate(decode, body)
+                assert status == 401  # not signed in: the UI shows ciphertext
+
+                await page.goto(f"{stack.api_url}/codec")
+                await page.get_by_label("Operator or admin key").fill(keys["submitter"]["key"])
+                await page.get_by_role("button", name="Sign in").click()
+                await expect(page.locator("#notice")).to_contain_text("role 'submitter' may not")
+                await page.get_by_label("Operator or admin key").fill(keys["operator"]["key"])
+                await page.get_by_role("button", name="Sign in").click()
+                await expect(page.locator("#notice")).to_contain_text("(operator) until")
+                cookie = next(c for c in await page.context.cookies() if c["name"] == "keel_codec")
+                assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+                assert cookie["path"] == "/codec"
+
+                await page.goto(ui_origin)
+                status, text = await page.evaluate(decode, body)
+                assert status == 200, text
+                [decoded] = json.loads(text)["payloads"]
+                assert EMAIL in base64.b64decode(decoded["data"]).decode()
+
+                await page.goto(f"{stack.api_url}/codec")
+                await page.get_by_role("button", name="Sign out").click()
+                await expect(page.locator("#notice")).to_have_text("Signed out.")
+                await page.goto(ui_origin)
+                status, _ = await page.evaluate(decode, body)
+                assert status == 401
+                await browser.close()
+        finally:
+            stack.stop_all()
+
+
+@contextmanager
+def _static_site(root: Path) -> Iterator[str]:
+    """An empty page served on a free loopback port, standing for the Temporal UI: its origin."""
+    (root / "index.html").write_text("<!doctype html><title>UI</title>")
+    handler = partial(SimpleHTTPRequestHandler, directory=str(root))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
