@@ -610,3 +610,59 @@ def test_overlay_uses_the_example_postgresql(
         overlay["Namespace", "keel"]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"]
         == "restricted"
     )
+
+
+# --- Temporal from its Helm chart -------------------------------------------------------
+
+
+def test_temporal_helm_values_match_keel(overlay: dict[tuple[str, str], dict[str, Any]]) -> None:
+    from urllib.parse import urlsplit
+
+    values = yaml.safe_load((KUBERNETES / "temporal-values.yaml").read_text(encoding="utf-8"))
+    compose = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))["services"]
+    server = values["server"]
+    assert (
+        f"{server['image']['repository']}:{server['image']['tag']}"
+        == (compose["temporal"]["image"])
+    )
+    admin = values["admintools"]["image"]
+    assert f"{admin['repository']}:{admin['tag']}" == compose["temporal-schema"]["image"]
+    web = values["web"]["image"]
+    assert f"{web['repository']}:{web['tag']}" == compose["temporal-ui"]["image"]
+    assert values["web"]["service"]["type"] == "ClusterIP"
+    # Release `temporal` in namespace `temporal`: the frontend Keel dials.
+    config = _config(overlay)
+    assert config["KEEL_TEMPORAL_ADDRESS"] == "temporal-frontend.temporal.svc.cluster.local:7233"
+    namespaces = [n["name"] for n in server["config"]["namespaces"]["namespace"]]
+    assert server["config"]["namespaces"]["create"] is True
+    assert config["KEEL_TEMPORAL_NAMESPACE"] in namespaces
+    # Persistence and visibility on Keel's PostgreSQL, as in compose.
+    url = urlsplit(_secret(overlay["Secret", "keel-secrets"])["KEEL_DATABASE_URL"])
+    stores = server["config"]["persistence"]
+    for store, database in (("default", "temporal"), ("visibility", "temporal_visibility")):
+        sql = stores[store]["sql"]
+        assert stores[store]["driver"] == "sql" and sql["driver"] == "postgres12"
+        namespace = overlay["Service", url.hostname or ""]["metadata"]["namespace"]
+        assert sql["host"] == f"{url.hostname}.{namespace}.svc.cluster.local"
+        assert (sql["port"], sql["user"], sql["database"]) == (url.port, url.username, database)
+        assert "password" not in sql and sql["existingSecret"]
+    for bundled in ("cassandra", "mysql", "postgresql", "elasticsearch", "prometheus", "grafana"):
+        assert values[bundled]["enabled"] is False, bundled
+    codec = {e["name"]: e["value"] for e in values["web"]["additionalEnv"]}
+    assert codec["TEMPORAL_CODEC_ENDPOINT"].endswith("/codec")
+
+
+def test_keda_scaler_watches_keels_task_queue(
+    overlay: dict[tuple[str, str], dict[str, Any]],
+) -> None:
+    scaled = yaml.safe_load((KUBERNETES / "keda-scaledobject.yaml").read_text(encoding="utf-8"))
+    assert (scaled["apiVersion"], scaled["kind"]) == ("keda.sh/v1alpha1", "ScaledObject")
+    assert ("Deployment", scaled["spec"]["scaleTargetRef"]["name"]) in overlay
+    (trigger,) = scaled["spec"]["triggers"]
+    config = _config(overlay)
+    assert trigger["type"] == "temporal"
+    assert trigger["metadata"]["taskQueue"] == config["KEEL_TASK_QUEUE"]
+    assert trigger["metadata"]["namespace"] == config["KEEL_TEMPORAL_NAMESPACE"]
+    assert trigger["metadata"]["endpoint"] == config["KEEL_TEMPORAL_ADDRESS"]
+    hpa = overlay["HorizontalPodAutoscaler", "keel-worker"]["spec"]
+    assert scaled["spec"]["minReplicaCount"] == hpa["minReplicas"]
