@@ -666,3 +666,14 @@ def test_keda_scaler_watches_keels_task_queue(
     assert trigger["metadata"]["endpoint"] == config["KEEL_TEMPORAL_ADDRESS"]
     hpa = overlay["HorizontalPodAutoscaler", "keel-worker"]["spec"]
     assert scaled["spec"]["minReplicaCount"] == hpa["minReplicas"]
+
+
+@pytest.mark.parametrize("directory", [BASE, OVERLAY], ids=["base", "overlay"])
+def test_every_file_is_used(directory: Path) -> None:
+    """A manifest left out of its kustomization.yaml would never be applied."""
+    kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text("utf-8"))
+    used = set(kustomization.get("resources", []))
+    used |= {p["path"] for p in kustomization.get("patches", [])}
+    used |= {e for g in kustomization.get("secretGenerator", []) for e in g.get("envs", [])}
+    files = {p.name for p in directory.iterdir() if p.name != "kustomization.yaml"}
+    assert files <= used, sorted(files - used)
