@@ -68,6 +68,8 @@ async def keel_worker(
     sys.unraisablehook = _ignore_plugin_eviction_noise
     # refuses unpriced deployments
     models = ModelActivities.from_settings(settings, triage=triage_models())
+    for line in models.keyless_routes():
+        log.warning("%s: its calls fail with MissingApiKey until it is set", line)
     graphs = build_graphs(settings) if graphs is None else graphs  # refuses unknown routes
     registry = tool_registry()  # refuses clashing names and broken schemas
     tool_names = [t.name for t in registry.catalog().tools]

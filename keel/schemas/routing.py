@@ -49,6 +49,12 @@ class Price(BaseModel):
         return (fresh * self.input + cached * cached_rate + usage.output_tokens * self.output) / 1e6
 
 
+_DEFAULT_KEY_ENVS: dict[ProviderKind, str] = {
+    "openai": "OPENAI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+}
+
+
 class Deployment(BaseModel):
     """One model at one provider, and how to call it."""
 
@@ -70,6 +76,18 @@ class Deployment(BaseModel):
         description="Call as a local activity, on the worker running the run: no task-queue "
         "round trip per call. For a model that answers at once on the worker itself (`local`).",
     )
+
+    @property
+    def key_env(self) -> str | None:
+        """The environment variable the deployment's key is read from; None if it needs none.
+
+        `api_key_env` when set; else the provider's usual variable (`OPENAI_API_KEY`,
+        `ANTHROPIC_API_KEY`). A `local` deployment, and an `openai_compatible` one without
+        `api_key_env`, need no key.
+        """
+        if self.api_key_env is not None:
+            return self.api_key_env
+        return _DEFAULT_KEY_ENVS.get(self.provider)
 
     @model_validator(mode="after")
     def _needs_base_url(self) -> "Deployment":

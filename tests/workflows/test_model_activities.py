@@ -131,6 +131,27 @@ def test_from_settings_and_unpriced_deployments() -> None:
         ModelActivities(unpriced, {})
 
 
+def test_routes_whose_deployments_lack_keys_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    deployments = {
+        "gpt": Deployment(provider="openai", model="gpt-4.1-mini"),
+        "claude": Deployment(provider="anthropic", model="claude-sonnet-4-5", api_key_env=KEY_ENV),
+        "vllm": Deployment(
+            provider="openai_compatible",
+            model="m",
+            base_url="http://x",
+            price=Price(input=0, output=0),
+        ),
+        "local": LOCAL_DEPLOYMENT,
+    }
+    routes = {"default": Route(strategy="fallback", candidates=["gpt", "claude", "vllm", "local"])}
+    assert ModelActivities(deployments, routes).keyless_routes() == [
+        "route 'default': deployment 'gpt' has no key (OPENAI_API_KEY unset)"
+    ]
+    assert deployments["vllm"].key_env is None and deployments["local"].key_env is None
+
+
 async def test_call_answers_through_the_provider_and_is_traced(
     activities: ModelActivities, server: WireServer, spans: InMemorySpanExporter
 ) -> None:

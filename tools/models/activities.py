@@ -18,6 +18,7 @@ activity's id so a retried attempt writes it once.
 """
 
 import asyncio
+import os
 from collections.abc import Mapping
 from typing import Protocol, Self
 
@@ -200,6 +201,19 @@ class ModelActivities:
         if self.audit is not None:
             await _audit(self.audit, call, response)
         return response
+
+    def keyless_routes(self) -> list[str]:
+        """The route candidates whose key variable is unset or empty, a line each.
+
+        Their calls fail with `MissingApiKey`, so a worker says so when it starts.
+        """
+        lines = []
+        for route, spec in sorted(self.routes.items()):
+            for name in spec.candidates:
+                env = self.deployments[name].key_env
+                if env is not None and not os.environ.get(env, "").strip():
+                    lines.append(f"route {route!r}: deployment {name!r} has no key ({env} unset)")
+        return lines
 
     async def aclose(self) -> None:
         """Close every provider's HTTP client (at worker shutdown)."""

@@ -55,8 +55,9 @@ class SDKProvider(Generic[ClientT]):
             await self._client.close()
             self._client = None
 
-    def _key(self, default_env: str) -> str:
-        env = self.spec.api_key_env or default_env
+    def _key(self) -> str:
+        env = self.spec.key_env
+        assert env is not None, "only deployments that need a key read one"
         key = os.environ.get(env, "").strip()
         if not key:
             raise missing_api_key(self.name, env)

@@ -26,10 +26,7 @@ from tools.models.errors import malformed_response
 from tools.models.providers._base import SDKProvider
 from tools.models.providers._common import FinishReason, reply_schema, respond, system_prompt
 
-__all__ = ["DEFAULT_API_KEY_ENV", "AnthropicProvider"]
-
-DEFAULT_API_KEY_ENV = "ANTHROPIC_API_KEY"
-"""Where an `anthropic` deployment's key is read from when it sets no `api_key_env`."""
+__all__ = ["AnthropicProvider"]
 
 _FINISH: dict[str, FinishReason] = {
     "end_turn": "stop",
@@ -47,7 +44,7 @@ class AnthropicProvider(SDKProvider[anthropic.AsyncAnthropic]):
 
     def _build_client(self) -> anthropic.AsyncAnthropic:
         return anthropic.AsyncAnthropic(
-            api_key=self._key(DEFAULT_API_KEY_ENV),
+            api_key=self._key(),
             base_url=self.spec.base_url,
             timeout=self.spec.timeout_s,
             max_retries=0,

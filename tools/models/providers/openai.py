@@ -33,10 +33,7 @@ from tools.models.providers._common import (
     system_prompt,
 )
 
-__all__ = ["DEFAULT_API_KEY_ENV", "PLACEHOLDER_API_KEY", "OpenAIProvider"]
-
-DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
-"""Where an `openai` deployment's key is read from when it sets no `api_key_env`."""
+__all__ = ["PLACEHOLDER_API_KEY", "OpenAIProvider"]
 
 PLACEHOLDER_API_KEY = "keel-no-key"
 """Sent to an `openai_compatible` server that needs no key (the SDK insists on one)."""
@@ -66,9 +63,7 @@ class OpenAIProvider(SDKProvider[openai.AsyncOpenAI]):
         return await client.chat.completions.create(**self._arguments(request))
 
     def _api_key(self) -> str:
-        if self.spec.api_key_env is None and self.spec.provider == "openai_compatible":
-            return PLACEHOLDER_API_KEY
-        return self._key(DEFAULT_API_KEY_ENV)
+        return PLACEHOLDER_API_KEY if self.spec.key_env is None else self._key()
 
     @property
     def _reasoning(self) -> bool:
