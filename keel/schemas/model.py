@@ -135,6 +135,9 @@ class Usage(BaseModel):
     input_tokens: int = Field(default=0, ge=0)
     output_tokens: int = Field(default=0, ge=0)
     cached_tokens: int = Field(default=0, ge=0, description="Part of input_tokens read from cache.")
+    cache_write_tokens: int = Field(
+        default=0, ge=0, description="Part of input_tokens written to the cache (Anthropic)."
+    )
 
 
 class ModelResponse(BaseModel):

@@ -40,13 +40,23 @@ class Price(BaseModel):
     input: float = Field(ge=0.0)
     output: float = Field(ge=0.0)
     cached: float | None = Field(default=None, ge=0.0, description="Cached input; else input.")
+    cache_write: float | None = Field(
+        default=None, ge=0.0, description="Input written to the cache; else input."
+    )
 
     def cost(self, usage: Usage) -> float:
         """What `usage` costs at this price."""
         cached = min(usage.cached_tokens, usage.input_tokens)
-        fresh = usage.input_tokens - cached
+        written = min(usage.cache_write_tokens, usage.input_tokens - cached)
+        fresh = usage.input_tokens - cached - written
         cached_rate = self.input if self.cached is None else self.cached
-        return (fresh * self.input + cached * cached_rate + usage.output_tokens * self.output) / 1e6
+        write_rate = self.input if self.cache_write is None else self.cache_write
+        return (
+            fresh * self.input
+            + cached * cached_rate
+            + written * write_rate
+            + usage.output_tokens * self.output
+        ) / 1e6
 
 
 _DEFAULT_KEY_ENVS: dict[ProviderKind, str] = {

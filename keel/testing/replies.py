@@ -21,7 +21,8 @@ class Usage(BaseModel):
     reports and can assert a cost ledger against them exactly:
 
     - OpenAI: `prompt_tokens`, `completion_tokens`, `prompt_tokens_details.cached_tokens`.
-    - Anthropic: `input_tokens`, `output_tokens`, `cache_read_input_tokens`.
+    - Anthropic: `input_tokens`, `output_tokens`, `cache_read_input_tokens`,
+      `cache_creation_input_tokens` (`cache_write_tokens`).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -29,6 +30,7 @@ class Usage(BaseModel):
     input_tokens: int = Field(default=0, ge=0)
     output_tokens: int = Field(default=0, ge=0)
     cached_tokens: int = Field(default=0, ge=0)
+    cache_write_tokens: int = Field(default=0, ge=0, description="Anthropic only.")
 
 
 class ToolCall(BaseModel):

@@ -1,8 +1,9 @@
 """The shipped price table, and the price a deployment is billed at.
 
 `PRICES` holds the providers' published list prices, in US dollars per million tokens, as
-they stood when this table was shipped: `input`, `output`, and `cached` (cached input:
-OpenAI's cached prompt tokens, Anthropic's cache reads). Prices change and contracts
+they stood when this table was shipped: `input`, `output`, `cached` (cached input:
+OpenAI's cached prompt tokens, Anthropic's cache reads) and `cache_write` (Anthropic's
+cache writes, at its 5-minute rate: 1.25 times the input price). Prices change and contracts
 differ, so a deployment's own ``price`` always wins over this table:
 
 ```toml
@@ -11,9 +12,9 @@ input = 0.15
 output = 0.60
 ```
 
-Anthropic bills cache *writes* above the input price; `Usage` does not tell writes apart,
-so they are accounted at the input price. A dated snapshot name (``gpt-4o-2024-08-06``,
-``claude-sonnet-4-20250514``) is priced as its alias unless the table lists it itself.
+A price without `cache_write` bills cache writes at the input price. A dated snapshot name
+(``gpt-4o-2024-08-06``, ``claude-sonnet-4-20250514``) is priced as its alias unless the table
+lists it itself.
 """
 
 import re
@@ -37,14 +38,14 @@ PRICES: dict[str, Price] = {
     "gpt-5-mini": Price(input=0.25, output=2.00, cached=0.025),
     "gpt-5-nano": Price(input=0.05, output=0.40, cached=0.005),
     # Anthropic
-    "claude-3-5-haiku-latest": Price(input=0.80, output=4.00, cached=0.08),
-    "claude-3-7-sonnet-latest": Price(input=3.00, output=15.00, cached=0.30),
-    "claude-sonnet-4-0": Price(input=3.00, output=15.00, cached=0.30),
-    "claude-opus-4-0": Price(input=15.00, output=75.00, cached=1.50),
-    "claude-opus-4-1": Price(input=15.00, output=75.00, cached=1.50),
-    "claude-haiku-4-5": Price(input=1.00, output=5.00, cached=0.10),
-    "claude-sonnet-4-5": Price(input=3.00, output=15.00, cached=0.30),
-    "claude-opus-4-5": Price(input=5.00, output=25.00, cached=0.50),
+    "claude-3-5-haiku-latest": Price(input=0.80, output=4.00, cached=0.08, cache_write=1.00),
+    "claude-3-7-sonnet-latest": Price(input=3.00, output=15.00, cached=0.30, cache_write=3.75),
+    "claude-sonnet-4-0": Price(input=3.00, output=15.00, cached=0.30, cache_write=3.75),
+    "claude-opus-4-0": Price(input=15.00, output=75.00, cached=1.50, cache_write=18.75),
+    "claude-opus-4-1": Price(input=15.00, output=75.00, cached=1.50, cache_write=18.75),
+    "claude-haiku-4-5": Price(input=1.00, output=5.00, cached=0.10, cache_write=1.25),
+    "claude-sonnet-4-5": Price(input=3.00, output=15.00, cached=0.30, cache_write=3.75),
+    "claude-opus-4-5": Price(input=5.00, output=25.00, cached=0.50, cache_write=6.25),
 }
 """List prices as shipped, USD per million tokens, by model name."""
 

@@ -18,11 +18,13 @@ async def test_anthropic_answer_usage_cost_confidence_and_request(
     server.push(
         Reply(
             text="Open Settings [kb/reset#steps].\nConfidence: 0.83",
-            usage=Usage(input_tokens=1000, output_tokens=200, cached_tokens=500),
+            usage=Usage(
+                input_tokens=1000, output_tokens=200, cached_tokens=500, cache_write_tokens=300
+            ),
         )
     )
     request = ask(documents=DOCS, temperature=1.5, idempotency_key="wf-1:answer:ant")
-    price = Price(input=3.0, output=15.0, cached=0.30)
+    price = Price(input=3.0, output=15.0, cached=0.30, cache_write=3.75)
 
     response = await make("anthropic").complete(request, price)
 
@@ -34,13 +36,17 @@ async def test_anthropic_answer_usage_cost_confidence_and_request(
         "claude-sonnet-4-5",
         "ant",
     )
-    # Cache reads are counted apart on the wire and added back into input_tokens.
+    # Cache reads and writes are counted apart on the wire and added back into input_tokens;
+    # each is billed at its own price.
     assert response.usage.model_dump() == {
-        "input_tokens": 1500,
+        "input_tokens": 1800,
         "output_tokens": 200,
         "cached_tokens": 500,
+        "cache_write_tokens": 300,
     }
-    assert response.cost_usd == pytest.approx((1000 * 3.0 + 500 * 0.30 + 200 * 15.0) / 1e6)
+    assert response.cost_usd == pytest.approx(
+        (1000 * 3.0 + 500 * 0.30 + 300 * 3.75 + 200 * 15.0) / 1e6
+    )
     (sent,) = server.requests
     assert sent.path == "/v1/messages"
     assert sent.body["system"].startswith("You are Quillpad support.")

@@ -30,6 +30,7 @@ async def test_openai_answer_usage_exact_cost_and_request(make: Make, server: Wi
         "input_tokens": 1200,
         "output_tokens": 300,
         "cached_tokens": 200,
+        "cache_write_tokens": 0,
     }
     # 1000 fresh × $2.50 + 200 cached × $1.25 + 300 out × $10, per million.
     assert response.cost_usd == pytest.approx(0.00575, abs=1e-12)

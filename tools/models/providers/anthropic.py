@@ -101,6 +101,7 @@ class AnthropicProvider(SDKProvider[anthropic.AsyncAnthropic]):
                 input_tokens=usage.input_tokens + cache_read + cache_write,
                 output_tokens=usage.output_tokens,
                 cached_tokens=cache_read,
+                cache_write_tokens=cache_write,
             )
             model = reply.model
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
