@@ -145,6 +145,7 @@ __all__ = [
     "UnknownRun",
     "UnsupportedMediaType",
     "WrongReviewKind",
+    "broken_deployment_types",
     "catalogue",
     "caught",
     "kind_of",
@@ -228,6 +229,18 @@ def kind_of_problem(problem_type: str | None) -> type[KeelError] | None:
     """The kind whose problem `type` is `problem_type` (a client reading a response)."""
     code = (problem_type or "").removeprefix(PROBLEM_PREFIX)
     return next((kind for kind in _CATALOGUE.values() if kind.code == code), None)
+
+
+def broken_deployment_types() -> frozenset[str]:
+    """Temporal error types that say a deployment cannot answer anyone until it is fixed.
+
+    Its key is missing or refused, or its model does not exist: unlike a bad request, another
+    deployment may well answer.
+    """
+    return frozenset(
+        kind.temporal_type
+        for kind in (AuthenticationFailed, PermissionDenied, ModelNotFound, MissingApiKey)
+    )
 
 
 def never_retried() -> tuple[type[KeelError], ...]:

@@ -9,7 +9,9 @@ in the Temporal UI and a replay never calls a model; a deployment marked `local_
 
 - `fixed`     the first candidate.
 - `fallback`  candidates in order; a retryable failure that outlasts the deployment's
-              attempts, or an open circuit, moves on; anything else fails the call.
+              attempts, an open circuit, or a deployment that cannot answer anyone (its
+              key missing or refused, its model unknown) moves on; a failure of the
+              request itself (a 400, a context too long) fails the call.
 - `cheapest`  the candidates that fit the request (capabilities, context window), cheapest
               estimated cost first, then as `fallback`.
 - `cascade`   candidates from cheap to strong; the first answer whose confidence reaches
@@ -38,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         BudgetExceeded,
         CircuitOpen,
         ProviderError,
+        broken_deployment_types,
         catalogue,
     )
     from keel.schemas.model import ModelRequest, ModelResponse, Usage
@@ -52,10 +55,12 @@ with workflow.unsafe.imports_passed_through():
     from workflows import metrics
     from workflows.activity_options import MODEL_PLAN_OPTIONS, model_call_options
 
-__all__ = ["FAILOVER_ERRORS", "Budget", "Router"]
+__all__ = ["BROKEN_DEPLOYMENT_ERRORS", "FAILOVER_ERRORS", "Budget", "Router"]
 
 # Patch id: a run's cost search attribute is only upserted when a call cost something.
 _FREE_CALLS_KEEP_COST = "keel.free-calls-keep-cost"
+# Patch id: a deployment that cannot answer anyone moves the route on (runs before it failed).
+_BROKEN_DEPLOYMENTS_FAIL_OVER = "keel.broken-deployments-fail-over"
 
 FAILOVER_ERRORS = frozenset(
     kind.temporal_type
@@ -64,6 +69,10 @@ FAILOVER_ERRORS = frozenset(
 )
 """`ApplicationError` types after which a route tries its next candidate: a provider failure
 that another attempt may fix, or an open circuit."""
+
+BROKEN_DEPLOYMENT_ERRORS = broken_deployment_types()
+"""`ApplicationError` types that say a deployment cannot answer anyone until it is fixed: a
+route tries its next candidate after them too (a `fixed` route has none)."""
 
 
 @dataclass
@@ -101,7 +110,7 @@ class Router:
             try:
                 answer = await self._attempt(plan, name, request, step)
             except ActivityError as err:
-                if plan.strategy == "fixed" or not _fails_over(err):
+                if plan.strategy == "fixed" or not (_fails_over(err) or _broken(err)):
                     raise
                 failure = err
                 continue
@@ -213,6 +222,15 @@ def _estimate(request: ModelRequest) -> Usage:
         len(d.title) + len(d.text) for d in request.documents
     )
     return Usage(input_tokens=chars // 4 + 1, output_tokens=request.max_output_tokens)
+
+
+def _broken(err: ActivityError) -> bool:
+    cause = err.cause
+    return (
+        isinstance(cause, ApplicationError)
+        and cause.type in BROKEN_DEPLOYMENT_ERRORS
+        and workflow.patched(_BROKEN_DEPLOYMENTS_FAIL_OVER)
+    )
 
 
 def _fails_over(err: ActivityError) -> bool:

@@ -156,15 +156,47 @@ async def test_fallback_moves_on_after_rate_limits_and_bills_what_answered(
     assert len(wire.requests) == before
 
 
-async def test_a_non_retryable_error_fails_fast_without_failover(make_stack, wire):
+async def test_a_refused_key_moves_a_fallback_route_on_and_opens_the_circuit(
+    make_stack, wire, temporal_client
+):
     wire.script.responder = _support_responder(0.9)
     wire.push(Reply.error(401, "bad key"), protocol="openai")
     stack = _stack(make_stack, wire, {"strategy": "fallback", "candidates": ["mini", "haiku"]})
     async with await _up(stack) as http:
         run_id = (await start_run(http, CONFIDENT))["run_id"]
+        done = await wait_status(http, run_id, {"completed"})
+    # One attempt on the refused key (never retried), then the next candidate; the circuit
+    # of `mini` is open from then on, so `answer` does not call it at all.
+    assert [r.protocol for r in wire.requests] == ["openai", "anthropic", "anthropic"]
+    assert await _model_calls(temporal_client, run_id) == [
+        ("classify: openai/gpt-4o-mini", "failed"),
+        ("classify: anthropic/claude-3-5-haiku-latest", "completed"),
+        ("answer: openai/gpt-4o-mini", "failed"),
+        ("answer: anthropic/claude-3-5-haiku-latest", "completed"),
+    ]
+    assert [e["provider"] for e in done["cost"]["entries"]] == ["anthropic", "anthropic", "local"]
+
+
+async def test_a_bad_request_fails_fast_without_failover(make_stack, wire):
+    wire.script.responder = _support_responder(0.9)
+    wire.push(Reply.error(400, "malformed"), protocol="openai")
+    stack = _stack(make_stack, wire, {"strategy": "fallback", "candidates": ["mini", "haiku"]})
+    async with await _up(stack) as http:
+        run_id = (await start_run(http, CONFIDENT))["run_id"]
+        failed = await wait_status(http, run_id, {"failed"})
+    assert "BadRequest" in failed["error"] or "400" in failed["error"]
+    assert [r.protocol for r in wire.requests] == ["openai"]  # one attempt, no failover
+
+
+async def test_a_refused_key_on_a_fixed_route_fails_the_run(make_stack, wire):
+    wire.script.responder = _support_responder(0.9)
+    wire.push(Reply.error(401, "bad key"), protocol="openai")
+    stack = _stack(make_stack, wire, {"candidates": ["mini", "haiku"]})
+    async with await _up(stack) as http:
+        run_id = (await start_run(http, CONFIDENT))["run_id"]
         failed = await wait_status(http, run_id, {"failed"})
     assert "AuthenticationFailed" in failed["error"] or "401" in failed["error"]
-    assert [r.protocol for r in wire.requests] == ["openai"]  # one attempt, no failover
+    assert [r.protocol for r in wire.requests] == ["openai"]
 
 
 async def test_a_missing_key_names_the_variable(make_stack, wire):

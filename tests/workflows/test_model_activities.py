@@ -283,3 +283,23 @@ def test_half_open_lets_exactly_one_probe_through(clock: Clock) -> None:
     breaker.check("d")
     breaker.check("d")
     assert breaker.state("d") == "closed"
+
+
+async def test_a_refused_key_opens_the_circuit_at_once_and_a_probe_closes_it(
+    activities: ModelActivities, server: WireServer, clock: Clock
+) -> None:
+    call = _call(activities, "fast")
+    server.push(Reply.error(401, "bad key"))
+    with pytest.raises(ApplicationError) as caught:
+        await _run(activities, call)
+    assert (caught.value.type, caught.value.non_retryable) == ("AuthenticationFailed", True)
+    assert activities.breaker.state("fast") == "open"
+    with pytest.raises(ApplicationError) as caught:
+        await _run(activities, call)
+    assert caught.value.type == "CircuitOpen" and len(server.requests) == 1
+
+    # Once the key is fixed, the probe after the cooldown answers and closes the circuit.
+    clock.now += 30
+    server.push(Reply(text="fixed"))
+    assert (await _run(activities, call)).text == "fixed"
+    assert activities.breaker.state("fast") == "closed"

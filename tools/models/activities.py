@@ -42,7 +42,7 @@ from keel.settings import Settings
 from tools.guards.pii import PiiDetector, Redactor
 from tools.guards.redaction import redact_request, restore_response
 from tools.models.errors import NON_RETRYABLE_TYPES, provider_error
-from tools.models.health import TRIPPING_TYPES, CircuitBreaker
+from tools.models.health import BROKEN_TYPES, TRIPPING_TYPES, CircuitBreaker
 from tools.models.local import LocalProvider
 from tools.models.prices import price_for
 from tools.models.triage import TriageModels
@@ -252,7 +252,9 @@ class ModelActivities:
         return provider
 
     def _record(self, deployment: str, kind: str) -> None:
-        if kind in TRIPPING_TYPES:
+        if kind in BROKEN_TYPES:
+            self.breaker.record_broken(deployment)
+        elif kind in TRIPPING_TYPES:
             self.breaker.record_failure(deployment)
         elif kind in _ANSWERED:
             self.breaker.record_success(deployment)

@@ -2,7 +2,9 @@
 
 When a deployment keeps failing (rate limits, 5xx, timeouts, unreachable), waiting out
 Temporal's retries on it only delays the route's next candidate. After
-`failure_threshold` consecutive such failures the circuit *opens*: `check` raises a
+`failure_threshold` consecutive such failures the circuit *opens*; a failure that says the
+deployment itself is misconfigured (`BROKEN_TYPES`: its key is missing or refused, or its
+model does not exist) opens it at once: `check` raises a
 non-retryable ``CircuitOpen`` at once, without calling the provider, so the router moves
 on. After `cooldown_s` the circuit is *half open*: exactly one call (the probe) goes
 through while the others still fail fast. The probe's success closes the circuit; its
@@ -30,15 +32,18 @@ from keel.errors import (
     ProviderUnavailable,
     ProviderUnreachable,
     RateLimited,
+    broken_deployment_types,
 )
 
-__all__ = ["TRIPPING_TYPES", "CircuitBreaker"]
+__all__ = ["BROKEN_TYPES", "TRIPPING_TYPES", "CircuitBreaker"]
 
 TRIPPING_TYPES = frozenset(
     kind.temporal_type
     for kind in (RateLimited, ProviderUnavailable, ProviderTimeout, ProviderUnreachable)
 )
 """Failure types that count as a deployment failing (see `tools.models.errors`)."""
+BROKEN_TYPES = broken_deployment_types()
+"""Failure types that say the deployment cannot answer anyone until it is fixed."""
 
 
 @dataclass
@@ -104,6 +109,14 @@ class CircuitBreaker:
             if circuit.probe_started is not None or circuit.failures >= self.failure_threshold:
                 circuit.opened_at = self._clock()
                 circuit.probe_started = None
+
+    def record_broken(self, deployment: str) -> None:
+        """`deployment` cannot answer until fixed (a `BROKEN_TYPES` error): open it now."""
+        with self._lock:
+            circuit = self._circuits.setdefault(deployment, _Circuit())
+            circuit.failures += 1
+            circuit.opened_at = self._clock()
+            circuit.probe_started = None
 
     def state(self, deployment: str) -> str:
         """``closed``, ``open`` or ``half_open`` (a probe may go, or is in flight)."""
