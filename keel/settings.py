@@ -208,6 +208,21 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Routes by name; `default` and `judge` are `local` unless set.",
     )
+    model_circuit_failures: int = Field(
+        default=3,
+        ge=1,
+        description="Consecutive failures (429, 5xx, timeouts) of a deployment that open its "
+        "circuit in a worker; a refused key or an unknown model opens it at once.",
+    )
+    model_circuit_cooldown_s: float = Field(
+        default=30.0, gt=0, description="An open circuit lets a probe call through after this."
+    )
+    model_rate_limit_cooldown_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="A deployment rate limited while its route has another candidate rests "
+        "this long (or for its Retry-After), and the route moves on at once.",
+    )
     run_budget_usd: float | None = Field(
         default=None, gt=0, description="Model spend per run before `budget_action` applies."
     )

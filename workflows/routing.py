@@ -11,7 +11,9 @@ in the Temporal UI and a replay never calls a model; a deployment marked `local_
 - `fallback`  candidates in order; a retryable failure that outlasts the deployment's
               attempts, an open circuit, or a deployment that cannot answer anyone (its
               key missing or refused, its model unknown) moves on; a failure of the
-              request itself (a 400, a context too long) fails the call.
+              request itself (a 400, a context too long) fails the call. A rate limit
+              moves on at once, resting that deployment (its Retry-After, else
+              `model_rate_limit_cooldown_s`), unless it is the last candidate.
 - `cheapest`  the candidates that fit the request (capabilities, context window), cheapest
               estimated cost first, then as `fallback`.
 - `cascade`   candidates from cheap to strong; the first answer whose confidence reaches
@@ -106,9 +108,12 @@ class Router:
         plan = await self._plan(request.route)
         failure: BaseException | None = None
         answer: ModelResponse | None = None
-        for name in _order(plan, request):
+        order = _order(plan, request)
+        for n, name in enumerate(order):
+            # Where another candidate follows, a rate limit moves on rather than waiting.
+            move_on = plan.strategy != "fixed" and n < len(order) - 1
             try:
-                answer = await self._attempt(plan, name, request, step)
+                answer = await self._attempt(plan, name, request, step, move_on)
             except ActivityError as err:
                 if plan.strategy == "fixed" or not (_fails_over(err) or _broken(err)):
                     raise
@@ -136,7 +141,7 @@ class Router:
         )
 
     async def _attempt(
-        self, plan: RoutePlan, name: str, request: ModelRequest, step: str
+        self, plan: RoutePlan, name: str, request: ModelRequest, step: str, move_on: bool
     ) -> ModelResponse:
         if (step, name) in self._answers:
             return self._answers[(step, name)]
@@ -149,6 +154,7 @@ class Router:
             request=request.model_copy(
                 update={"idempotency_key": f"{workflow.info().workflow_id}:{step}:{name}"}
             ),
+            move_on_when_limited=move_on,
         )
         options = model_call_options(spec)
         summary = f"{step}: {spec.provider}/{spec.model}"

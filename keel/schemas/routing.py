@@ -142,6 +142,11 @@ class ModelCall(BaseModel):
     spec: Deployment
     price: Price
     request: ModelRequest
+    move_on_when_limited: bool = Field(
+        default=False,
+        description="Another candidate follows: a rate limit ends this call at once (the "
+        "route moves on) instead of waiting on this deployment.",
+    )
 
 
 class LedgerEntry(BaseModel):

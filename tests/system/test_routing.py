@@ -112,30 +112,32 @@ async def _model_calls(client: Client, run_id: str) -> list[tuple[str, str]]:
     return calls
 
 
-async def test_fallback_moves_on_after_rate_limits_and_bills_what_answered(
+async def test_fallback_moves_on_after_a_rate_limit_and_bills_what_answered(
     make_stack, wire, temporal_client
 ):
     wire.script.responder = _support_responder(0.9)
-    wire.push(Reply.rate_limited(0.2), Reply.rate_limited(0.2), protocol="openai")
+    wire.push(Reply.rate_limited(60), protocol="openai")
     stack = _stack(make_stack, wire, {"strategy": "fallback", "candidates": ["mini", "haiku"]})
     async with await _up(stack) as http:
         run_id = (await start_run(http, CONFIDENT))["run_id"]
         done = await wait_status(http, run_id, {"completed"})
 
-    # classify: two 429s on OpenAI (both of its attempts), then Anthropic; answer: OpenAI.
+    # classify: one 429 on OpenAI moves on at once (its Retry-After of 60 s is not waited
+    # out), to Anthropic; OpenAI rests for those 60 s, so `answer` skips it without a call.
     assert await _model_calls(temporal_client, run_id) == [
         ("classify: openai/gpt-4o-mini", "failed"),
         ("classify: anthropic/claude-3-5-haiku-latest", "completed"),
-        ("answer: openai/gpt-4o-mini", "completed"),
+        ("answer: openai/gpt-4o-mini", "failed"),
+        ("answer: anthropic/claude-3-5-haiku-latest", "completed"),
     ]
-    assert [r.protocol for r in wire.requests] == ["openai", "openai", "anthropic", "openai"]
+    assert [r.protocol for r in wire.requests] == ["openai", "anthropic", "anthropic"]
     ledger = done["cost"]
     assert [(e["step"], e["provider"]) for e in ledger["entries"]] == [
         ("classify", "anthropic"),
-        ("answer", "openai"),
+        ("answer", "anthropic"),
         ("verify", "local"),  # the judge route is the keyless verifier unless configured
     ]
-    expected = _cost(HAIKU, ANTHROPIC_USAGE) + _cost(MINI, OPENAI_USAGE)
+    expected = 2 * _cost(HAIKU, ANTHROPIC_USAGE)
     assert ledger["total_usd"] == pytest.approx(expected, abs=1e-12)
 
     async def cost_searchable() -> bool:
@@ -273,13 +275,12 @@ async def test_budget_rejection_ends_the_run_rejected(make_stack, wire):
 @pytest.mark.parametrize(
     "fault",
     [
-        Reply.rate_limited(0.2),
         Reply.error(500),
         Reply.error(503),
         Reply.malformed(),
         Reply.slow(3.0),
     ],
-    ids=["429", "500", "503", "malformed-json", "timeout"],
+    ids=["500", "503", "malformed-json", "timeout"],
 )
 async def test_transient_faults_are_retried_on_the_same_deployment(
     make_stack, wire, temporal_client, fault
@@ -305,6 +306,23 @@ async def test_transient_faults_are_retried_on_the_same_deployment(
     assert [e["step"] for e in done["cost"]["entries"]] == ["classify", "answer", "verify"]
 
 
+async def test_a_rate_limit_on_the_only_candidate_is_waited_out_on_it(
+    make_stack, wire, temporal_client
+):
+    wire.script.responder = _support_responder(0.9)
+    wire.push(Reply.rate_limited(0.2), protocol="openai")
+    stack = _stack(make_stack, wire, {"candidates": ["mini"]})
+    async with await _up(stack) as http:
+        run_id = (await start_run(http, CONFIDENT))["run_id"]
+        await wait_status(http, run_id, {"completed"})
+    # Nowhere else to go: the second attempt, after the Retry-After, answered.
+    assert await _model_calls(temporal_client, run_id) == [
+        ("classify: openai/gpt-4o-mini", "completed"),
+        ("answer: openai/gpt-4o-mini", "completed"),
+    ]
+    assert [r.protocol for r in wire.requests] == ["openai"] * 3
+
+
 async def test_budget_can_fail_the_run_instead(make_stack, wire):
     wire.script.responder = _support_responder(0.9)
     stack = _stack(
@@ -325,7 +343,8 @@ async def test_an_open_circuit_skips_a_failing_provider_without_calling_it(
     make_stack, wire, temporal_client
 ):
     wire.script.responder = _support_responder(0.9)
-    # OpenAI fails every call; the worker's breaker opens after five failures in a row.
+    # OpenAI fails every call; the worker's breaker opens after three failures in a row
+    # (KEEL_MODEL_CIRCUIT_FAILURES).
     wire.push(*[Reply.error(500) for _ in range(5)], protocol="openai")
     stack = _stack(make_stack, wire, {"strategy": "fallback", "candidates": ["mini", "haiku"]})
     async with await _up(stack) as http:
@@ -334,7 +353,7 @@ async def test_an_open_circuit_skips_a_failing_provider_without_calling_it(
         second = (await start_run(http, CONFIDENT))["run_id"]
         await wait_status(http, second, {"completed"})
     openai_calls = [r for r in wire.requests if r.protocol == "openai"]
-    assert len(openai_calls) == 5  # the rest were skipped without a request
+    assert len(openai_calls) == 3  # the rest were skipped without a request
     calls = await _model_calls(temporal_client, second)
     assert ("classify: openai/gpt-4o-mini", "failed") in calls
     assert calls[-1] == ("answer: anthropic/claude-3-5-haiku-latest", "completed")

@@ -303,3 +303,28 @@ async def test_a_refused_key_opens_the_circuit_at_once_and_a_probe_closes_it(
     server.push(Reply(text="fixed"))
     assert (await _run(activities, call)).text == "fixed"
     assert activities.breaker.state("fast") == "closed"
+
+
+async def test_a_rate_limit_where_the_route_can_move_on_rests_the_deployment(
+    activities: ModelActivities, server: WireServer, clock: Clock
+) -> None:
+    moving_on = _call(activities, "fast").model_copy(update={"move_on_when_limited": True})
+    server.push(Reply.rate_limited(12))
+    with pytest.raises(ApplicationError) as caught:
+        await _run(activities, moving_on)
+    # Not retried here: the route moves on, and the deployment rests for its Retry-After.
+    assert (caught.value.type, caught.value.non_retryable) == ("RateLimited", True)
+    with pytest.raises(ApplicationError, match="retry in 12.0s"):
+        await _run(activities, moving_on)
+    assert len(server.requests) == 1
+    clock.now += 12
+    server.push(Reply(text="rested"))
+    assert (await _run(activities, moving_on)).text == "rested"
+
+    # The last candidate waits instead: a retryable 429 with its Retry-After.
+    server.push(Reply.rate_limited(0.5))
+    with pytest.raises(ApplicationError) as caught:
+        await _run(activities, _call(activities, "fast"))
+    assert (caught.value.type, caught.value.non_retryable) == ("RateLimited", False)
+    assert caught.value.next_retry_delay is not None
+    assert caught.value.next_retry_delay.total_seconds() == 0.5

@@ -25,9 +25,10 @@ from typing import Protocol, Self
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from keel.audit import AuditLog
-from keel.errors import UnknownDeployment, UnknownRoute
+from keel.errors import RateLimited, UnknownDeployment, UnknownRoute
 from keel.schemas.model import ModelRequest, ModelResponse
 from keel.schemas.routing import (
     MODEL_CALL,
@@ -78,10 +79,13 @@ class ModelActivities:
         routes: Mapping[str, Route],
         breaker: CircuitBreaker | None = None,
         triage: TriageModels | None = None,
+        rate_limit_cooldown_s: float = 5.0,
     ) -> None:
         self.deployments = dict(deployments)
         self.routes = dict(routes)
         self.breaker = breaker or CircuitBreaker()
+        self.rate_limit_cooldown_s = rate_limit_cooldown_s
+        """How long a rate-limited deployment rests when its route can move on (no Retry-After)."""
         self.prices = {name: price_for(name, spec) for name, spec in self.deployments.items()}
         self._providers: dict[str, tuple[Deployment, _Provider]] = {}
         for name, spec in self.deployments.items():  # each SDK loads here, not in a call
@@ -104,7 +108,16 @@ class ModelActivities:
 
         `triage` holds the agents' classifiers the `local` provider may use.
         """
-        return cls(settings.deployments, settings.routes, breaker, triage)
+        breaker = breaker or CircuitBreaker(
+            settings.model_circuit_failures, settings.model_circuit_cooldown_s
+        )
+        return cls(
+            settings.deployments,
+            settings.routes,
+            breaker,
+            triage,
+            settings.model_rate_limit_cooldown_s,
+        )
 
     @activity.defn(name=MODEL_PLAN)
     async def plan(self, route: str) -> RoutePlan:
@@ -184,9 +197,17 @@ class ModelActivities:
                 response = await self._complete(call)
             except Exception as exc:
                 error = provider_error(exc, call.deployment)
-                self._record(call.deployment, error.type or "")
                 span.set_attribute("error.type", error.type or type(exc).__name__)
                 span.set_status(Status(StatusCode.ERROR, error.message))
+                if isinstance(error, RateLimited) and call.move_on_when_limited:
+                    # Another candidate can answer now: rest this one, and end the call.
+                    delay = error.next_retry_delay
+                    rest = self.rate_limit_cooldown_s if delay is None else delay.total_seconds()
+                    self.breaker.rest(call.deployment, rest)
+                    raise ApplicationError(
+                        error.message, type=error.type, non_retryable=True
+                    ) from None
+                self._record(call.deployment, error.type or "")
                 raise error from None
             self.breaker.record_success(call.deployment)
             span.set_attributes(

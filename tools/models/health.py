@@ -51,6 +51,8 @@ class _Circuit:
     failures: int = 0
     opened_at: float | None = None
     probe_started: float | None = None
+    cooldown_s: float | None = None
+    """This opening's own cooldown (a rate limit's rest), else the breaker's."""
 
 
 class CircuitBreaker:
@@ -84,12 +86,13 @@ class CircuitBreaker:
                 return
             now = self._clock()
             waited = now - circuit.opened_at
-            if waited >= self.cooldown_s and (
-                circuit.probe_started is None or now - circuit.probe_started >= self.cooldown_s
+            cooldown = self.cooldown_s if circuit.cooldown_s is None else circuit.cooldown_s
+            if waited >= cooldown and (
+                circuit.probe_started is None or now - circuit.probe_started >= cooldown
             ):
                 circuit.probe_started = now
                 return
-            retry_in = max(0.0, self.cooldown_s - waited)
+            retry_in = max(0.0, cooldown - waited)
             failures = circuit.failures
         probing = f"retry in {retry_in:.1f}s" if retry_in else "a probe call is in flight"
         raise CircuitOpen(
@@ -108,7 +111,7 @@ class CircuitBreaker:
             circuit.failures += 1
             if circuit.probe_started is not None or circuit.failures >= self.failure_threshold:
                 circuit.opened_at = self._clock()
-                circuit.probe_started = None
+                circuit.probe_started, circuit.cooldown_s = None, None
 
     def record_broken(self, deployment: str) -> None:
         """`deployment` cannot answer until fixed (a `BROKEN_TYPES` error): open it now."""
@@ -116,7 +119,15 @@ class CircuitBreaker:
             circuit = self._circuits.setdefault(deployment, _Circuit())
             circuit.failures += 1
             circuit.opened_at = self._clock()
-            circuit.probe_started = None
+            circuit.probe_started, circuit.cooldown_s = None, None
+
+    def rest(self, deployment: str, seconds: float) -> None:
+        """`deployment` is rate limited: skip it for `seconds`, then probe it."""
+        with self._lock:
+            circuit = self._circuits.setdefault(deployment, _Circuit())
+            circuit.failures += 1
+            circuit.opened_at = self._clock()
+            circuit.probe_started, circuit.cooldown_s = None, seconds
 
     def state(self, deployment: str) -> str:
         """``closed``, ``open`` or ``half_open`` (a probe may go, or is in flight)."""
@@ -127,4 +138,5 @@ class CircuitBreaker:
             if circuit.probe_started is not None:
                 return "half_open"
             waited = self._clock() - circuit.opened_at
-            return "half_open" if waited >= self.cooldown_s else "open"
+            cooldown = self.cooldown_s if circuit.cooldown_s is None else circuit.cooldown_s
+            return "half_open" if waited >= cooldown else "open"
