@@ -124,7 +124,9 @@ async def usage_report(
     tallies: defaultdict[tuple[str | None, datetime | None], _Tally] = defaultdict(_Tally)
     called: set[str] = set()
     for call in await session.exec(select(AuditRow).where(*_of(started, _CALL))):
-        run, data = runs[call.run_id], call.data
+        run, data = runs.get(call.run_id), call.data
+        if run is None:  # started after the runs were read: not in this report
+            continue
         tally = tallies[(_group(group_by, run, data), run.bucket)]
         tally.runs.add(call.run_id)
         tally.cost_usd += float(data.get("cost_usd", 0.0))
