@@ -12,7 +12,7 @@ from api.cors import install_cors
 from api.limits import BodyLimits
 from api.problems import PROBLEM_RESPONSES, install_problem_handlers
 from api.quality import publish_all
-from api.routes import agents, collections, keys, reviews, runs, tools
+from api.routes import agents, collections, keys, reviews, runs, tools, usage
 from api.routes.codec import install_codec_server
 from api.web.pages import install_pages
 from keel.audit import AuditLog
@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tools.router)
     app.include_router(keys.router)
     app.include_router(collections.router)
+    app.include_router(usage.router)
     install_pages(app)
     install_codec_server(app, settings)
 

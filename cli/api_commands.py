@@ -1,4 +1,4 @@
-"""The `keel` commands that talk to the API: runs, reviews, tools and collections.
+"""The `keel` commands that talk to the API: runs, usage, reviews, tools and collections.
 
 They call `KEEL_API_URL` (default the local `keel up`) with the key in `KEEL_API_KEY`, if
 set, and print what it answers (its JSON with `--json`).
@@ -10,13 +10,14 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from cli import ingestion
 from cli.api_client import Api, ApiError, resolve_review
 from keel.errors import BodyTooDeep, InvalidDocument
 from keel.schemas.retrieval import LOCAL_EMBEDDING, TORCH_EMBEDDING
 from keel.schemas.runs import TERMINAL_STATUSES
+from keel.schemas.spend import RunSort, UsageBucket, UsageGroup
 from keel.settings import Settings
 
 __all__ = ["HANDLERS", "add_parsers", "follow", "print_run"]
@@ -119,19 +120,32 @@ def follow(api: Api, run_id: str, args: argparse.Namespace) -> int:
 
 
 def _cmd_runs(api: Api, args: argparse.Namespace) -> int:
-    params = {
-        k: v
-        for k, v in {"agent": args.agent, "status": args.status, "limit": args.limit}.items()
-        if v
-    }
-    page = api.call("GET", "/v1/runs", params=params)
+    filters = {"agent": args.agent, "status": args.status, "limit": args.limit, "sort": args.sort}
+    page = api.call("GET", "/v1/runs", params={k: v for k, v in filters.items() if v})
     return _print_items(args, page, "runs", _run_line, "no runs")
 
 
 def _run_line(run: dict[str, Any]) -> str:
     return (
         f"{run['run_id']}  {run['agent']:<10} {run['status']:<16} "
-        f"{run['created_at']}  {run['ui_url']}"
+        f"{run['created_at']}  ${run['cost_usd']:.6f}  {run['ui_url']}"
+    )
+
+
+def _cmd_usage(api: Api, args: argparse.Namespace) -> int:
+    filters = {"group_by": args.by, "since": args.since, "until": args.until, "bucket": args.bucket}
+    report = api.call("GET", "/v1/usage", params={k: v for k, v in filters.items() if v})
+    if not args.json:
+        print(f"runs started from {report['since']} until {report['until']}, by {args.by}")
+        print(f"{'bucket':<21}{args.by:<24}{'cost':>12}{'in':>10}{'out':>9}{'runs':>6}  escalated")
+    return _print_items(args, report, "rows", _usage_line, "no runs in this period")
+
+
+def _usage_line(row: dict[str, Any]) -> str:
+    bucket, group = row["bucket_start"] or "-", row["group"] or "(none)"
+    return (
+        f"{bucket:<21}{group:<24}${row['cost_usd']:>11.6f}{row['input_tokens']:>10}"
+        f"{row['output_tokens']:>9}{row['runs']:>6}  {row['escalation_rate']:.0%}"
     )
 
 
@@ -280,6 +294,16 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     runs.add_argument("--agent")
     runs.add_argument("--status")
     runs.add_argument("--limit", type=int, default=20)
+    runs.add_argument(
+        "--sort",
+        choices=get_args(RunSort),
+        help="order by Keel's ledger (model spend or start time; '-' for descending)",
+    )
+    usage = sub.add_parser("usage", help="model spend, tokens, runs and escalation rate")
+    usage.add_argument("--by", choices=get_args(UsageGroup), default="agent")
+    usage.add_argument("--since", help="ISO 8601 with an offset (default: 24 hours before --until)")
+    usage.add_argument("--until", help="ISO 8601 with an offset (default: now)")
+    usage.add_argument("--bucket", choices=get_args(UsageBucket), help="split by the runs' start")
     reviews = sub.add_parser("reviews", help="list reviews")
     reviews.add_argument(
         "--status", default="pending", help="pending (default), approved, …; '' for all"
@@ -327,6 +351,7 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
 HANDLERS: dict[str, Callable[[Api, argparse.Namespace], int]] = {
     "run": _cmd_run,
     "runs": _cmd_runs,
+    "usage": _cmd_usage,
     "reviews": _cmd_reviews,
     "decide": _cmd_decide,
     "grade": _cmd_grade,

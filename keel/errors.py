@@ -32,6 +32,7 @@ KeelError                                     (the base; never raised)
     ├── IdempotencyKeyReused        no  422  idempotency-key-reused  one key, two requests
     ├── UnknownRun                  no  404  unknown-run             no run (that you may see)
     ├── RunNotRunning               no  409  run-not-running         the run has ended
+    ├── InvalidPeriod               no  422  invalid-period          a usage period that cannot be
     ├── UnknownKey                  no  404  unknown-key             no API key has the id
     ├── UnknownReview               no  404  unknown-review          no review has the id
     ├── ReviewNotPending            no  409  review-not-pending      decided, or not on this run
@@ -103,6 +104,7 @@ __all__ = [
     "InvalidDocument",
     "InvalidEdit",
     "InvalidInput",
+    "InvalidPeriod",
     "InvalidRequest",
     "InvalidSearch",
     "KeelError",
@@ -433,6 +435,10 @@ class InvalidDocument(KeelRunError, code="invalid-document", status=422, retryab
 
 class UnsupportedMediaType(InvalidDocument, code="unsupported-media-type", status=415):
     """A body or file in none of the formats Keel reads."""
+
+
+class InvalidPeriod(KeelRunError, code="invalid-period", status=422, retryable=False):
+    """A usage period that ends before it starts, or whose times lack a UTC offset."""
 
 
 class InvalidSearch(KeelRunError, code="invalid-search", status=422, retryable=False):

@@ -31,7 +31,7 @@ from keel.schemas.runs import (
     RunStart,
     RunState,
 )
-from keel.search_attributes import KEEL_AGENT, KEEL_STATUS, KEEL_SUBMITTER
+from keel.search_attributes import KEEL_AGENT, KEEL_COST_USD, KEEL_STATUS, KEEL_SUBMITTER
 
 __all__ = ["REQUEST_DIGEST", "RunClient"]
 
@@ -49,13 +49,16 @@ class RunClient:
     async def start(self, admission: Admission, task_queue: str) -> RunStart:
         """Start the admitted run on `task_queue`; a run with its id is never started twice.
 
-        The run carries Keel's search attributes (agent, status, submitter), its summary,
-        and the request's digest in its memo, which a repeated start is compared with.
+        The run carries Keel's search attributes (agent, status, cost, submitter), its
+        summary, and the request's digest in its memo, which a repeated start is compared
+        with. Its cost starts at $0, so a run that never pays for a call still has one and
+        `KeelCostUsd` filters (`KeelCostUsd = 0`, `KeelCostUsd > 0.01`) see every run.
         """
         run = admission.input
         attributes = [
             SearchAttributePair(KEEL_AGENT, run.agent),
             SearchAttributePair(KEEL_STATUS, "running"),
+            SearchAttributePair(KEEL_COST_USD, 0.0),
         ]
         if run.submitted_by is not None:
             attributes.append(SearchAttributePair(KEEL_SUBMITTER, run.submitted_by))

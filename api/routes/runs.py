@@ -18,6 +18,7 @@ from api.deps import AuditDep, RunClientDep, SessionDep, SettingsDep, TemporalCl
 from api.problems import field_errors
 from api.run_events import run_events, sse
 from api.run_views import describe_run, run_summary, run_view, status_query
+from api.sorted_runs import sorted_runs
 from keel.admission import admit
 from keel.agents import AgentSpec, agent_catalog
 from keel.audit import read_trail
@@ -33,6 +34,7 @@ from keel.errors import (
 from keel.run_client import REQUEST_DIGEST, RunClient
 from keel.schemas.audit import AuditTrail
 from keel.schemas.runs import AGENT_WORKFLOW, RunList, RunRequest, RunStarted, RunStatus, RunView
+from keel.schemas.spend import RunSort
 from keel.search_attributes import KEEL_SUBMITTER
 
 __all__ = [
@@ -112,6 +114,7 @@ async def start_run(
 @router.get("")
 async def list_runs(
     client: TemporalClientDep,
+    session: SessionDep,
     settings: SettingsDep,
     principal: _Reader,
     agent: str | None = None,
@@ -125,8 +128,31 @@ async def list_runs(
     ] = None,
     page_token: str | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    sort: Annotated[
+        RunSort | None,
+        Query(
+            description="Order by Keel's ledger: `cost_usd` (model spend) or `created_at`; "
+            "`-` for descending. Without it, newest first from Temporal visibility.",
+        ),
+    ] = None,
 ) -> RunList:
-    """Runs, newest first, found through Temporal visibility on Keel's search attributes."""
+    """Runs, newest first, found through Temporal visibility on Keel's search attributes.
+
+    With `sort`, in the ledger's order by cost or start time (`api.sorted_runs`).
+    """
+    if sort is not None:
+        return await sorted_runs(
+            session,
+            client,
+            settings,
+            sort,
+            limit=limit,
+            page_token=page_token,
+            agent=None if agent is None else _agent(agent).name,
+            submitter=principal.id if principal.role == "submitter" else None,
+            status=status,
+            id_prefix=id_prefix,
+        )
     # A run that continued as new is one run: only the latest execution of its chain counts.
     clauses = [f"WorkflowType = '{AGENT_WORKFLOW}'", "ExecutionStatus != 'ContinuedAsNew'"]
     if principal.role == "submitter":

@@ -131,10 +131,12 @@ async def test_submitters_see_only_their_own_runs(secured: Secured) -> None:
         assert first != second
         assert (await mine.post("/v1/runs", json=body)).json()["run_id"] == first
 
-        async def listed_right() -> bool:
-            own = {r["run_id"] for r in (await mine.get("/v1/runs")).json()["runs"]}
-            theirs = {r["run_id"] for r in (await other.get("/v1/runs")).json()["runs"]}
-            everyone = {r["run_id"] for r in (await operator.get("/v1/runs")).json()["runs"]}
+        async def listed_right(params: dict[str, str]) -> bool:
+            async def ids(http: httpx.AsyncClient) -> set[str]:
+                page = await http.get("/v1/runs", params={**params, "limit": "100"})
+                return {r["run_id"] for r in page.json()["runs"]}
+
+            own, theirs, everyone = await ids(mine), await ids(other), await ids(operator)
             return (
                 {run_id, first} <= own
                 and second in theirs
@@ -142,7 +144,14 @@ async def test_submitters_see_only_their_own_runs(secured: Secured) -> None:
                 and {run_id, first, second} <= everyone
             )
 
-        await eventually(listed_right)
+        # From Temporal's visibility, and sorted from Keel's ledger.
+        for params in ({}, {"sort": "-created_at"}, {"sort": "cost_usd"}):
+            await eventually(lambda params=params: listed_right(params))
+        # Spend per principal is for operators.
+        assert_problem(await mine.get("/v1/usage"), 403, "forbidden")
+        usage = await operator.get("/v1/usage", params={"group_by": "principal"})
+        principals = {row["group"]: row["runs"] for row in usage.json()["rows"]}
+        assert principals[secured.keys["submitter"]["principal"]] >= 2
 
 
 async def test_nobody_decides_a_review_on_their_own_run(

@@ -183,3 +183,25 @@ async def test_json_after_the_command_a_closed_pipe_and_help_that_runs_nothing(s
         )
         out, _ = await asyncio.wait_for(helped.communicate(), 60)
         assert helped.returncode == 0 and out.startswith(f"usage: python -m {module}".encode())
+
+
+async def test_runs_by_cost_and_usage_from_the_command_line(stack):
+    done = await keel(stack, "--json", "run", "support", CONFIDENT, "--wait")
+    run_id = json.loads(done.stdout)["run_id"]
+
+    newest = await keel(stack, "runs", "--sort=-created_at", "--limit", "1")
+    assert newest.returncode == 0, newest.stderr
+    assert run_id in newest.stdout and "$0.000000" in newest.stdout
+
+    usage = await keel(stack, "usage", "--by", "deployment", "--bucket", "day")
+    assert usage.returncode == 0, usage.stderr
+    header, columns, *rows = usage.stdout.splitlines()
+    assert header.startswith("runs started from ") and columns.split()[:3] == [
+        "bucket",
+        "deployment",
+        "cost",
+    ]
+    assert any(row.split()[1] == "local" for row in rows), usage.stdout
+
+    naive = await keel(stack, "usage", "--since", "2026-01-01T00:00:00")
+    assert naive.returncode != 0 and "UTC offset" in naive.stderr

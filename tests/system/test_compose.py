@@ -54,6 +54,7 @@ TEMPORAL_SCRIPTS = ROOT / "deploy" / "temporal"
 # Published to the host on every interface: only what authenticates its callers.
 PUBLIC_PORTS_OK = {"api"}
 PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+GRAFANA = ROOT / "deploy" / "grafana"
 
 # ${VAR}, ${VAR:-default}, ${VAR-default}: resolve to the default, as compose would
 # with the variable unset.
@@ -157,6 +158,7 @@ def test_expected_services(services: dict[str, dict[str, Any]]) -> None:
         "worker",
         "jaeger",
         "prometheus",
+        "grafana",
     }
 
 
@@ -371,6 +373,31 @@ def test_prometheus_scrapes_the_api_and_every_worker(services: dict[str, dict[st
         {"names": ["worker"], "type": "A", "port": worker_port}
     ]
     assert str(worker_port) in [str(p) for p in services["worker"]["expose"]]
+
+
+def test_grafana_shows_the_dashboards_on_the_compose_prometheus(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    grafana = services["grafana"]
+    assert re.fullmatch(r"grafana/grafana:\d+\.\d+\.\d+", grafana["image"]), grafana["image"]
+    mounts = {str(v).split(":")[0]: str(v).split(":")[1] for v in grafana["volumes"]}
+    assert mounts["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
+    [source] = yaml.safe_load(
+        (GRAFANA / "provisioning" / "datasources" / "prometheus.yml").read_text(encoding="utf-8")
+    )["datasources"]
+    prometheus_port = services["prometheus"]["ports"][0].split(":")[-1]
+    assert source["type"] == "prometheus"
+    assert source["url"] == f"http://prometheus:{prometheus_port}"
+    [provider] = yaml.safe_load(
+        (GRAFANA / "provisioning" / "dashboards" / "keel.yml").read_text(encoding="utf-8")
+    )["providers"]
+    assert mounts["./deploy/grafana/dashboards"] == provider["options"]["path"]
+    dashboards = list((GRAFANA / "dashboards").glob("*.json"))
+    assert dashboards
+    for path in dashboards:
+        for panel in json.loads(path.read_text(encoding="utf-8"))["panels"]:
+            for target in [panel, *panel["targets"]]:
+                assert target["datasource"]["uid"] == source["uid"], (path.name, panel["title"])
 
 
 # --- image ----------------------------------------------------------------------------

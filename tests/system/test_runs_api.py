@@ -292,6 +292,17 @@ async def test_list_filters_and_pages(http):
     _assert_problem(await http.get("/v1/runs", params={"status": "odd"}), 422, "validation-error")
 
 
+async def test_a_run_that_spends_nothing_has_a_cost_of_zero(http, temporal_client):
+    run_id = (await start_run(http, CONFIDENT))["run_id"]  # local models cost nothing
+    assert (await wait_status(http, run_id, {"completed"}))["cost_usd"] == 0
+
+    async def free() -> bool:
+        query = f"WorkflowId = '{run_id}' AND KeelCostUsd = 0"
+        return [run.id async for run in temporal_client.list_workflows(query)] == [run_id]
+
+    await eventually(free)  # so the Temporal UI's `KeelCostUsd` filters see every run
+
+
 async def test_agents_and_openapi(http):
     agents = (await http.get("/v1/agents")).json()["agents"]
     support = next(a for a in agents if a["name"] == "support")

@@ -291,6 +291,7 @@ async def _audit(audit: AuditLog, call: ModelCall, response: ModelResponse) -> N
         None,
         {
             "deployment": call.deployment,
+            "route": call.request.route,
             "provider": call.spec.provider,
             "model": response.model,
             "input_tokens": response.usage.input_tokens,
